@@ -1,0 +1,289 @@
+//! Pure analysis: a [`Snapshot`] in, every port with its owner out. Nothing here touches
+//! the system, so each rule is tested on hand-built or recorded snapshots.
+
+pub mod forwarder;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use crate::model::{Container, ContainerState, LiveBinding, Process, Proto, Snapshot, Socket};
+use forwarder::ProxyTarget;
+
+/// How a container holds one of its published ports on the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// Through a `docker-proxy` process.
+    DockerProxy,
+    /// The engine holds the socket itself (userland proxy disabled).
+    Engine,
+    /// A process of a `--network host` container holds it.
+    HostNetwork,
+    /// No owning process is visible, but the engine reports the binding on that address.
+    Binding,
+    /// The engine reports the binding but no socket backs it.
+    Reservation,
+}
+
+impl Via {
+    /// Stable name used in JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::DockerProxy => "docker-proxy",
+            Via::Engine => "engine",
+            Via::HostNetwork => "host-network",
+            Via::Binding => "binding",
+            Via::Reservation => "reservation",
+        }
+    }
+}
+
+/// Who holds a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// A container (index into [`Snapshot::containers`]).
+    Container {
+        /// Which container.
+        index: usize,
+        /// How the host side is held.
+        via: Via,
+    },
+    /// A `docker-proxy` whose target no container's live binding accounts for.
+    Proxy {
+        /// What its command line says it forwards, if it could be parsed.
+        target: Option<ProxyTarget>,
+    },
+    /// The engine holds the socket and no container claims it.
+    Engine,
+    /// An ordinary process.
+    Process,
+    /// Nobody visible; the reason says why.
+    Unknown {
+        /// Why the owner is not known.
+        reason: String,
+    },
+}
+
+impl Owner {
+    /// Stable name of the owner kind, used in JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Owner::Container { .. } => "container",
+            Owner::Proxy { .. } => "docker-proxy",
+            Owner::Engine => "engine",
+            Owner::Process => "process",
+            Owner::Unknown { .. } => "unknown",
+        }
+    }
+}
+
+/// One host port (a socket, or an engine binding with no socket) and who owns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortEntry {
+    /// Protocol.
+    pub proto: Proto,
+    /// Address.
+    pub ip: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Whether a host socket exists (false for a bare engine reservation).
+    pub bound: bool,
+    /// PIDs holding the socket.
+    pub pids: Vec<u32>,
+    /// Name of the (first) holding process.
+    pub process: Option<String>,
+    /// The owner.
+    pub owner: Owner,
+}
+
+impl PortEntry {
+    /// The container behind the port, if any.
+    pub fn container<'a>(&self, snapshot: &'a Snapshot) -> Option<&'a Container> {
+        match self.owner {
+            Owner::Container { index, .. } => snapshot.containers.get(index),
+            _ => None,
+        }
+    }
+
+    /// Whether Docker is involved: shown by the default view.
+    pub fn involves_docker(&self) -> bool {
+        matches!(
+            self.owner,
+            Owner::Container { .. } | Owner::Proxy { .. } | Owner::Engine
+        )
+    }
+}
+
+/// What the analysis concluded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Analysis {
+    /// Every port, sorted by port, protocol, then address (IPv4 first).
+    pub ports: Vec<PortEntry>,
+}
+
+/// Attributes every socket and every live engine binding to its owner.
+pub fn analyze(snapshot: &Snapshot) -> Analysis {
+    let mut ports: Vec<PortEntry> = snapshot
+        .host
+        .sockets
+        .iter()
+        .map(|socket| attribute(snapshot, socket))
+        .collect();
+    ports.extend(reservations(snapshot, &ports));
+    // Sockets before bare reservations of the same address.
+    ports.sort_by_key(|p| (p.port, p.proto, p.ip.is_ipv6(), p.ip, !p.bound));
+    Analysis { ports }
+}
+
+fn attribute(snapshot: &Snapshot, socket: &Socket) -> PortEntry {
+    let processes: Vec<&Process> = socket
+        .pids
+        .iter()
+        .filter_map(|pid| snapshot.host.processes.get(pid))
+        .collect();
+    // The forwarder wins over the engine: newer engines bind the socket in dockerd and hand
+    // it to docker-proxy, so both may hold it for a moment.
+    let proxy = processes.iter().find(|p| forwarder::is_docker_proxy(p));
+    let engine = processes.iter().find(|p| forwarder::is_dockerd(p));
+    let primary = proxy.or(engine).or(processes.first()).copied();
+    let owner = if let Some(proxy) = proxy {
+        attribute_proxy(snapshot, socket, proxy)
+    } else if engine.is_some() {
+        match find_live(snapshot, socket) {
+            Some(index) => Owner::Container {
+                index,
+                via: Via::Engine,
+            },
+            None => Owner::Engine,
+        }
+    } else if let Some(index) = processes.iter().find_map(|p| {
+        let id = p.container_id.as_deref()?;
+        snapshot.containers.iter().position(|c| c.id == id)
+    }) {
+        Owner::Container {
+            index,
+            via: Via::HostNetwork,
+        }
+    } else if !processes.is_empty() {
+        Owner::Process
+    } else if let Some(index) = find_live(snapshot, socket) {
+        Owner::Container {
+            index,
+            via: Via::Binding,
+        }
+    } else {
+        Owner::Unknown {
+            reason: unknown_reason(snapshot, socket),
+        }
+    };
+    PortEntry {
+        proto: socket.proto,
+        ip: socket.ip,
+        port: socket.port,
+        bound: true,
+        pids: socket.pids.clone(),
+        process: primary.map(|p| p.name.clone()),
+        owner,
+    }
+}
+
+fn attribute_proxy(snapshot: &Snapshot, socket: &Socket, proxy: &Process) -> Owner {
+    let target = forwarder::parse_docker_proxy(&proxy.cmdline);
+    let index = match &target {
+        // The target address alone is not enough: addresses are reused as soon as a
+        // container stops, so the container must also publish this very port pair.
+        Some(t) => snapshot.containers.iter().position(|c| {
+            c.addresses.contains(&t.container_ip)
+                && c.live.iter().any(|b| {
+                    b.proto == t.proto
+                        && b.host_port == t.host_port
+                        && b.container_port == t.container_port
+                })
+        }),
+        None => find_live(snapshot, socket),
+    };
+    match index {
+        Some(index) => Owner::Container {
+            index,
+            via: Via::DockerProxy,
+        },
+        None => Owner::Proxy { target },
+    }
+}
+
+/// A running (or paused, restarting) container whose live binding is this socket.
+fn find_live(snapshot: &Snapshot, socket: &Socket) -> Option<usize> {
+    snapshot.containers.iter().position(|c| {
+        holds_ports(c)
+            && c.live.iter().any(|b| {
+                b.proto == socket.proto && b.host_port == socket.port && b.host_ip == socket.ip
+            })
+    })
+}
+
+fn holds_ports(c: &Container) -> bool {
+    matches!(
+        c.state,
+        ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
+    )
+}
+
+fn unknown_reason(snapshot: &Snapshot, socket: &Socket) -> String {
+    let host = &snapshot.host;
+    if let Some(e) = &host.proc_error {
+        format!("owner not readable: {e}")
+    } else if host.unreadable_processes > 0 {
+        format!(
+            "owner not readable: the descriptors of {} processes are not readable (socket uid {}; run as root to see every owner)",
+            host.unreadable_processes, socket.uid
+        )
+    } else {
+        "no process in this PID namespace holds it (a kernel socket, or a process in another PID namespace)".into()
+    }
+}
+
+/// Engine bindings that no socket backs. With the userland proxy the engine keeps one
+/// socket per binding address; without it, one socket per port, so a binding on another
+/// address of the same port is backed when the engine holds the port for that container.
+fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
+    let mut exact = HashSet::new();
+    let mut engine_held = HashSet::new();
+    for entry in ports {
+        if let Owner::Container { index, via } = entry.owner {
+            exact.insert((index, entry.proto, entry.ip, entry.port));
+            if via == Via::Engine {
+                engine_held.insert((index, entry.proto, entry.port));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (index, container) in snapshot.containers.iter().enumerate() {
+        for LiveBinding {
+            proto,
+            host_ip,
+            host_port,
+            ..
+        } in &container.live
+        {
+            let backed = exact.contains(&(index, *proto, *host_ip, *host_port))
+                || engine_held.contains(&(index, *proto, *host_port));
+            if !backed {
+                out.push(PortEntry {
+                    proto: *proto,
+                    ip: *host_ip,
+                    port: *host_port,
+                    bound: false,
+                    pids: Vec::new(),
+                    process: None,
+                    owner: Owner::Container {
+                        index,
+                        via: Via::Reservation,
+                    },
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! Wiring: parse, gather facts, analyse, render, and map the outcome to an exit code.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use crate::analyze::{analyze, PortEntry};
+use crate::cli::{Cli, Command, DebugCommand};
+use crate::config::{Global, Scan, UsageError};
+use crate::model::Snapshot;
+use crate::report;
+
+/// Exit statuses (documented in the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success, nothing to report.
+    Ok = 0,
+    /// Leaks found (with `--check`), or an action failed; also any runtime error.
+    Problem = 1,
+    /// Usage error.
+    Usage = 2,
+    /// The engine could not be reached by a command that needs it.
+    EngineUnreachable = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// Runs portreap with the process arguments and returns its exit status. Errors are
+/// printed here, one line each.
+pub fn run() -> Exit {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
+    match dispatch(cli) {
+        Ok(exit) => exit,
+        Err(e) if is_broken_pipe(&e) => Exit::Ok,
+        Err(e) => match e.downcast_ref::<UsageError>() {
+            Some(usage) => {
+                eprintln!("portreap: {usage}");
+                Exit::Usage
+            }
+            None => {
+                eprintln!("portreap: error: {e:#}");
+                Exit::Problem
+            }
+        },
+    }
+}
+
+/// clap's help and version go to stdout as usual; its errors are cut to their first line,
+/// so every usage error is one line on stderr.
+fn clap_error(e: clap::Error) -> Exit {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            Exit::Ok
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let line = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("portreap: {line}");
+            Exit::Usage
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<io::Error>())
+        .any(|io| io.kind() == io::ErrorKind::BrokenPipe)
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    let global = Global::new(&cli.global)?;
+    match cli.command {
+        None => scan(&global, &Scan::new(&cli.scan)),
+        Some(Command::Scan(args)) => scan(&global, &Scan::new(&args)),
+        Some(Command::Debug(DebugCommand::Snapshot)) => {
+            let snapshot = gather(&global)?;
+            let mut text = serde_json::to_string_pretty(&snapshot)?;
+            text.push('\n');
+            write_stdout(&text)?;
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// Reads the host and asks the engine at the same time: the engine round trips and the
+/// `/proc` walk are independent.
+fn gather(global: &Global) -> anyhow::Result<Snapshot> {
+    if let Some(path) = &global.snapshot {
+        let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        return serde_json::from_slice(&raw)
+            .with_context(|| format!("{} is not a portreap snapshot", path.display()));
+    }
+    let (host, engine) = std::thread::scope(|scope| {
+        let host = scope.spawn(|| crate::host::collect(&global.proc_root));
+        let engine = crate::engine::collect(global.endpoint.clone(), global.timeout);
+        (host.join(), engine)
+    });
+    let host = match host {
+        Ok(host) => host?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    Ok(Snapshot {
+        host,
+        engine: engine.status,
+        containers: engine.containers,
+    })
+}
+
+fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
+    let snapshot = gather(global)?;
+    let analysis = analyze(&snapshot);
+    let keep = |p: &PortEntry| match &options.ports {
+        Some(spec) => spec.matches(p.proto, p.port),
+        None => options.all || p.involves_docker(),
+    };
+    if options.json {
+        write_stdout(&report::json::scan(&snapshot, &analysis, keep))?;
+    } else {
+        write_stdout(&report::table::scan(
+            &snapshot,
+            &analysis,
+            keep,
+            options.style,
+        ))?;
+        eprintln!("{}", report::table::engine_line(&snapshot));
+    }
+    Ok(Exit::Ok)
+}
+
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

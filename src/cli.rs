@@ -1,0 +1,115 @@
+//! What the user typed: clap definitions only. Validation beyond parsing lives in `config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::portspec::PortSpec;
+
+/// Who is holding my port, and is it a leak?
+///
+/// portreap lists the host's listening sockets with their real owners: the container behind
+/// a docker-proxy, the compose project and service, the host-network container, the plain
+/// process, or the Docker reservation that no socket backs.
+#[derive(Debug, Parser)]
+#[command(name = "portreap", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Engine and host options, accepted before or after the subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// What to do; `scan` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Options of `scan`, for the bare `portreap` form.
+    #[command(flatten)]
+    pub scan: ScanArgs,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Engine endpoint (unix:///path or tcp://host:port); overrides DOCKER_HOST and the
+    /// docker context.
+    #[arg(long, short = 'H', global = true, value_name = "URL")]
+    pub host: Option<String>,
+
+    /// Bound on every engine call (e.g. 5s, 500ms, 2m).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s")]
+    pub timeout: String,
+
+    /// Where the host's /proc is mounted (when portreap runs in a container).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/proc",
+        hide = true
+    )]
+    pub proc_root: PathBuf,
+
+    /// Read facts from a recorded snapshot (`portreap debug snapshot`) instead of the host
+    /// and engine. For tests and bug reports.
+    #[arg(long, global = true, value_name = "FILE", hide = true)]
+    pub snapshot: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List ports with their owners (the default command).
+    Scan(ScanArgs),
+    /// Developer tools.
+    #[command(hide = true, subcommand)]
+    Debug(DebugCommand),
+}
+
+/// Options of `scan`.
+#[derive(Debug, Args, Default)]
+pub struct ScanArgs {
+    /// Show every listening socket, not only those involving Docker.
+    #[arg(long, short = 'a')]
+    pub all: bool,
+
+    /// Print the JSON document (schema version 1) and nothing else on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only these ports: 3000, 3000/udp, 8000-8100, 80,443 (repeatable). Implies --all
+    /// for the ports named.
+    #[arg(long, short = 'p', value_name = "SPEC")]
+    pub port: Vec<PortSpec>,
+}
+
+/// Hidden developer tools.
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Print the raw facts (host sockets, processes, containers) as JSON.
+    Snapshot,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_form_takes_scan_options() {
+        let cli = Cli::try_parse_from(["portreap", "--json", "-p", "3000"]).unwrap();
+        assert!(cli.command.is_none());
+        assert!(cli.scan.json);
+        let cli =
+            Cli::try_parse_from(["portreap", "scan", "--all", "--host", "unix:///x"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Scan(ScanArgs { all: true, .. }))
+        ));
+        assert_eq!(cli.global.host.as_deref(), Some("unix:///x"));
+    }
+}

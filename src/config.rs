@@ -1,0 +1,131 @@
+//! What will be done: the typed arguments validated and resolved (endpoint chosen, timeout
+//! parsed, output style decided). Errors here are usage errors.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{GlobalArgs, ScanArgs};
+use crate::engine::endpoint::{self, Endpoint, ProcessEnv};
+use crate::portspec::PortSpec;
+use crate::report::table::Style;
+
+/// A usage error: printed as one line, exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Settings shared by every command.
+#[derive(Debug)]
+pub struct Global {
+    /// The engine to ask, or why none could be chosen (reported, not fatal).
+    pub endpoint: Result<Endpoint, String>,
+    /// Bound on each engine call.
+    pub timeout: Duration,
+    /// The host's /proc.
+    pub proc_root: PathBuf,
+    /// Recorded facts to use instead of the live system.
+    pub snapshot: Option<PathBuf>,
+}
+
+impl Global {
+    /// Validates global options.
+    pub fn new(args: &GlobalArgs) -> Result<Self, UsageError> {
+        if let Some(host) = &args.host {
+            endpoint::parse_url(host).map_err(|e| UsageError(format!("--host: {e}")))?;
+        }
+        let timeout =
+            parse_duration(&args.timeout).map_err(|e| UsageError(format!("--timeout: {e}")))?;
+        Ok(Global {
+            endpoint: endpoint::resolve(args.host.as_deref(), &ProcessEnv),
+            timeout,
+            proc_root: args.proc_root.clone(),
+            snapshot: args.snapshot.clone(),
+        })
+    }
+}
+
+/// Settings of `scan`.
+#[derive(Debug)]
+pub struct Scan {
+    /// Every socket, not only Docker's.
+    pub all: bool,
+    /// JSON output.
+    pub json: bool,
+    /// Port filter.
+    pub ports: Option<PortSpec>,
+    /// Table style.
+    pub style: Style,
+}
+
+impl Scan {
+    /// Resolves `scan` options.
+    pub fn new(args: &ScanArgs) -> Self {
+        let tty = std::io::stdout().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let ports = (!args.port.is_empty())
+            .then(|| PortSpec(args.port.iter().flat_map(|s| s.0.iter().copied()).collect()));
+        Scan {
+            all: args.all,
+            json: args.json,
+            ports,
+            style: Style {
+                tty,
+                color: tty && !no_color,
+            },
+        }
+    }
+}
+
+/// Parses `5s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (e.g. 5s, 500ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}' (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!(
+            "'{text}' is out of range (more than 0, at most 24h)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["", "0", "0s", "-1s", "abc", "5x", "1.2.3s", "100h", "nan"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

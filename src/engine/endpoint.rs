@@ -1,0 +1,281 @@
+//! Which engine to talk to, resolved the way the docker CLI does it, so portreap and
+//! `docker` never look at two different engines: `--host`, then `DOCKER_HOST`, then the
+//! context (`DOCKER_CONTEXT`, else `currentContext` in `$DOCKER_CONFIG/config.json`), then
+//! the default socket.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The socket Docker listens on unless told otherwise.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// How to reach an engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A unix socket at this path.
+    Unix(PathBuf),
+    /// Plain HTTP to `host:port`.
+    Tcp(String),
+}
+
+/// A resolved engine endpoint and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The URL as configured.
+    pub url: String,
+    /// `--host`, `DOCKER_HOST`, `context NAME` or `default`.
+    pub source: String,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (from {})", self.url, self.source)
+    }
+}
+
+/// Parses an engine URL. Errors are one-line messages for the user.
+pub fn parse_url(url: &str) -> Result<Transport, String> {
+    if let Some(path) = url.strip_prefix("unix://") {
+        if path.is_empty() {
+            return Err(format!("'{url}' names no socket path"));
+        }
+        return Ok(Transport::Unix(PathBuf::from(path)));
+    }
+    for scheme in ["tcp://", "http://"] {
+        if let Some(addr) = url.strip_prefix(scheme) {
+            let addr = addr.trim_end_matches('/');
+            if addr.is_empty() {
+                return Err(format!("'{url}' names no host"));
+            }
+            return Ok(Transport::Tcp(addr.to_owned()));
+        }
+    }
+    match url.split_once("://") {
+        Some((scheme, _)) => Err(format!(
+            "engine URL scheme '{scheme}://' is not supported (use unix:// or tcp://)"
+        )),
+        None => Err(format!(
+            "'{url}' is not an engine URL (expected unix:///path or tcp://host:port)"
+        )),
+    }
+}
+
+/// The environment the resolution reads, abstracted for tests.
+pub trait Env {
+    /// An environment variable, `None` when unset or empty.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+/// Resolves the endpoint. `Err` carries a one-line reason (e.g. an unknown context).
+pub fn resolve(host_flag: Option<&str>, env: &dyn Env) -> Result<Endpoint, String> {
+    if let Some(url) = host_flag {
+        return Ok(Endpoint {
+            url: url.to_owned(),
+            source: "--host".into(),
+        });
+    }
+    if let Some(url) = env.var("DOCKER_HOST") {
+        return Ok(Endpoint {
+            url,
+            source: "DOCKER_HOST".into(),
+        });
+    }
+    let config_dir = env
+        .var("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| env.var("HOME").map(|home| Path::new(&home).join(".docker")));
+    let context = env.var("DOCKER_CONTEXT").or_else(|| {
+        let config = fs::read(config_dir.as_ref()?.join("config.json")).ok()?;
+        let config: serde_json::Value = serde_json::from_slice(&config).ok()?;
+        config
+            .get("currentContext")?
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    });
+    match context {
+        Some(name) if name != "default" => {
+            let dir = config_dir.ok_or_else(|| {
+                format!(
+                    "docker context '{name}' is selected but neither DOCKER_CONFIG nor HOME is set"
+                )
+            })?;
+            let url = context_host(&dir, &name)?;
+            Ok(Endpoint {
+                url,
+                source: format!("context {name}"),
+            })
+        }
+        _ => Ok(Endpoint {
+            url: DEFAULT_HOST.into(),
+            source: "default".into(),
+        }),
+    }
+}
+
+/// Finds a context's docker endpoint. Contexts live in `contexts/meta/<sha256(name)>/`;
+/// reading every `meta.json` and matching `Name` avoids hashing and finds the same file.
+fn context_host(config_dir: &Path, name: &str) -> Result<String, String> {
+    let meta_dir = config_dir.join("contexts").join("meta");
+    let not_found = || {
+        format!(
+            "docker context '{name}' not found in {} (select another with DOCKER_CONTEXT or --host)",
+            meta_dir.display()
+        )
+    };
+    let entries = fs::read_dir(&meta_dir).map_err(|_| not_found())?;
+    for entry in entries.flatten() {
+        let Ok(raw) = fs::read(entry.path().join("meta.json")) else {
+            continue;
+        };
+        let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&raw) else {
+            continue;
+        };
+        if meta.get("Name").and_then(|n| n.as_str()) != Some(name) {
+            continue;
+        }
+        return meta
+            .pointer("/Endpoints/docker/Host")
+            .and_then(|h| h.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("docker context '{name}' has no docker endpoint"));
+    }
+    Err(not_found())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct MapEnv(HashMap<&'static str, String>);
+
+    impl Env for MapEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    fn env(pairs: &[(&'static str, &str)]) -> MapEnv {
+        MapEnv(pairs.iter().map(|(k, v)| (*k, v.to_string())).collect())
+    }
+
+    fn write_context(dir: &Path, name: &str, host: &str) {
+        let meta = dir.join("contexts/meta").join(format!("hash-of-{name}"));
+        fs::create_dir_all(&meta).unwrap();
+        let json = serde_json::json!({"Name": name, "Metadata": {}, "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": false}}});
+        fs::write(meta.join("meta.json"), json.to_string()).unwrap();
+    }
+
+    #[test]
+    fn precedence_flag_env_context_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().to_str().unwrap();
+        write_context(
+            dir.path(),
+            "desk",
+            "unix:///home/u/.docker/desktop/docker.sock",
+        );
+        fs::write(
+            dir.path().join("config.json"),
+            r#"{"currentContext":"desk"}"#,
+        )
+        .unwrap();
+
+        let e = resolve(Some("tcp://h:1"), &env(&[("DOCKER_HOST", "unix:///x")])).unwrap();
+        assert_eq!((e.url.as_str(), e.source.as_str()), ("tcp://h:1", "--host"));
+
+        let e = resolve(
+            None,
+            &env(&[("DOCKER_HOST", "unix:///x"), ("DOCKER_CONFIG", cfg)]),
+        )
+        .unwrap();
+        assert_eq!(
+            (e.url.as_str(), e.source.as_str()),
+            ("unix:///x", "DOCKER_HOST")
+        );
+
+        let e = resolve(None, &env(&[("DOCKER_CONFIG", cfg)])).unwrap();
+        assert_eq!(e.url, "unix:///home/u/.docker/desktop/docker.sock");
+        assert_eq!(e.source, "context desk");
+
+        write_context(dir.path(), "other", "tcp://10.0.0.1:2375");
+        let e = resolve(
+            None,
+            &env(&[("DOCKER_CONFIG", cfg), ("DOCKER_CONTEXT", "other")]),
+        )
+        .unwrap();
+        assert_eq!(e.url, "tcp://10.0.0.1:2375");
+
+        let e = resolve(
+            None,
+            &env(&[("DOCKER_CONFIG", cfg), ("DOCKER_CONTEXT", "default")]),
+        )
+        .unwrap();
+        assert_eq!(
+            (e.url.as_str(), e.source.as_str()),
+            (DEFAULT_HOST, "default")
+        );
+
+        let e = resolve(None, &env(&[])).unwrap();
+        assert_eq!(e.url, DEFAULT_HOST);
+    }
+
+    #[test]
+    fn home_dot_docker_is_the_default_config_dir() {
+        let home = tempfile::tempdir().unwrap();
+        let cfg = home.path().join(".docker");
+        write_context(&cfg, "rootless", "unix:///run/user/1000/docker.sock");
+        fs::write(
+            cfg.join("config.json"),
+            r#"{"auths":{},"currentContext":"rootless"}"#,
+        )
+        .unwrap();
+        let e = resolve(None, &env(&[("HOME", home.path().to_str().unwrap())])).unwrap();
+        assert_eq!(e.url, "unix:///run/user/1000/docker.sock");
+    }
+
+    #[test]
+    fn unknown_context_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve(
+            None,
+            &env(&[
+                ("DOCKER_CONFIG", dir.path().to_str().unwrap()),
+                ("DOCKER_CONTEXT", "gone"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.contains("docker context 'gone' not found"), "{err}");
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("unix:///var/run/docker.sock"),
+            Ok(Transport::Unix("/var/run/docker.sock".into()))
+        );
+        assert_eq!(
+            parse_url("tcp://127.0.0.1:2375"),
+            Ok(Transport::Tcp("127.0.0.1:2375".into()))
+        );
+        assert!(parse_url("ssh://me@box")
+            .unwrap_err()
+            .contains("'ssh://' is not supported"));
+        assert!(parse_url("/var/run/docker.sock")
+            .unwrap_err()
+            .contains("not an engine URL"));
+        assert!(parse_url("unix://").is_err());
+        assert!(parse_url("tcp://").is_err());
+    }
+}

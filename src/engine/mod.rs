@@ -1,0 +1,534 @@
+//! The Docker Engine API, through bollard. The only module that imports bollard: its
+//! models are converted into portreap's own types here, at the boundary.
+
+pub mod endpoint;
+
+use std::collections::BTreeMap;
+use std::error::Error as _;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerInspectResponse, ContainerSummary, PortBinding, PortMap};
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::Docker;
+use futures_util::stream::{self, StreamExt};
+
+use crate::model::{Container, ContainerState, EngineStatus, LiveBinding, Proto, RequestedBinding};
+use crate::portspec::PortRange;
+use endpoint::{Endpoint, Transport};
+
+/// How many inspect calls run at once: enough to hide latency, few enough not to flood a
+/// busy engine.
+const INSPECT_CONCURRENCY: usize = 16;
+
+/// The engine's side of a snapshot.
+pub struct EngineFacts {
+    /// Whether and how the engine answered.
+    pub status: EngineStatus,
+    /// Every container, in any state.
+    pub containers: Vec<Container>,
+}
+
+/// Asks the engine for every container. Never fails: an engine that cannot be reached is a
+/// fact to report, not an error. Every call is bounded by `timeout`.
+pub fn collect(endpoint: Result<Endpoint, String>, timeout: Duration) -> EngineFacts {
+    let mut status = EngineStatus::default();
+    let endpoint = match endpoint {
+        Ok(endpoint) => endpoint,
+        Err(reason) => {
+            status.error = Some(reason);
+            return EngineFacts {
+                status,
+                containers: Vec::new(),
+            };
+        }
+    };
+    status.endpoint = endpoint.url.clone();
+    status.source = endpoint.source.clone();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            status.error = Some(format!("cannot start the async runtime: {e}"));
+            return EngineFacts {
+                status,
+                containers: Vec::new(),
+            };
+        }
+    };
+    runtime.block_on(collect_async(&endpoint, timeout, status))
+}
+
+async fn collect_async(
+    endpoint: &Endpoint,
+    timeout: Duration,
+    mut status: EngineStatus,
+) -> EngineFacts {
+    let unreachable = |mut status: EngineStatus, reason: String| EngineFacts {
+        status: {
+            status.error = Some(reason);
+            status
+        },
+        containers: Vec::new(),
+    };
+    let docker = match connect(&endpoint.url, timeout) {
+        Ok(docker) => docker,
+        Err(reason) => return unreachable(status, reason),
+    };
+    let version = match bounded(timeout, docker.version()).await {
+        Ok(v) => v,
+        Err(e) => return unreachable(status, e.into()),
+    };
+    status.reachable = true;
+    status.version = version.version;
+    status.api_version = version.api_version;
+
+    let options = ListContainersOptionsBuilder::new().all(true).build();
+    let summaries = match bounded(timeout, docker.list_containers(Some(options))).await {
+        Ok(list) => list,
+        Err(reason) => {
+            status.error = Some(format!("cannot list containers: {reason}"));
+            return EngineFacts {
+                status,
+                containers: Vec::new(),
+            };
+        }
+    };
+
+    let inspected: Vec<Result<Option<Container>, String>> = stream::iter(summaries)
+        .map(|summary| {
+            let docker = &docker;
+            async move {
+                let Some(id) = summary.id.clone() else {
+                    return Ok(None);
+                };
+                match bounded(timeout, docker.inspect_container(&id, None)).await {
+                    Ok(detail) => Ok(convert(&detail)),
+                    // Removed between list and inspect: it holds nothing any more.
+                    Err(e) if e.status == Some(404) => Ok(None),
+                    // Keep what the list call said rather than lose the container.
+                    Err(e) => match from_summary(&summary) {
+                        Some(c) => Ok(Some(c)),
+                        None => Err(format!("cannot inspect container {}: {e}", short(&id))),
+                    },
+                }
+            }
+        })
+        .buffer_unordered(INSPECT_CONCURRENCY)
+        .collect()
+        .await;
+
+    let mut containers = Vec::with_capacity(inspected.len());
+    let mut problems = Vec::new();
+    for item in inspected {
+        match item {
+            Ok(Some(c)) => containers.push(c),
+            Ok(None) => {}
+            Err(e) => problems.push(e),
+        }
+    }
+    containers.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    if !problems.is_empty() {
+        status.error = Some(problems.join("; "));
+    }
+    EngineFacts { status, containers }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+fn connect(url: &str, timeout: Duration) -> Result<Docker, String> {
+    // bollard keeps its timeout in whole seconds and treats 0 as "fail at once"; the real
+    // bound is the tokio timeout around each call, this is only a backstop.
+    let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
+    let version = bollard::API_DEFAULT_VERSION;
+    let result = match endpoint::parse_url(url)? {
+        Transport::Unix(path) => {
+            if !path.exists() {
+                return Err(format!(
+                    "socket {} does not exist (is the Docker engine installed and running?)",
+                    path.display()
+                ));
+            }
+            Docker::connect_with_unix(&path.to_string_lossy(), secs, version)
+        }
+        Transport::Tcp(addr) => {
+            if std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty()) {
+                return Err(
+                    "TLS engine endpoints (DOCKER_TLS_VERIFY) are not supported yet".into(),
+                );
+            }
+            Docker::connect_with_http(&addr, secs, version)
+        }
+    };
+    result.map_err(|e| describe(&e, timeout))
+}
+
+/// A failed engine call: a message for people, and the HTTP status when there was one.
+#[derive(Debug)]
+struct CallError {
+    message: String,
+    status: Option<u16>,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<CallError> for String {
+    fn from(e: CallError) -> String {
+        e.message
+    }
+}
+
+/// Runs an engine call under a deadline.
+async fn bounded<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, BollardError>>,
+) -> Result<T, CallError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(CallError {
+            status: match &e {
+                BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+                _ => None,
+            },
+            message: describe(&e, timeout),
+        }),
+        Err(_) => Err(CallError {
+            message: timed_out(timeout),
+            status: None,
+        }),
+    }
+}
+
+fn timed_out(timeout: Duration) -> String {
+    format!(
+        "the engine did not answer within {:.1}s (raise --timeout if it is just slow)",
+        timeout.as_secs_f64()
+    )
+}
+
+/// A message that says what went wrong in terms a user can act on.
+fn describe(err: &BollardError, timeout: Duration) -> String {
+    if let BollardError::RequestTimeoutError = err {
+        return timed_out(timeout);
+    }
+    if let BollardError::DockerResponseServerError {
+        status_code,
+        message,
+    } = err
+    {
+        return format!("the engine answered {status_code}: {message}");
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = err.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return match io.kind() {
+                io::ErrorKind::ConnectionRefused => {
+                    "connection refused: nothing listens there (is dockerd running?)".into()
+                }
+                io::ErrorKind::PermissionDenied => {
+                    "permission denied (run as root or join the docker group)".into()
+                }
+                io::ErrorKind::NotFound => "the socket does not exist".into(),
+                io::ErrorKind::TimedOut => timed_out(timeout),
+                _ => io.to_string(),
+            };
+        }
+        source = e.source();
+    }
+    err.to_string()
+}
+
+fn parse_state(state: &str) -> ContainerState {
+    match state {
+        "created" => ContainerState::Created,
+        "running" => ContainerState::Running,
+        "paused" => ContainerState::Paused,
+        "restarting" => ContainerState::Restarting,
+        "removing" => ContainerState::Removing,
+        "exited" => ContainerState::Exited,
+        "dead" => ContainerState::Dead,
+        "stopping" => ContainerState::Stopping,
+        other => ContainerState::Other(other.to_owned()),
+    }
+}
+
+/// Splits a port map key like `80/tcp`; other protocols (sctp) are out of scope.
+fn parse_port_key(key: &str) -> Option<(u16, Proto)> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let proto = match proto {
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        _ => return None,
+    };
+    Some((port.parse().ok()?, proto))
+}
+
+fn parse_host_ports(text: &str) -> Option<PortRange> {
+    let text = text.trim();
+    if text.is_empty() || text == "0" {
+        return None;
+    }
+    let (start, end) = text.split_once('-').unwrap_or((text, text));
+    Some(PortRange {
+        start: start.parse().ok()?,
+        end: end.parse().ok()?,
+    })
+}
+
+fn bindings(map: Option<&PortMap>) -> impl Iterator<Item = (u16, Proto, &PortBinding)> {
+    map.into_iter().flatten().flat_map(|(key, list)| {
+        let parsed = parse_port_key(key);
+        list.iter()
+            .flatten()
+            .filter_map(move |b| parsed.map(|(port, proto)| (port, proto, b)))
+    })
+}
+
+fn live_bindings(map: Option<&PortMap>) -> Vec<LiveBinding> {
+    let mut live: Vec<LiveBinding> = bindings(map)
+        .filter_map(|(container_port, proto, b)| {
+            let host_port = b.host_port.as_deref()?.parse().ok()?;
+            let host_ip = match b.host_ip.as_deref() {
+                None | Some("") => IpAddr::from([0, 0, 0, 0]),
+                Some(ip) => ip.parse().ok()?,
+            };
+            Some(LiveBinding {
+                proto,
+                container_port,
+                host_ip,
+                host_port,
+            })
+        })
+        .collect();
+    live.sort_by_key(|b| (b.host_port, b.proto, b.host_ip, b.container_port));
+    live.dedup();
+    live
+}
+
+fn requested_bindings(map: Option<&PortMap>) -> Vec<RequestedBinding> {
+    let mut requested: Vec<RequestedBinding> = bindings(map)
+        .map(|(container_port, proto, b)| RequestedBinding {
+            proto,
+            container_port,
+            host_ip: b
+                .host_ip
+                .as_deref()
+                .filter(|ip| !ip.is_empty())
+                .and_then(|ip| ip.parse().ok()),
+            host_ports: b.host_port.as_deref().and_then(parse_host_ports),
+        })
+        .collect();
+    requested.sort_by_key(|b| (b.host_ports, b.proto, b.container_port));
+    requested
+}
+
+fn non_empty(s: Option<&String>) -> Option<String> {
+    s.filter(|s| !s.is_empty() && !s.starts_with("0001-01-01"))
+        .cloned()
+}
+
+/// Converts an inspect answer. `None` when it lacks an id (never seen from a real engine).
+pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
+    let id = detail.id.clone()?;
+    let state = detail.state.as_ref();
+    let host_config = detail.host_config.as_ref();
+    let config = detail.config.as_ref();
+    let network = detail.network_settings.as_ref();
+    let mut addresses: Vec<IpAddr> = network
+        .and_then(|n| n.networks.as_ref())
+        .into_iter()
+        .flat_map(|nets| nets.values())
+        .flat_map(|ep| [ep.ip_address.as_deref(), ep.global_ipv6_address.as_deref()])
+        .flatten()
+        .filter_map(|ip| ip.parse().ok())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    Some(Container {
+        name: detail
+            .name
+            .as_deref()
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_else(|| short(&id).to_owned()),
+        image: config
+            .and_then(|c| c.image.clone())
+            .or_else(|| detail.image.clone())
+            .unwrap_or_default(),
+        state: parse_state(
+            &state
+                .and_then(|s| s.status.as_ref())
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        ),
+        health: state
+            .and_then(|s| s.health.as_ref())
+            .and_then(|h| h.status.as_ref())
+            .map(|h| h.to_string())
+            .filter(|h| !h.is_empty() && h != "none"),
+        pid: state
+            .and_then(|s| s.pid)
+            .filter(|&p| p > 0)
+            .and_then(|p| u32::try_from(p).ok()),
+        exit_code: state.and_then(|s| s.exit_code),
+        error: non_empty(state.and_then(|s| s.error.as_ref())),
+        created: non_empty(detail.created.as_ref()),
+        started_at: non_empty(state.and_then(|s| s.started_at.as_ref())),
+        finished_at: non_empty(state.and_then(|s| s.finished_at.as_ref())),
+        restart_policy: host_config
+            .and_then(|h| h.restart_policy.as_ref())
+            .and_then(|p| p.name.as_ref())
+            .map(|n| n.to_string())
+            .filter(|n| !n.is_empty()),
+        restart_count: detail.restart_count.unwrap_or(0),
+        network_mode: host_config.and_then(|h| h.network_mode.clone()),
+        addresses,
+        labels: config
+            .and_then(|c| c.labels.as_ref())
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        requested: requested_bindings(host_config.and_then(|h| h.port_bindings.as_ref())),
+        live: live_bindings(network.and_then(|n| n.ports.as_ref())),
+        id,
+    })
+}
+
+/// A degraded record from the list call, used when inspect failed: the state and live
+/// ports are still worth showing.
+fn from_summary(summary: &ContainerSummary) -> Option<Container> {
+    let id = summary.id.clone()?;
+    let mut live = Vec::new();
+    for p in summary.ports.iter().flatten() {
+        let (Some(host_port), Some(ip)) = (p.public_port, p.ip.as_deref()) else {
+            continue;
+        };
+        let proto = match p.typ.map(|t| t.to_string()).as_deref() {
+            Some("udp") => Proto::Udp,
+            Some("tcp") | None => Proto::Tcp,
+            Some(_) => continue,
+        };
+        if let Ok(host_ip) = ip.parse() {
+            live.push(LiveBinding {
+                proto,
+                container_port: p.private_port,
+                host_ip,
+                host_port,
+            });
+        }
+    }
+    let labels: BTreeMap<String, String> = summary
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Some(Container {
+        name: summary
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_else(|| short(&id).to_owned()),
+        image: summary.image.clone().unwrap_or_default(),
+        state: parse_state(&summary.state.map(|s| s.to_string()).unwrap_or_default()),
+        health: None,
+        pid: None,
+        exit_code: None,
+        error: None,
+        created: None,
+        started_at: None,
+        finished_at: None,
+        restart_policy: None,
+        restart_count: 0,
+        network_mode: summary
+            .host_config
+            .as_ref()
+            .and_then(|h| h.network_mode.clone()),
+        addresses: Vec::new(),
+        labels,
+        requested: Vec::new(),
+        live,
+        id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_inspect_converts() {
+        // Trimmed from a real Docker 20.10 inspect of `docker run -p 127.0.0.1:3002:80
+        // -p 3010-3011:90-91 --network tnet`.
+        let raw = include_str!("../../tests/data/inspect-t2.json");
+        let detail: ContainerInspectResponse = serde_json::from_str(raw).unwrap();
+        let c = convert(&detail).unwrap();
+        assert_eq!(c.name, "t2");
+        assert_eq!(c.state, ContainerState::Running);
+        assert_eq!(c.addresses, vec!["172.18.0.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.restart_policy.as_deref(), Some("no"));
+        assert_eq!(c.network_mode.as_deref(), Some("tnet"));
+        assert_eq!(c.live.len(), 5);
+        assert!(c.live.contains(&LiveBinding {
+            proto: Proto::Tcp,
+            container_port: 80,
+            host_ip: "127.0.0.1".parse().unwrap(),
+            host_port: 3002
+        }));
+        assert!(c.live.contains(&LiveBinding {
+            proto: Proto::Tcp,
+            container_port: 91,
+            host_ip: "::".parse().unwrap(),
+            host_port: 3011
+        }));
+        assert_eq!(c.requested.len(), 3);
+        assert_eq!(c.requested[0].host_ip, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(c.requested[1].host_ip, None);
+        assert_eq!(
+            c.started_at.as_deref(),
+            Some("2026-11-25T13:51:37.889192638Z")
+        );
+        assert_eq!(c.finished_at, None, "zero time means never");
+    }
+
+    #[test]
+    fn port_keys_and_host_port_ranges() {
+        assert_eq!(parse_port_key("80/tcp"), Some((80, Proto::Tcp)));
+        assert_eq!(parse_port_key("53/udp"), Some((53, Proto::Udp)));
+        assert_eq!(parse_port_key("9/sctp"), None);
+        assert_eq!(parse_host_ports(""), None);
+        assert_eq!(
+            parse_host_ports("8000-8100"),
+            Some(PortRange {
+                start: 8000,
+                end: 8100
+            })
+        );
+        assert_eq!(
+            parse_host_ports("3000"),
+            Some(PortRange {
+                start: 3000,
+                end: 3000
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_states_are_kept_not_fatal() {
+        assert_eq!(parse_state("exited"), ContainerState::Exited);
+        assert_eq!(
+            parse_state("stopped"),
+            ContainerState::Other("stopped".into())
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! Parsers for the `/proc` files portreap reads. Pure functions over file contents, so the
+//! odd cases (names with spaces and parentheses, non-UTF-8 command lines, cgroup layouts of
+//! every driver) are unit-tested without a live process.
+
+/// The fields of `/proc/PID/stat` that portreap uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// Command name (`comm`), may contain spaces and parentheses.
+    pub name: String,
+    /// Parent PID.
+    pub ppid: u32,
+    /// Start time in clock ticks since boot.
+    pub start_ticks: u64,
+}
+
+/// Parses `/proc/PID/stat`. The name sits between the first `(` and the *last* `)`,
+/// because a process may call itself `a) b (c`.
+pub fn parse_stat(raw: &[u8]) -> Option<Stat> {
+    let open = raw.iter().position(|&b| b == b'(')?;
+    let close = raw.iter().rposition(|&b| b == b')')?;
+    if close < open {
+        return None;
+    }
+    let name = String::from_utf8_lossy(&raw[open + 1..close]).into_owned();
+    let rest = std::str::from_utf8(raw.get(close + 1..)?).ok()?;
+    // After the name: state(3) ppid(4) ... starttime(22); index 0 here is field 3.
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    Some(Stat {
+        name,
+        ppid: fields.get(1)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Splits `/proc/PID/cmdline` into arguments. Arguments that are not UTF-8 are decoded
+/// lossily: they are shown to people and matched against ASCII flags, never executed.
+pub fn parse_cmdline(raw: &[u8]) -> Vec<String> {
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split(|&b| b == 0)
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect()
+}
+
+fn is_container_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// Finds the container id in `/proc/PID/cgroup`, whatever the cgroup driver:
+/// `/docker/<id>` (cgroupfs), `/system.slice/docker-<id>.scope` (systemd),
+/// `/libpod-<id>` and `libpod-conmon-<id>` (Podman), nested `/docker/<id>/...` paths.
+pub fn parse_cgroup_container_id(raw: &str) -> Option<String> {
+    for line in raw.lines() {
+        // hierarchy-id:controllers:path
+        let Some(path) = line.splitn(3, ':').nth(2) else {
+            continue;
+        };
+        for component in path.split('/') {
+            let component = component.strip_suffix(".scope").unwrap_or(component);
+            let candidate = ["docker-", "libpod-", "cri-containerd-", "crio-"]
+                .iter()
+                .find_map(|prefix| component.strip_prefix(prefix))
+                .unwrap_or(component);
+            if is_container_id(candidate) {
+                return Some(candidate.to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// Extracts the inode from a `/proc/PID/fd/N` link target of the form `socket:[12345]`.
+pub fn parse_socket_link(target: &[u8]) -> Option<u32> {
+    let inner = target.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    std::str::from_utf8(inner).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0b17663780e62005a0630698a8082781dbc238a3bf5acc66843ce33f4c589a50";
+
+    #[test]
+    fn stat_with_plain_and_hostile_names() {
+        let raw = b"2676 (docker-proxy) S 2428 2428 2428 0 -1 1077936384 1119 0 0 0 0 0 0 0 20 0 8 0 123456 1 2 3";
+        assert_eq!(
+            parse_stat(raw),
+            Some(Stat {
+                name: "docker-proxy".into(),
+                ppid: 2428,
+                start_ticks: 123456
+            })
+        );
+        let raw = b"7 (a) b (c) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0";
+        assert_eq!(parse_stat(raw).unwrap().name, "a) b (c");
+        assert_eq!(parse_stat(raw).unwrap().start_ticks, 99);
+        let raw = b"7 (\xff\xfe) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0";
+        assert_eq!(parse_stat(raw).unwrap().name, "\u{fffd}\u{fffd}");
+        assert_eq!(parse_stat(b"7 (x) R 1"), None);
+        assert_eq!(parse_stat(b""), None);
+        assert_eq!(parse_stat(b") ("), None);
+    }
+
+    #[test]
+    fn cmdline_splits_on_nul_and_tolerates_garbage() {
+        assert_eq!(
+            parse_cmdline(b"/usr/sbin/docker-proxy\0-proto\0tcp\0"),
+            vec!["/usr/sbin/docker-proxy", "-proto", "tcp"]
+        );
+        assert_eq!(parse_cmdline(b""), Vec::<String>::new());
+        assert_eq!(parse_cmdline(b"a\0\xff\0"), vec!["a", "\u{fffd}"]);
+        // Processes that rewrite their title use spaces, not NULs.
+        assert_eq!(parse_cmdline(b"nginx: worker"), vec!["nginx: worker"]);
+    }
+
+    #[test]
+    fn cgroup_layouts_of_every_driver() {
+        let v1 = format!("12:pids:/docker/{ID}\n0::/docker/{ID}\n");
+        assert_eq!(parse_cgroup_container_id(&v1).as_deref(), Some(ID));
+        let systemd = format!("0::/system.slice/docker-{ID}.scope\n");
+        assert_eq!(parse_cgroup_container_id(&systemd).as_deref(), Some(ID));
+        let podman = format!("0::/machine.slice/libpod-{ID}.scope/container\n");
+        assert_eq!(parse_cgroup_container_id(&podman).as_deref(), Some(ID));
+        let nested = format!("0::/docker/{ID}/docker/abc\n");
+        assert_eq!(parse_cgroup_container_id(&nested).as_deref(), Some(ID));
+        assert_eq!(
+            parse_cgroup_container_id("0::/user.slice/user-1000.slice/session-2.scope\n"),
+            None
+        );
+        assert_eq!(parse_cgroup_container_id("0::/\n"), None);
+        assert_eq!(parse_cgroup_container_id("garbage"), None);
+        // Upper-case hex is not an id Docker produces.
+        let upper = format!("0::/docker/{}\n", ID.to_uppercase());
+        assert_eq!(parse_cgroup_container_id(&upper), None);
+    }
+
+    #[test]
+    fn socket_links() {
+        assert_eq!(parse_socket_link(b"socket:[12345]"), Some(12345));
+        assert_eq!(parse_socket_link(b"pipe:[12345]"), None);
+        assert_eq!(parse_socket_link(b"socket:[]"), None);
+        assert_eq!(parse_socket_link(b"/dev/null"), None);
+    }
+}

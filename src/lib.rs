@@ -1,0 +1,17 @@
+//! portreap: who is holding my port, and is it a leak?
+//!
+//! Data flows one way: facts in ([`host`], [`engine`]) → pure analysis ([`analyze`]) →
+//! report ([`report`]). Only the edges touch the system.
+
+pub mod analyze;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod host;
+pub mod model;
+pub mod portspec;
+pub mod report;
+
+mod app;
+
+pub use app::{run, Exit};

@@ -1,0 +1,259 @@
+//! The facts portreap gathers, as plain data: what the host and the engine said, nothing
+//! inferred. Analysis works on a [`Snapshot`] only, so it can be built by hand in tests or
+//! loaded from a recording (`portreap debug snapshot`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::portspec::PortRange;
+
+/// Transport protocol of a socket or binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// TCP (listening sockets only).
+    Tcp,
+    /// UDP (every bound socket: UDP has no listening state).
+    Udp,
+}
+
+impl Proto {
+    /// Lower-case name, as Docker and users write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A listening TCP socket or a bound UDP socket in the host's network namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Socket {
+    /// Protocol.
+    pub proto: Proto,
+    /// Local address (`0.0.0.0` / `::` for wildcards).
+    pub ip: IpAddr,
+    /// Local port.
+    pub port: u16,
+    /// Kernel inode, the key that ties the socket to file descriptors in `/proc`.
+    pub inode: u32,
+    /// Owning user id, as the kernel reports it.
+    pub uid: u32,
+    /// Processes holding a descriptor of the socket (several after `fork`).
+    pub pids: Vec<u32>,
+}
+
+/// What `/proc` tells about a process that holds a socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Owner of the process.
+    pub uid: Option<u32>,
+    /// Kernel command name (`comm`, at most 15 bytes).
+    pub name: String,
+    /// Command line, one element per argument (lossily decoded if not UTF-8).
+    pub cmdline: Vec<String>,
+    /// Start time in clock ticks since boot: with the PID, the identity of a process.
+    pub start_ticks: Option<u64>,
+    /// The container whose cgroup the process lives in, if any.
+    pub container_id: Option<String>,
+}
+
+/// Everything read from the host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// Listening TCP and bound UDP sockets, IPv4 and IPv6.
+    pub sockets: Vec<Socket>,
+    /// The processes that own sockets, by PID.
+    pub processes: BTreeMap<u32, Process>,
+    /// How many processes' descriptor tables could not be read (permission denied): when
+    /// non-zero, a socket without PIDs may belong to one of them.
+    pub unreadable_processes: usize,
+    /// Set when `/proc` itself could not be read: no socket has a known owner then.
+    pub proc_error: Option<String>,
+}
+
+/// Lifecycle state of a container, as the engine names it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    /// Created, never started (or its start failed).
+    Created,
+    /// Running.
+    Running,
+    /// Frozen by `docker pause`.
+    Paused,
+    /// Between two runs of a restart policy.
+    Restarting,
+    /// Being removed.
+    Removing,
+    /// Stopped.
+    Exited,
+    /// Failed removal or similar; only removal helps.
+    Dead,
+    /// Being stopped.
+    Stopping,
+    /// A state this version does not know, kept verbatim.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl ContainerState {
+    /// Name as the engine spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+            ContainerState::Stopping => "stopping",
+            ContainerState::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A port binding the engine reports as live (`NetworkSettings.Ports`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LiveBinding {
+    /// Protocol.
+    pub proto: Proto,
+    /// Port inside the container.
+    pub container_port: u16,
+    /// Host address the engine bound (`0.0.0.0`, `::` or a specific address).
+    pub host_ip: IpAddr,
+    /// Host port.
+    pub host_port: u16,
+}
+
+/// A port binding a container asked for (`HostConfig.PortBindings`); it survives stop.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RequestedBinding {
+    /// Protocol.
+    pub proto: Proto,
+    /// Port inside the container.
+    pub container_port: u16,
+    /// Requested host address; `None` means every address.
+    pub host_ip: Option<IpAddr>,
+    /// Requested host port or range; `None` means any free port.
+    pub host_ports: Option<PortRange>,
+}
+
+/// Compose labels worth knowing about.
+pub mod labels {
+    /// Compose project name.
+    pub const PROJECT: &str = "com.docker.compose.project";
+    /// Compose service name.
+    pub const SERVICE: &str = "com.docker.compose.service";
+    /// Directory `docker compose` ran in.
+    pub const WORKING_DIR: &str = "com.docker.compose.project.working_dir";
+    /// Compose files (relative in compose v1, absolute in v2), comma-separated.
+    pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
+}
+
+/// One container, in any state, as the engine reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// Full id.
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    /// Image as the user named it.
+    pub image: String,
+    /// Lifecycle state.
+    pub state: ContainerState,
+    /// Health check status (`healthy`, `unhealthy`, `starting`), if it has a check.
+    pub health: Option<String>,
+    /// Main process PID on the host while running.
+    pub pid: Option<u32>,
+    /// Exit code of the last run.
+    pub exit_code: Option<i64>,
+    /// Error of the last start (`State.Error`), e.g. "port is already allocated".
+    pub error: Option<String>,
+    /// Creation time (RFC 3339).
+    pub created: Option<String>,
+    /// Last start (RFC 3339).
+    pub started_at: Option<String>,
+    /// Last stop (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Restart policy name (`no`, `always`, `unless-stopped`, `on-failure`).
+    pub restart_policy: Option<String>,
+    /// Restarts so far.
+    pub restart_count: i64,
+    /// Network mode (`default`, `bridge`, `host`, a network name, `container:ID`).
+    pub network_mode: Option<String>,
+    /// Addresses on every network the container is attached to.
+    pub addresses: Vec<IpAddr>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// What it asked for.
+    pub requested: Vec<RequestedBinding>,
+    /// What the engine has bound now.
+    pub live: Vec<LiveBinding>,
+}
+
+impl Container {
+    /// Compose project, if started by compose.
+    pub fn compose_project(&self) -> Option<&str> {
+        self.labels.get(labels::PROJECT).map(String::as_str)
+    }
+
+    /// Compose service, if started by compose.
+    pub fn compose_service(&self) -> Option<&str> {
+        self.labels.get(labels::SERVICE).map(String::as_str)
+    }
+
+    /// Whether the container shares the host's network namespace.
+    pub fn is_host_network(&self) -> bool {
+        self.network_mode.as_deref() == Some("host")
+    }
+}
+
+/// What portreap knows about the engine it asked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStatus {
+    /// Endpoint tried, as a URL (`unix:///var/run/docker.sock`, `tcp://host:2375`).
+    pub endpoint: String,
+    /// Where the endpoint came from (`--host`, `DOCKER_HOST`, `context NAME`, `default`).
+    pub source: String,
+    /// Whether the engine answered.
+    pub reachable: bool,
+    /// Engine version, when it answered.
+    pub version: Option<String>,
+    /// API version, when it answered.
+    pub api_version: Option<String>,
+    /// Why it could not be reached, or what went wrong part way.
+    pub error: Option<String>,
+}
+
+/// All the facts one scan works from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Host sockets and their processes.
+    pub host: HostFacts,
+    /// The engine asked.
+    pub engine: EngineStatus,
+    /// Every container the engine knows, in any state.
+    pub containers: Vec<Container>,
+}

@@ -1,0 +1,145 @@
+//! The JSON document, version 1 (see the README for the contract). These structs are the
+//! contract, kept apart from the internal model so refactoring never renames a field.
+
+use serde::Serialize;
+
+use crate::analyze::{Analysis, Owner, PortEntry};
+use crate::model::{Container, Snapshot};
+
+/// Bumped only when a field is renamed or removed; adding fields is free.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct ScanDoc<'a> {
+    schema_version: u32,
+    engine: EngineDoc<'a>,
+    host: HostDoc<'a>,
+    ports: Vec<PortDoc<'a>>,
+    findings: Vec<FindingDoc>,
+}
+
+#[derive(Serialize)]
+struct EngineDoc<'a> {
+    endpoint: &'a str,
+    source: &'a str,
+    reachable: bool,
+    version: Option<&'a str>,
+    api_version: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct HostDoc<'a> {
+    /// Processes whose descriptors could not be read; owners may be missing when > 0.
+    unreadable_processes: usize,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct PortDoc<'a> {
+    proto: &'static str,
+    ip: String,
+    port: u16,
+    bound: bool,
+    pids: &'a [u32],
+    process: Option<&'a str>,
+    owner: OwnerDoc,
+    container: Option<ContainerDoc<'a>>,
+    findings: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct OwnerDoc {
+    kind: &'static str,
+    via: Option<&'static str>,
+    target: Option<String>,
+    detail: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ContainerDoc<'a> {
+    id: &'a str,
+    name: &'a str,
+    image: &'a str,
+    state: &'a str,
+    health: Option<&'a str>,
+    compose_project: Option<&'a str>,
+    compose_service: Option<&'a str>,
+}
+
+/// Placeholder element type: the finding catalogue fills this list.
+#[derive(Serialize)]
+struct FindingDoc {}
+
+fn container_doc(c: &Container) -> ContainerDoc<'_> {
+    ContainerDoc {
+        id: &c.id,
+        name: &c.name,
+        image: &c.image,
+        state: c.state.as_str(),
+        health: c.health.as_deref(),
+        compose_project: c.compose_project(),
+        compose_service: c.compose_service(),
+    }
+}
+
+fn owner_doc(entry: &PortEntry) -> OwnerDoc {
+    let mut doc = OwnerDoc {
+        kind: entry.owner.kind(),
+        via: None,
+        target: None,
+        detail: None,
+    };
+    match &entry.owner {
+        Owner::Container { via, .. } => doc.via = Some(via.as_str()),
+        Owner::Proxy { target } => {
+            doc.target = target
+                .as_ref()
+                .map(|t| std::net::SocketAddr::new(t.container_ip, t.container_port).to_string())
+        }
+        Owner::Unknown { reason } => doc.detail = Some(reason.clone()),
+        Owner::Engine | Owner::Process => {}
+    }
+    doc
+}
+
+/// Renders `scan --json`: the whole document, one line per call, newline-terminated.
+pub fn scan(snapshot: &Snapshot, analysis: &Analysis, keep: impl Fn(&PortEntry) -> bool) -> String {
+    let engine = &snapshot.engine;
+    let doc = ScanDoc {
+        schema_version: SCHEMA_VERSION,
+        engine: EngineDoc {
+            endpoint: &engine.endpoint,
+            source: &engine.source,
+            reachable: engine.reachable,
+            version: engine.version.as_deref(),
+            api_version: engine.api_version.as_deref(),
+            error: engine.error.as_deref(),
+        },
+        host: HostDoc {
+            unreadable_processes: snapshot.host.unreadable_processes,
+            error: snapshot.host.proc_error.as_deref(),
+        },
+        ports: analysis
+            .ports
+            .iter()
+            .filter(|p| keep(p))
+            .map(|p| PortDoc {
+                proto: p.proto.as_str(),
+                ip: p.ip.to_string(),
+                port: p.port,
+                bound: p.bound,
+                pids: &p.pids,
+                process: p.process.as_deref(),
+                owner: owner_doc(p),
+                container: p.container(snapshot).map(container_doc),
+                findings: Vec::new(),
+            })
+            .collect(),
+        findings: Vec::new(),
+    };
+    // Serialising plain structs of strings and numbers cannot fail.
+    let mut out = serde_json::to_string_pretty(&doc).expect("JSON of plain data");
+    out.push('\n');
+    out
+}

@@ -1,0 +1,4 @@
+//! Renderers. Each returns a `String`, so output is tested without a terminal.
+
+pub mod json;
+pub mod table;

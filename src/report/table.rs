@@ -1,0 +1,201 @@
+//! The table for people. Rows that differ only by address (the IPv4 and IPv6 sockets of one
+//! binding) are merged, so one published port is one line.
+
+use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
+
+use crate::analyze::{Analysis, Owner, PortEntry, Via};
+use crate::model::{Container, Snapshot};
+
+/// How to draw.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    /// Draw borders and fit the terminal width (stdout is a terminal).
+    pub tty: bool,
+    /// Use colours (a terminal, and `NO_COLOR` unset).
+    pub color: bool,
+}
+
+struct Row {
+    port: String,
+    addresses: Vec<String>,
+    owner: String,
+    state: String,
+    holder: String,
+    attention: bool,
+}
+
+fn owner_name(c: &Container) -> String {
+    match (c.compose_project(), c.compose_service()) {
+        (Some(project), Some(service)) => format!("{} [{project}/{service}]", c.name),
+        _ => c.name.clone(),
+    }
+}
+
+fn container_state(c: &Container) -> String {
+    match &c.health {
+        Some(h) => format!("{} ({h})", c.state),
+        None => c.state.to_string(),
+    }
+}
+
+fn pids(entry: &PortEntry) -> String {
+    entry
+        .pids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn describe(snapshot: &Snapshot, entry: &PortEntry) -> (String, String, String, bool) {
+    let process = entry.process.as_deref().unwrap_or("?");
+    let held_by = || format!("{process} {}", pids(entry));
+    match &entry.owner {
+        Owner::Container { via, .. } => {
+            let c = entry
+                .container(snapshot)
+                .expect("container owner has a container");
+            let holder = match via {
+                Via::DockerProxy | Via::Engine => held_by(),
+                Via::HostNetwork => format!("{} (host network)", held_by()),
+                Via::Binding => "engine binding (owner not readable)".into(),
+                Via::Reservation => "no socket (engine reservation)".into(),
+            };
+            (
+                owner_name(c),
+                container_state(c),
+                holder,
+                *via == Via::Reservation,
+            )
+        }
+        Owner::Proxy { target } => {
+            let owner = match target {
+                Some(t) => format!(
+                    "no container (proxy to {})",
+                    std::net::SocketAddr::new(t.container_ip, t.container_port)
+                ),
+                None => "no container (proxy)".into(),
+            };
+            (owner, "-".into(), held_by(), true)
+        }
+        Owner::Engine => ("no container (engine)".into(), "-".into(), held_by(), false),
+        Owner::Process => (
+            process.to_owned(),
+            "-".into(),
+            format!("pid {}", pids(entry)),
+            false,
+        ),
+        Owner::Unknown { reason } => ("?".into(), "-".into(), reason.clone(), false),
+    }
+}
+
+fn rows(snapshot: &Snapshot, entries: &[&PortEntry]) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    for entry in entries {
+        let port = format!("{}/{}", entry.port, entry.proto);
+        let (owner, state, holder, attention) = describe(snapshot, entry);
+        let address = entry.ip.to_string();
+        if let Some(last) = rows.last_mut() {
+            if last.port == port && last.owner == owner && last.state == state {
+                if !last.addresses.contains(&address) {
+                    last.addresses.push(address);
+                }
+                if last.holder != holder {
+                    merge_holder(&mut last.holder, &holder);
+                }
+                last.attention |= attention;
+                continue;
+            }
+        }
+        rows.push(Row {
+            port,
+            addresses: vec![address],
+            owner,
+            state,
+            holder,
+            attention,
+        });
+    }
+    rows
+}
+
+/// `docker-proxy 10` + `docker-proxy 11` -> `docker-proxy 10,11`.
+fn merge_holder(into: &mut String, other: &str) {
+    match (into.rsplit_once(' '), other.rsplit_once(' ')) {
+        (Some((name_a, _)), Some((name_b, pids_b)))
+            if name_a == name_b && !name_a.contains('(') =>
+        {
+            into.push(',');
+            into.push_str(pids_b);
+        }
+        _ => {
+            into.push_str("; ");
+            into.push_str(other);
+        }
+    }
+}
+
+/// Renders the scan table, or a sentence when there is nothing to show.
+pub fn scan(
+    snapshot: &Snapshot,
+    analysis: &Analysis,
+    keep: impl Fn(&PortEntry) -> bool,
+    style: Style,
+) -> String {
+    let entries: Vec<&PortEntry> = analysis.ports.iter().filter(|p| keep(p)).collect();
+    let mut out = String::new();
+    if entries.is_empty() {
+        out.push_str("No matching ports.\n");
+    } else {
+        let mut table = Table::new();
+        if style.tty {
+            table
+                .load_style(presets::UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic);
+        } else {
+            table.load_style(presets::NOTHING).force_no_tty();
+        }
+        table.set_header(["PORT", "ADDRESS", "OWNER", "STATE", "HELD BY"]);
+        for row in rows(snapshot, &entries) {
+            let mut owner = Cell::new(&row.owner);
+            if style.color && row.attention {
+                owner = owner.fg(Color::Yellow);
+            }
+            table.add_row(vec![
+                Cell::new(&row.port),
+                Cell::new(row.addresses.join(", ")),
+                owner,
+                Cell::new(&row.state),
+                Cell::new(&row.holder),
+            ]);
+        }
+        // The NOTHING preset pads every line with spaces; trim them for clean pipes.
+        for line in table.lines() {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A one-line statement about the engine, for stderr under the table.
+pub fn engine_line(snapshot: &Snapshot) -> String {
+    let e = &snapshot.engine;
+    let at = if e.endpoint.is_empty() {
+        String::new()
+    } else {
+        format!(" at {} ({})", e.endpoint, e.source)
+    };
+    match (e.reachable, &e.error) {
+        (true, None) => format!(
+            "engine: Docker {}{at}, {} containers",
+            e.version.as_deref().unwrap_or("?"),
+            snapshot.containers.len()
+        ),
+        (true, Some(err)) => format!("engine{at}: partial answer: {err}"),
+        (false, err) => format!(
+            "engine not reachable{at}: {}; container attribution unavailable",
+            err.as_deref().unwrap_or("unknown error")
+        ),
+    }
+}
