@@ -169,7 +169,13 @@ pub fn scan(
                 Cell::new(&row.holder),
             ]);
         }
-        // The NOTHING preset pads every line with spaces; trim them for clean pipes.
+        if !style.tty {
+            // Like `docker ps`: columns start at the margin, two spaces between them.
+            for column in table.column_iter_mut() {
+                column.set_padding((0, 2));
+            }
+        }
+        // The NOTHING preset pads the last column too; trim it for clean pipes.
         for line in table.lines() {
             out.push_str(line.trim_end());
             out.push('\n');

@@ -1,0 +1,208 @@
+//! The binary without an engine: usage errors, unreachable and hung engines, plain host
+//! processes, unprivileged runs.
+
+mod common;
+
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::net::UnixListener;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn bad_port_specs_are_one_line_usage_errors() {
+    for spec in ["0", "70000", "65536", "9-3", "abc", "80/sctp", ""] {
+        let out = portreap().args(["scan", "--port", spec]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "--port {spec:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "--port {spec:?}: {stderr}");
+        assert!(stderr.starts_with("portreap: "), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn other_bad_input_is_a_usage_error() {
+    for args in [
+        &["scan", "--timeout", "0"][..],
+        &["scan", "--timeout", "fast"],
+        &["scan", "--host", "ssh://box"],
+        &["scan", "--host", "/var/run/docker.sock"],
+        &["scan", "--bogus"],
+        &["frobnicate"],
+    ] {
+        let out = portreap().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn help_and_version_succeed() {
+    portreap().arg("--help").assert().success();
+    portreap().args(["scan", "--help"]).assert().success();
+    let out = portreap().arg("--version").output().unwrap();
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("portreap "));
+}
+
+#[test]
+fn unreachable_engine_still_lists_host_sockets() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let doc = json(&[
+        "scan",
+        "--json",
+        "--host",
+        "unix:///nonexistent.sock",
+        "--port",
+        &port.to_string(),
+    ]);
+    assert_eq!(doc["engine"]["reachable"], false);
+    assert_eq!(doc["engine"]["endpoint"], "unix:///nonexistent.sock");
+    assert_eq!(doc["engine"]["source"], "--host");
+    let error = doc["engine"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("/nonexistent.sock does not exist"),
+        "{error}"
+    );
+    let found = entries(&doc, "tcp", port);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["owner"]["kind"], "process");
+
+    // The table run says so on stderr and still exits 0.
+    let out = portreap()
+        .args(["--host", "unix:///nonexistent.sock"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("engine not reachable at unix:///nonexistent.sock"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn docker_host_and_unknown_context_are_honoured() {
+    let out = portreap()
+        .args(["scan", "--json", "--port", "1"])
+        .env("DOCKER_HOST", "unix:///nonexistent-env.sock")
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["engine"]["endpoint"], "unix:///nonexistent-env.sock");
+    assert_eq!(doc["engine"]["source"], "DOCKER_HOST");
+
+    let config = tempfile::tempdir().unwrap();
+    let out = portreap()
+        .args(["scan", "--json", "--port", "1"])
+        .env("DOCKER_CONFIG", config.path())
+        .env("DOCKER_CONTEXT", "nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["engine"]["reachable"], false);
+    let error = doc["engine"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("docker context 'nowhere' not found"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_hung_engine_times_out_within_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hung.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    // Accept and hold connections without ever answering.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let start = Instant::now();
+    let doc = json(&[
+        "scan",
+        "--json",
+        "--timeout",
+        "700ms",
+        "--host",
+        &format!("unix://{}", path.display()),
+        "--port",
+        "1",
+    ]);
+    let took = start.elapsed();
+    assert_eq!(doc["engine"]["reachable"], false);
+    let error = doc["engine"]["error"].as_str().unwrap();
+    assert!(error.contains("did not answer within 0.7s"), "{error}");
+    // Generous: this checks that portreap stops waiting, not how fast it is.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+}
+
+#[test]
+fn plain_processes_are_named_with_pid_tcp_and_udp() {
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tport = tcp.local_addr().unwrap().port();
+    let udp = UdpSocket::bind("[::1]:0").unwrap();
+    let uport = udp.local_addr().unwrap().port();
+    let doc = json(&[
+        "scan",
+        "--json",
+        "--host",
+        "unix:///nonexistent.sock",
+        "--port",
+        &format!("{tport}/tcp,{uport}/udp"),
+    ]);
+    let me = std::process::id();
+    for (proto, port, ip) in [("tcp", tport, "127.0.0.1"), ("udp", uport, "::1")] {
+        let found = entries(&doc, proto, port);
+        assert_eq!(found.len(), 1, "{doc:#}");
+        assert_eq!(found[0]["ip"], ip);
+        assert_eq!(found[0]["owner"]["kind"], "process");
+        assert_eq!(found[0]["container"], serde_json::Value::Null);
+        assert!(
+            found[0]["pids"].as_array().unwrap().contains(&me.into()),
+            "{doc:#}"
+        );
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+#[test]
+fn unprivileged_run_marks_owners_it_cannot_read() {
+    if !is_root() {
+        eprintln!("skipping: needs root to drop to another user");
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bin = assert_cmd::cargo::cargo_bin("portreap");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&bin)
+        .args(["scan", "--json", "--port", &port.to_string()])
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = entries(&doc, "tcp", port);
+    assert_eq!(found.len(), 1, "{doc:#}");
+    assert_eq!(found[0]["owner"]["kind"], "unknown");
+    let detail = found[0]["owner"]["detail"].as_str().unwrap();
+    assert!(detail.contains("not readable"), "{detail}");
+    assert!(doc["host"]["unreadable_processes"].as_u64().unwrap() > 0);
+}
