@@ -253,3 +253,48 @@ fn recorded_snapshot_replays_to_the_same_answer() {
     assert_eq!(live["ports"], replayed["ports"]);
     assert_eq!(entries(&replayed, "tcp", port).len(), 2);
 }
+
+#[test]
+fn a_binding_whose_proxies_died_is_a_reservation_without_socket() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let name = unique("reserve");
+    let port = free_port();
+    run_container(
+        &mut cleanup,
+        &name,
+        &["-p", &format!("{port}:80")],
+        &["httpd", "-f", "-p", "80"],
+    );
+    let doc = scan_port(port);
+    let found = entries(&doc, "tcp", port);
+    assert_eq!(found.len(), 2, "{doc:#}");
+    for entry in &found {
+        let cmdline = entry["cmdline"].as_array().unwrap();
+        assert!(cmdline.iter().any(|a| a == "-container-ip"), "{entry:#}");
+        let pid = entry["pids"][0].as_u64().unwrap().to_string();
+        assert!(std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+    // The engine still reports the binding; nothing holds the port.
+    let doc = eventually(Duration::from_secs(10), || {
+        let doc = scan_port(port);
+        entries(&doc, "tcp", port)
+            .iter()
+            .all(|e| e["bound"] == false)
+            .then_some(doc)
+    })
+    .expect("proxies did not die");
+    let found = entries(&doc, "tcp", port);
+    assert_eq!(addresses(&found), ["0.0.0.0", "::"], "{doc:#}");
+    for entry in found {
+        assert_eq!(entry["owner"]["via"], "reservation", "{entry:#}");
+        assert_eq!(entry["container"]["name"], name.as_str());
+        assert_eq!(entry["pids"], serde_json::json!([]));
+    }
+}

@@ -89,8 +89,11 @@ pub struct PortEntry {
     pub bound: bool,
     /// PIDs holding the socket.
     pub pids: Vec<u32>,
-    /// Name of the (first) holding process.
+    /// Name of the holding process that explains the socket (the proxy when a proxy and
+    /// the engine share it).
     pub process: Option<String>,
+    /// PID of that process.
+    pub holder_pid: Option<u32>,
     /// The owner.
     pub owner: Owner,
 }
@@ -102,6 +105,11 @@ impl PortEntry {
             Owner::Container { index, .. } => snapshot.containers.get(index),
             _ => None,
         }
+    }
+
+    /// The process named by [`PortEntry::process`].
+    pub fn holder<'a>(&self, snapshot: &'a Snapshot) -> Option<&'a Process> {
+        snapshot.host.processes.get(&self.holder_pid?)
     }
 
     /// Whether Docker is involved: shown by the default view.
@@ -182,6 +190,7 @@ fn attribute(snapshot: &Snapshot, socket: &Socket) -> PortEntry {
         bound: true,
         pids: socket.pids.clone(),
         process: primary.map(|p| p.name.clone()),
+        holder_pid: primary.map(|p| p.pid),
         owner,
     }
 }
@@ -274,6 +283,7 @@ fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
                     bound: false,
                     pids: Vec::new(),
                     process: None,
+                    holder_pid: None,
                     owner: Owner::Container {
                         index,
                         via: Via::Reservation,

@@ -43,6 +43,10 @@ struct PortDoc<'a> {
     bound: bool,
     pids: &'a [u32],
     process: Option<&'a str>,
+    /// Command line of the process named by `process`.
+    cmdline: Option<&'a [String]>,
+    /// Owner of that process.
+    uid: Option<u32>,
     owner: OwnerDoc,
     container: Option<ContainerDoc<'a>>,
     findings: Vec<&'static str>,
@@ -65,6 +69,10 @@ struct ContainerDoc<'a> {
     health: Option<&'a str>,
     compose_project: Option<&'a str>,
     compose_service: Option<&'a str>,
+    created: Option<&'a str>,
+    started_at: Option<&'a str>,
+    restart_policy: Option<&'a str>,
+    addresses: Vec<String>,
 }
 
 /// Placeholder element type: the finding catalogue fills this list.
@@ -80,6 +88,10 @@ fn container_doc(c: &Container) -> ContainerDoc<'_> {
         health: c.health.as_deref(),
         compose_project: c.compose_project(),
         compose_service: c.compose_service(),
+        created: c.created.as_deref(),
+        started_at: c.started_at.as_deref(),
+        restart_policy: c.restart_policy.as_deref(),
+        addresses: c.addresses.iter().map(ToString::to_string).collect(),
     }
 }
 
@@ -131,6 +143,8 @@ pub fn scan(snapshot: &Snapshot, analysis: &Analysis, keep: impl Fn(&PortEntry) 
                 bound: p.bound,
                 pids: &p.pids,
                 process: p.process.as_deref(),
+                cmdline: p.holder(snapshot).map(|h| h.cmdline.as_slice()),
+                uid: p.holder(snapshot).and_then(|h| h.uid),
                 owner: owner_doc(p),
                 container: p.container(snapshot).map(container_doc),
                 findings: Vec::new(),
