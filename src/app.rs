@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 
+use crate::analyze::findings::Severity;
 use crate::analyze::{analyze, PortEntry};
 use crate::cli::{Cli, Command, DebugCommand};
 use crate::config::{Global, Scan, UsageError};
@@ -115,8 +116,18 @@ fn gather(global: &Global) -> anyhow::Result<Snapshot> {
         Ok(host) => host?,
         Err(panic) => std::panic::resume_unwind(panic),
     };
+    let taken_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok());
     Ok(Snapshot {
+        taken_at,
         host,
+        fs: crate::host::compose::compose_facts(
+            &engine.containers,
+            &engine.status,
+            &global.host_root,
+        ),
         engine: engine.status,
         containers: engine.containers,
     })
@@ -139,8 +150,22 @@ fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
             options.style,
         ))?;
         eprintln!("{}", report::table::engine_line(&snapshot));
+        if let (false, Some(note)) = (snapshot.fs.visible, &snapshot.fs.note) {
+            eprintln!("note: {note}");
+        }
     }
-    Ok(Exit::Ok)
+    let leak_found = analysis.findings.iter().any(|f| {
+        f.kind.severity() == Severity::Leak
+            && options
+                .ports
+                .as_ref()
+                .is_none_or(|spec| f.ports.iter().any(|p| spec.matches(p.proto, p.port)))
+    });
+    Ok(if options.check && leak_found {
+        Exit::Problem
+    } else {
+        Exit::Ok
+    })
 }
 
 fn write_stdout(text: &str) -> anyhow::Result<()> {

@@ -39,6 +39,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DURATION", default_value = "5s")]
     pub timeout: String,
 
+    /// Where the host's root filesystem is visible (mount it read-only when portreap runs
+    /// in a container); used to check that compose projects' directories still exist.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
+
     /// Where the host's /proc is mounted (when portreap runs in a container).
     #[arg(
         long,
@@ -75,6 +80,10 @@ pub struct ScanArgs {
     /// Print the JSON document (schema version 1) and nothing else on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Exit with status 1 when a leak is found (for CI and cron).
+    #[arg(long)]
+    pub check: bool,
 
     /// Only these ports: 3000, 3000/udp, 8000-8100, 80,443 (repeatable). Implies --all
     /// for the ports named.

@@ -29,6 +29,8 @@ pub struct Global {
     pub endpoint: Result<Endpoint, String>,
     /// Bound on each engine call.
     pub timeout: Duration,
+    /// The host's root filesystem.
+    pub host_root: PathBuf,
     /// The host's /proc.
     pub proc_root: PathBuf,
     /// Recorded facts to use instead of the live system.
@@ -46,6 +48,7 @@ impl Global {
         Ok(Global {
             endpoint: endpoint::resolve(args.host.as_deref(), &ProcessEnv),
             timeout,
+            host_root: args.host_root.clone(),
             proc_root: args.proc_root.clone(),
             snapshot: args.snapshot.clone(),
         })
@@ -59,6 +62,8 @@ pub struct Scan {
     pub all: bool,
     /// JSON output.
     pub json: bool,
+    /// Exit 1 on leaks.
+    pub check: bool,
     /// Port filter.
     pub ports: Option<PortSpec>,
     /// Table style.
@@ -75,6 +80,7 @@ impl Scan {
         Scan {
             all: args.all,
             json: args.json,
+            check: args.check,
             ports,
             style: Style {
                 tty,

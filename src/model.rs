@@ -185,6 +185,13 @@ pub struct Container {
     pub state: ContainerState,
     /// Health check status (`healthy`, `unhealthy`, `starting`), if it has a check.
     pub health: Option<String>,
+    /// Consecutive failed health checks.
+    #[serde(default)]
+    pub failing_streak: i64,
+    /// Start of the first failed check of the current streak (RFC 3339), when the
+    /// engine's health log still has it.
+    #[serde(default)]
+    pub failing_since: Option<String>,
     /// Main process PID on the host while running.
     pub pid: Option<u32>,
     /// Exit code of the last run.
@@ -224,6 +231,31 @@ impl Container {
         self.labels.get(labels::SERVICE).map(String::as_str)
     }
 
+    /// Compose working directory and config files (relative names resolved against the
+    /// working directory, as compose v1 records them), if compose labels are present.
+    pub fn compose_paths(&self) -> Option<(String, Vec<String>)> {
+        let dir = self.labels.get(labels::WORKING_DIR)?.clone();
+        let files = self
+            .labels
+            .get(labels::CONFIG_FILES)
+            .map(|files| {
+                files
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .map(|f| {
+                        if f.starts_with('/') {
+                            f.to_owned()
+                        } else {
+                            format!("{}/{f}", dir.trim_end_matches('/'))
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some((dir, files))
+    }
+
     /// Whether the container shares the host's network namespace.
     pub fn is_host_network(&self) -> bool {
         self.network_mode.as_deref() == Some("host")
@@ -243,15 +275,37 @@ pub struct EngineStatus {
     pub version: Option<String>,
     /// API version, when it answered.
     pub api_version: Option<String>,
+    /// The engine's data directory (`DockerRootDir`), used to tell whether portreap sees
+    /// the engine's filesystem.
+    #[serde(default)]
+    pub root_dir: Option<String>,
     /// Why it could not be reached, or what went wrong part way.
     pub error: Option<String>,
+}
+
+/// Whether the compose files and directories that containers' labels name exist.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsFacts {
+    /// Whether the host's filesystem is visible to portreap at all; when not, compose
+    /// projects are not judged.
+    pub visible: bool,
+    /// Why it is not visible, or where it was looked at.
+    pub note: Option<String>,
+    /// Absolute host paths (as in the labels) and whether each exists.
+    pub exists: BTreeMap<String, bool>,
 }
 
 /// All the facts one scan works from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// When the facts were gathered, in seconds since the Unix epoch.
+    #[serde(default)]
+    pub taken_at: Option<i64>,
     /// Host sockets and their processes.
     pub host: HostFacts,
+    /// Compose paths on the host filesystem.
+    #[serde(default)]
+    pub fs: FsFacts,
     /// The engine asked.
     pub engine: EngineStatus,
     /// Every container the engine knows, in any state.

@@ -1,12 +1,15 @@
 //! Pure analysis: a [`Snapshot`] in, every port with its owner out. Nothing here touches
 //! the system, so each rule is tested on hand-built or recorded snapshots.
 
+pub mod findings;
 pub mod forwarder;
+pub mod time;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 
 use crate::model::{Container, ContainerState, LiveBinding, Process, Proto, Snapshot, Socket};
+use findings::{Finding, Kind};
 use forwarder::ProxyTarget;
 
 /// How a container holds one of its published ports on the host.
@@ -22,6 +25,9 @@ pub enum Via {
     Binding,
     /// The engine reports the binding but no socket backs it.
     Reservation,
+    /// The container asks for the port but does not hold it (not running, or its start
+    /// failed); shown because a finding concerns it.
+    Requested,
 }
 
 impl Via {
@@ -33,6 +39,7 @@ impl Via {
             Via::HostNetwork => "host-network",
             Via::Binding => "binding",
             Via::Reservation => "reservation",
+            Via::Requested => "requested",
         }
     }
 }
@@ -96,6 +103,8 @@ pub struct PortEntry {
     pub holder_pid: Option<u32>,
     /// The owner.
     pub owner: Owner,
+    /// Kinds of the findings that concern this port.
+    pub findings: Vec<Kind>,
 }
 
 impl PortEntry {
@@ -112,12 +121,20 @@ impl PortEntry {
         snapshot.host.processes.get(&self.holder_pid?)
     }
 
-    /// Whether Docker is involved: shown by the default view.
+    /// Whether Docker is involved or a finding concerns it: shown by the default view.
     pub fn involves_docker(&self) -> bool {
-        matches!(
-            self.owner,
-            Owner::Container { .. } | Owner::Proxy { .. } | Owner::Engine
-        )
+        !self.findings.is_empty()
+            || matches!(
+                self.owner,
+                Owner::Container { .. } | Owner::Proxy { .. } | Owner::Engine
+            )
+    }
+
+    fn container_index(&self) -> Option<usize> {
+        match self.owner {
+            Owner::Container { index, .. } => Some(index),
+            _ => None,
+        }
     }
 }
 
@@ -126,9 +143,11 @@ impl PortEntry {
 pub struct Analysis {
     /// Every port, sorted by port, protocol, then address (IPv4 first).
     pub ports: Vec<PortEntry>,
+    /// Every finding, in catalogue order.
+    pub findings: Vec<Finding>,
 }
 
-/// Attributes every socket and every live engine binding to its owner.
+/// Attributes every socket and every live engine binding to its owner, then judges them.
 pub fn analyze(snapshot: &Snapshot) -> Analysis {
     let mut ports: Vec<PortEntry> = snapshot
         .host
@@ -137,9 +156,74 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
         .map(|socket| attribute(snapshot, socket))
         .collect();
     ports.extend(reservations(snapshot, &ports));
-    // Sockets before bare reservations of the same address.
-    ports.sort_by_key(|p| (p.port, p.proto, p.ip.is_ipv6(), p.ip, !p.bound));
-    Analysis { ports }
+    let mut findings = findings::find(snapshot, &ports);
+    findings.sort_by_key(|f| (f.kind, f.ports.first().map(|p| (p.port, p.proto))));
+    ports.extend(requested(&ports, &findings));
+    for entry in &mut ports {
+        let here = findings::PortRef {
+            proto: entry.proto,
+            ip: entry.ip,
+            port: entry.port,
+        };
+        for f in &findings {
+            // A container's finding marks that container's entries only, never another
+            // holder of the same port (a blocked container's port is someone else's).
+            if f.ports.contains(&here)
+                && f.container == entry.container_index()
+                && !entry.findings.contains(&f.kind)
+            {
+                entry.findings.push(f.kind);
+            }
+        }
+    }
+    // Per port: held sockets first, then each owner's addresses together (IPv4 first), so
+    // one owner's sockets of a binding read as one row.
+    ports.sort_by_key(|p| {
+        (
+            p.port,
+            p.proto,
+            !p.bound,
+            p.container_index(),
+            p.holder_pid,
+            p.ip.is_ipv6(),
+            p.ip,
+        )
+    });
+    Analysis { ports, findings }
+}
+
+/// Entries for the ports that findings name for containers that do not hold them, so each
+/// finding shows up on its port.
+fn requested(ports: &[PortEntry], findings: &[Finding]) -> Vec<PortEntry> {
+    let mut out: Vec<PortEntry> = Vec::new();
+    for f in findings {
+        let Some(index) = f.container else { continue };
+        for r in &f.ports {
+            let present = ports.iter().chain(&out).any(|e| {
+                e.container_index() == Some(index)
+                    && e.proto == r.proto
+                    && e.ip == r.ip
+                    && e.port == r.port
+            });
+            if !present {
+                out.push(PortEntry {
+                    proto: r.proto,
+                    ip: r.ip,
+                    port: r.port,
+                    bound: false,
+                    pids: Vec::new(),
+                    process: None,
+                    holder_pid: None,
+                    owner: Owner::Container {
+                        index,
+                        via: Via::Requested,
+                    },
+                    findings: Vec::new(),
+                });
+            }
+        }
+    }
+    out
 }
 
 fn attribute(snapshot: &Snapshot, socket: &Socket) -> PortEntry {
@@ -192,6 +276,7 @@ fn attribute(snapshot: &Snapshot, socket: &Socket) -> PortEntry {
         process: primary.map(|p| p.name.clone()),
         holder_pid: primary.map(|p| p.pid),
         owner,
+        findings: Vec::new(),
     }
 }
 
@@ -288,6 +373,7 @@ fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
                         index,
                         via: Via::Reservation,
                     },
+                    findings: Vec::new(),
                 });
             }
         }

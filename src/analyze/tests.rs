@@ -17,6 +17,8 @@ fn container(id: &str, name: &str, state: ContainerState, addr: Option<&str>) ->
         image: "img".into(),
         state,
         health: None,
+        failing_streak: 0,
+        failing_since: None,
         pid: None,
         exit_code: None,
         error: None,

@@ -80,13 +80,19 @@ async fn collect_async(
         Ok(docker) => docker,
         Err(reason) => return unreachable(status, reason),
     };
-    let version = match bounded(timeout, docker.version()).await {
+    let (version, info) = futures_util::future::join(
+        bounded(timeout, docker.version()),
+        bounded(timeout, docker.info()),
+    )
+    .await;
+    let version = match version {
         Ok(v) => v,
         Err(e) => return unreachable(status, e.into()),
     };
     status.reachable = true;
     status.version = version.version;
     status.api_version = version.api_version;
+    status.root_dir = info.ok().and_then(|i| i.docker_root_dir);
 
     let options = ListContainersOptionsBuilder::new().all(true).build();
     let summaries = match bounded(timeout, docker.list_containers(Some(options))).await {
@@ -338,6 +344,22 @@ fn non_empty(s: Option<&String>) -> Option<String> {
         .cloned()
 }
 
+/// The start of the first failed check of the current streak, if the log reaches back
+/// that far (the engine keeps the last five results).
+fn failing_since(health: &bollard::models::Health) -> Option<String> {
+    let streak = usize::try_from(health.failing_streak?)
+        .ok()
+        .filter(|&n| n > 0)?;
+    let log = health.log.as_ref()?;
+    let first_failed = log.len().checked_sub(streak)?;
+    let all_failed = log[first_failed..]
+        .iter()
+        .all(|r| r.exit_code.is_some_and(|c| c != 0));
+    all_failed
+        .then(|| log[first_failed].start.clone())
+        .flatten()
+}
+
 /// Converts an inspect answer. `None` when it lacks an id (never seen from a real engine).
 pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
     let id = detail.id.clone()?;
@@ -376,6 +398,13 @@ pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
             .and_then(|h| h.status.as_ref())
             .map(|h| h.to_string())
             .filter(|h| !h.is_empty() && h != "none"),
+        failing_streak: state
+            .and_then(|s| s.health.as_ref())
+            .and_then(|h| h.failing_streak)
+            .unwrap_or(0),
+        failing_since: state
+            .and_then(|s| s.health.as_ref())
+            .and_then(failing_since),
         pid: state
             .and_then(|s| s.pid)
             .filter(|&p| p > 0)
@@ -442,6 +471,8 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
         image: summary.image.clone().unwrap_or_default(),
         state: parse_state(&summary.state.map(|s| s.to_string()).unwrap_or_default()),
         health: None,
+        failing_streak: 0,
+        failing_since: None,
         pid: None,
         exit_code: None,
         error: None,

@@ -5,6 +5,7 @@
 //! `/proc` is unreadable and hides permission errors; portreap must say when an owner could
 //! not be read, and why.
 
+pub mod compose;
 pub mod procfs;
 
 use std::collections::{BTreeMap, HashMap};

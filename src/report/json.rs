@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::analyze::findings::Finding;
 use crate::analyze::{Analysis, Owner, PortEntry};
 use crate::model::{Container, Snapshot};
 
@@ -15,7 +16,7 @@ struct ScanDoc<'a> {
     engine: EngineDoc<'a>,
     host: HostDoc<'a>,
     ports: Vec<PortDoc<'a>>,
-    findings: Vec<FindingDoc>,
+    findings: Vec<FindingDoc<'a>>,
 }
 
 #[derive(Serialize)]
@@ -33,6 +34,10 @@ struct HostDoc<'a> {
     /// Processes whose descriptors could not be read; owners may be missing when > 0.
     unreadable_processes: usize,
     error: Option<&'a str>,
+    /// Whether compose directories were checked (`orphaned-compose` can only be found
+    /// then), and why not.
+    compose_dirs_checked: bool,
+    compose_note: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -75,9 +80,46 @@ struct ContainerDoc<'a> {
     addresses: Vec<String>,
 }
 
-/// Placeholder element type: the finding catalogue fills this list.
 #[derive(Serialize)]
-struct FindingDoc {}
+struct PortRefDoc {
+    proto: &'static str,
+    ip: String,
+    port: u16,
+}
+
+#[derive(Serialize)]
+struct FindingDoc<'a> {
+    kind: &'static str,
+    severity: &'static str,
+    ports: Vec<PortRefDoc>,
+    container: Option<ContainerDoc<'a>>,
+    pids: &'a [u32],
+    reason: &'a str,
+    action: &'static str,
+}
+
+fn finding_doc<'a>(snapshot: &'a Snapshot, f: &'a Finding) -> FindingDoc<'a> {
+    FindingDoc {
+        kind: f.kind.id(),
+        severity: f.kind.severity().as_str(),
+        ports: f
+            .ports
+            .iter()
+            .map(|p| PortRefDoc {
+                proto: p.proto.as_str(),
+                ip: p.ip.to_string(),
+                port: p.port,
+            })
+            .collect(),
+        container: f
+            .container
+            .and_then(|i| snapshot.containers.get(i))
+            .map(container_doc),
+        pids: &f.pids,
+        reason: &f.reason,
+        action: f.action.as_str(),
+    }
+}
 
 fn container_doc(c: &Container) -> ContainerDoc<'_> {
     ContainerDoc {
@@ -118,6 +160,14 @@ fn owner_doc(entry: &PortEntry) -> OwnerDoc {
 /// Renders `scan --json`: the whole document, one line per call, newline-terminated.
 pub fn scan(snapshot: &Snapshot, analysis: &Analysis, keep: impl Fn(&PortEntry) -> bool) -> String {
     let engine = &snapshot.engine;
+    let shown: Vec<&PortEntry> = analysis.ports.iter().filter(|p| keep(p)).collect();
+    let on_shown_port = |f: &Finding| {
+        f.ports.iter().any(|r| {
+            shown
+                .iter()
+                .any(|p| (p.proto, p.ip, p.port) == (r.proto, r.ip, r.port))
+        })
+    };
     let doc = ScanDoc {
         schema_version: SCHEMA_VERSION,
         engine: EngineDoc {
@@ -131,11 +181,11 @@ pub fn scan(snapshot: &Snapshot, analysis: &Analysis, keep: impl Fn(&PortEntry) 
         host: HostDoc {
             unreadable_processes: snapshot.host.unreadable_processes,
             error: snapshot.host.proc_error.as_deref(),
+            compose_dirs_checked: snapshot.fs.visible,
+            compose_note: snapshot.fs.note.as_deref(),
         },
-        ports: analysis
-            .ports
+        ports: shown
             .iter()
-            .filter(|p| keep(p))
             .map(|p| PortDoc {
                 proto: p.proto.as_str(),
                 ip: p.ip.to_string(),
@@ -147,10 +197,16 @@ pub fn scan(snapshot: &Snapshot, analysis: &Analysis, keep: impl Fn(&PortEntry) 
                 uid: p.holder(snapshot).and_then(|h| h.uid),
                 owner: owner_doc(p),
                 container: p.container(snapshot).map(container_doc),
-                findings: Vec::new(),
+                findings: p.findings.iter().map(|k| k.id()).collect(),
             })
             .collect(),
-        findings: Vec::new(),
+        findings: analysis
+            .findings
+            .iter()
+            // Only the findings on the ports shown (all of them without a port filter).
+            .filter(|f| on_shown_port(f))
+            .map(|f| finding_doc(snapshot, f))
+            .collect(),
     };
     // Serialising plain structs of strings and numbers cannot fail.
     let mut out = serde_json::to_string_pretty(&doc).expect("JSON of plain data");

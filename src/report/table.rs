@@ -3,6 +3,7 @@
 
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 
+use crate::analyze::findings::{Kind, Severity};
 use crate::analyze::{Analysis, Owner, PortEntry, Via};
 use crate::model::{Container, Snapshot};
 
@@ -22,6 +23,7 @@ struct Row {
     state: String,
     holder: String,
     attention: bool,
+    findings: Vec<Kind>,
 }
 
 fn owner_name(c: &Container) -> String {
@@ -60,6 +62,7 @@ fn describe(snapshot: &Snapshot, entry: &PortEntry) -> (String, String, String, 
                 Via::HostNetwork => format!("{} (host network)", held_by()),
                 Via::Binding => "engine binding (owner not readable)".into(),
                 Via::Reservation => "no socket (engine reservation)".into(),
+                Via::Requested => "not held (requested)".into(),
             };
             (
                 owner_name(c),
@@ -104,6 +107,11 @@ fn rows(snapshot: &Snapshot, entries: &[&PortEntry]) -> Vec<Row> {
                     merge_holder(&mut last.holder, &holder);
                 }
                 last.attention |= attention;
+                for kind in &entry.findings {
+                    if !last.findings.contains(kind) {
+                        last.findings.push(*kind);
+                    }
+                }
                 continue;
             }
         }
@@ -114,9 +122,18 @@ fn rows(snapshot: &Snapshot, entries: &[&PortEntry]) -> Vec<Row> {
             state,
             holder,
             attention,
+            findings: entry.findings.clone(),
         });
     }
     rows
+}
+
+fn severity_color(severity: Severity) -> Color {
+    match severity {
+        Severity::Leak => Color::Red,
+        Severity::Suspect => Color::Yellow,
+        Severity::Info => Color::Cyan,
+    }
 }
 
 /// `docker-proxy 10` + `docker-proxy 11` -> `docker-proxy 10,11`.
@@ -155,11 +172,22 @@ pub fn scan(
         } else {
             table.load_style(presets::NOTHING).force_no_tty();
         }
-        table.set_header(["PORT", "ADDRESS", "OWNER", "STATE", "HELD BY"]);
+        table.set_header(["PORT", "ADDRESS", "OWNER", "STATE", "HELD BY", "FINDING"]);
         for row in rows(snapshot, &entries) {
             let mut owner = Cell::new(&row.owner);
             if style.color && row.attention {
                 owner = owner.fg(Color::Yellow);
+            }
+            let worst = row.findings.iter().map(|k| k.severity()).min();
+            let mut finding = Cell::new(
+                row.findings
+                    .iter()
+                    .map(|k| k.id())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            if let (true, Some(severity)) = (style.color, worst) {
+                finding = finding.fg(severity_color(severity));
             }
             table.add_row(vec![
                 Cell::new(&row.port),
@@ -167,6 +195,7 @@ pub fn scan(
                 owner,
                 Cell::new(&row.state),
                 Cell::new(&row.holder),
+                finding,
             ]);
         }
         if !style.tty {
@@ -181,7 +210,91 @@ pub fn scan(
             out.push('\n');
         }
     }
+    out.push_str(&findings_section(snapshot, analysis, &entries, style));
     out
+}
+
+/// The findings concerning the shown ports, each with its evidence and action, wrapped to
+/// stay readable at 100 columns.
+fn findings_section(
+    snapshot: &Snapshot,
+    analysis: &Analysis,
+    shown: &[&PortEntry],
+    style: Style,
+) -> String {
+    let relevant: Vec<_> = analysis
+        .findings
+        .iter()
+        .filter(|f| {
+            shown.iter().any(|e| {
+                f.ports
+                    .iter()
+                    .any(|p| p.proto == e.proto && p.ip == e.ip && p.port == e.port)
+                    && e.findings.contains(&f.kind)
+            })
+        })
+        .collect();
+    if relevant.is_empty() {
+        return String::new();
+    }
+    let count = |s: Severity| relevant.iter().filter(|f| f.kind.severity() == s).count();
+    let mut out = format!(
+        "\n{} finding{} ({} leak, {} suspect, {} info):\n",
+        relevant.len(),
+        if relevant.len() == 1 { "" } else { "s" },
+        count(Severity::Leak),
+        count(Severity::Suspect),
+        count(Severity::Info)
+    );
+    for f in relevant {
+        let severity = f.kind.severity().as_str();
+        let label = if style.color {
+            let code = match f.kind.severity() {
+                Severity::Leak => 31,
+                Severity::Suspect => 33,
+                Severity::Info => 36,
+            };
+            format!("\x1b[{code}m{severity:<7}\x1b[0m")
+        } else {
+            format!("{severity:<7}")
+        };
+        let ports = f
+            .ports
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push_str(&format!("  {label} {} on {ports}\n", f.kind));
+        for line in wrap(&f.reason, 88) {
+            out.push_str(&format!("          {line}\n"));
+        }
+        let hint = match f.action {
+            crate::analyze::findings::Action::None => String::new(),
+            _ => " (portreap prune)".to_owned(),
+        };
+        out.push_str(&format!("          action: {}{hint}\n", f.action.as_str()));
+    }
+    let _ = snapshot;
+    out
+}
+
+/// Greedy word wrap; a word longer than the width gets a line of its own.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// A one-line statement about the engine, for stderr under the table.

@@ -1,0 +1,61 @@
+//! Whether the compose directories and files that containers' labels name still exist.
+
+use std::path::{Path, PathBuf};
+
+use crate::model::{Container, EngineStatus, FsFacts};
+
+/// Checks every compose path named by `containers` under `host_root` (`/` normally; the
+/// host's root mounted into portreap's container otherwise).
+///
+/// The paths are the engine host's, so they are judged only when portreap provably shares
+/// that filesystem: the root was given explicitly; or the engine's own per-container
+/// directory (`<DockerRootDir>/containers/<id>`) is visible here; or portreap is not in a
+/// container and the engine is local. Otherwise it says why it did not look.
+pub fn compose_facts(containers: &[Container], engine: &EngineStatus, host_root: &Path) -> FsFacts {
+    let mut facts = FsFacts::default();
+    if !containers.iter().any(|c| c.compose_paths().is_some()) {
+        return facts;
+    }
+    let explicit = host_root != Path::new("/");
+    if explicit && !host_root.is_dir() {
+        facts.note = Some(format!(
+            "--host-root {} is not a directory; compose directories were not checked",
+            host_root.display()
+        ));
+        return facts;
+    }
+    let engine_dir_visible = engine.root_dir.as_deref().is_some_and(|root| {
+        containers
+            .iter()
+            .any(|c| under(host_root, &format!("{root}/containers/{}", c.id)).is_dir())
+    });
+    let local_engine = engine.endpoint.starts_with("unix://") && !in_container();
+    if !(explicit || engine_dir_visible || local_engine) {
+        facts.note = Some(
+            "the engine's filesystem is not visible from here (portreap runs in a container, or the engine is remote); compose directories were not checked: mount the host root and pass --host-root".into(),
+        );
+        return facts;
+    }
+    facts.visible = true;
+    for container in containers {
+        let Some((dir, files)) = container.compose_paths() else {
+            continue;
+        };
+        for path in std::iter::once(dir).chain(files) {
+            if !facts.exists.contains_key(&path) {
+                let exists = under(host_root, &path).exists();
+                facts.exists.insert(path, exists);
+            }
+        }
+    }
+    facts
+}
+
+fn under(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+/// Whether this process itself runs in a container, where `/` is not the host's.
+fn in_container() -> bool {
+    Path::new("/.dockerenv").exists() || Path::new("/run/.containerenv").exists()
+}
