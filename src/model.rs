@@ -188,10 +188,13 @@ pub struct Container {
     /// Consecutive failed health checks.
     #[serde(default)]
     pub failing_streak: i64,
-    /// Start of the first failed check of the current streak (RFC 3339), when the
-    /// engine's health log still has it.
+    /// Start of the oldest failed check of the current streak that the engine's health log
+    /// still holds (RFC 3339).
     #[serde(default)]
     pub failing_since: Option<String>,
+    /// Whether `failing_since` is the start of the streak, not just a lower bound.
+    #[serde(default)]
+    pub failing_since_exact: bool,
     /// Main process PID on the host while running.
     pub pid: Option<u32>,
     /// Exit code of the last run.

@@ -437,8 +437,13 @@ fn container_findings(
         && c.health.as_deref() == Some("unhealthy")
         && !c.live.is_empty()
     {
+        let bound = if c.failing_since_exact {
+            ""
+        } else {
+            "at least "
+        };
         let duration = age(snapshot, c.failing_since.as_deref())
-            .map(|a| format!(" for {a}"))
+            .map(|a| format!(" for {bound}{a}"))
             .unwrap_or_default();
         push(
             Kind::UnhealthyContainer,

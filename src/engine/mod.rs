@@ -344,20 +344,21 @@ fn non_empty(s: Option<&String>) -> Option<String> {
         .cloned()
 }
 
-/// The start of the first failed check of the current streak, if the log reaches back
-/// that far (the engine keeps the last five results).
-fn failing_since(health: &bollard::models::Health) -> Option<String> {
+/// The start of the oldest failed check of the current streak that the engine's health
+/// log still holds (it keeps the last five), and whether that is the streak's first.
+fn failing_since(health: &bollard::models::Health) -> Option<(String, bool)> {
     let streak = usize::try_from(health.failing_streak?)
         .ok()
         .filter(|&n| n > 0)?;
     let log = health.log.as_ref()?;
-    let first_failed = log.len().checked_sub(streak)?;
-    let all_failed = log[first_failed..]
+    let failing = log
         .iter()
-        .all(|r| r.exit_code.is_some_and(|c| c != 0));
-    all_failed
-        .then(|| log[first_failed].start.clone())
-        .flatten()
+        .rev()
+        .take(streak)
+        .take_while(|r| r.exit_code.is_some_and(|c| c != 0))
+        .count();
+    let oldest = log.get(log.len().checked_sub(failing)?)?;
+    Some((oldest.start.clone()?, failing == streak))
 }
 
 /// Converts an inspect answer. `None` when it lacks an id (never seen from a real engine).
@@ -404,7 +405,12 @@ pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
             .unwrap_or(0),
         failing_since: state
             .and_then(|s| s.health.as_ref())
-            .and_then(failing_since),
+            .and_then(failing_since)
+            .map(|(since, _)| since),
+        failing_since_exact: state
+            .and_then(|s| s.health.as_ref())
+            .and_then(failing_since)
+            .is_some_and(|(_, exact)| exact),
         pid: state
             .and_then(|s| s.pid)
             .filter(|&p| p > 0)
@@ -473,6 +479,7 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
         health: None,
         failing_streak: 0,
         failing_since: None,
+        failing_since_exact: false,
         pid: None,
         exit_code: None,
         error: None,

@@ -42,9 +42,9 @@ pub fn compose_facts(containers: &[Container], engine: &EngineStatus, host_root:
             continue;
         };
         for path in std::iter::once(dir).chain(files) {
-            if !facts.exists.contains_key(&path) {
-                let exists = under(host_root, &path).exists();
-                facts.exists.insert(path, exists);
+            if let std::collections::btree_map::Entry::Vacant(slot) = facts.exists.entry(path) {
+                let exists = under(host_root, slot.key()).exists();
+                slot.insert(exists);
             }
         }
     }
