@@ -128,6 +128,7 @@ fn host_network_container_is_found_through_its_cgroup() {
     assert_eq!(found.len(), 1, "{doc:#}");
     assert_container(found[0], &name, "host-network");
     assert_eq!(found[0]["process"], "httpd");
+    assert!(findings_on(&doc, port).is_empty(), "{doc:#}");
 }
 
 #[test]
@@ -168,6 +169,10 @@ fn compose_project_and_service_are_named() {
         assert_eq!(entry["container"]["compose_service"], "web");
     }
 
+    // A running service of a live project is legitimate.
+    assert!(findings_on(&doc, port).is_empty(), "{doc:#}");
+    assert_eq!(doc["host"]["compose_dirs_checked"], true);
+
     // The table names project and service too.
     let out = portreap()
         .args(["scan", "--port", &port.to_string()])
@@ -202,6 +207,7 @@ fn default_view_shows_docker_ports_and_hides_plain_processes() {
     let doc = json(&["scan", "--json", "--all"]);
     assert_eq!(entries(&doc, "tcp", published).len(), 2);
     assert_eq!(entries(&doc, "tcp", plain).len(), 1);
+    assert!(findings_on(&doc, plain).is_empty() && findings_on(&doc, published).is_empty());
 
     // Plain table when stdout is not a terminal: no box drawing, one merged row.
     let out = portreap()
@@ -296,5 +302,15 @@ fn a_binding_whose_proxies_died_is_a_reservation_without_socket() {
         assert_eq!(entry["owner"]["via"], "reservation", "{entry:#}");
         assert_eq!(entry["container"]["name"], name.as_str());
         assert_eq!(entry["pids"], serde_json::json!([]));
+        assert_eq!(entry["findings"], serde_json::json!(["engine-reservation"]));
     }
+    let found = findings_on(&doc, port);
+    assert_eq!(found.len(), 1, "{doc:#}");
+    assert_eq!(found[0]["kind"], "engine-reservation");
+    assert_eq!(found[0]["severity"], "info");
+    assert_eq!(found[0]["action"], "none");
+    assert!(found[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no socket backs it"));
 }

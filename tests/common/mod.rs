@@ -249,3 +249,68 @@ pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The findings of a scan document that concern `port`.
+pub fn findings_on(doc: &Value, port: u16) -> Vec<&Value> {
+    doc["findings"]
+        .as_array()
+        .expect("findings array")
+        .iter()
+        .filter(|f| {
+            f["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["port"] == port)
+        })
+        .collect()
+}
+
+/// Scans `port` until a finding of `kind` shows up on it (states like unhealthy and
+/// restarting take a moment), or panics with the last document.
+pub fn wait_for_finding(port: u16, kind: &str) -> Value {
+    let mut last = Value::Null;
+    eventually(Duration::from_secs(30), || {
+        last = scan_port(port);
+        findings_on(&last, port)
+            .iter()
+            .any(|f| f["kind"] == kind)
+            .then(|| last.clone())
+    })
+    .unwrap_or_else(|| panic!("no {kind} on port {port} within 30s: {last:#}"))
+}
+
+/// A process the test started; killed and reaped on drop.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the real `docker-proxy` by hand, as a stale one left by a crashed engine: it
+/// listens on `host_ip:host_port` and forwards to a target no container has. It reports
+/// its start on file descriptor 3 and exits at once without it, hence the redirection.
+pub fn stale_proxy(proto: &str, host_ip: &str, host_port: u16, target_ip: &str) -> ChildGuard {
+    let binary = [
+        "/usr/sbin/docker-proxy",
+        "/usr/bin/docker-proxy",
+        "/usr/libexec/docker/docker-proxy",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("docker-proxy binary (Debian's docker.io)");
+    let script = format!(
+        "exec {binary} -proto {proto} -host-ip {host_ip} -host-port {host_port} -container-ip {target_ip} -container-port 80 3>/dev/null"
+    );
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start docker-proxy");
+    ChildGuard(child)
+}
