@@ -148,6 +148,11 @@ fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
             &analysis,
             keep,
             options.style,
+            match (&options.ports, options.all) {
+                (Some(_), _) => "Nothing holds those ports.",
+                (None, true) => "No listening sockets.",
+                (None, false) => "No port involves Docker (--all lists every socket).",
+            },
         ))?;
         eprintln!("{}", report::table::engine_line(&snapshot));
         if let (false, Some(note)) = (snapshot.fs.visible, &snapshot.fs.note) {

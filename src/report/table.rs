@@ -3,7 +3,7 @@
 
 use comfy_table::{presets, Cell, Color, ContentArrangement, Table};
 
-use crate::analyze::findings::{Kind, Severity};
+use crate::analyze::findings::{Action, Kind, Severity};
 use crate::analyze::{Analysis, Owner, PortEntry, Via};
 use crate::model::{Container, Snapshot};
 
@@ -158,11 +158,13 @@ pub fn scan(
     analysis: &Analysis,
     keep: impl Fn(&PortEntry) -> bool,
     style: Style,
+    empty: &str,
 ) -> String {
     let entries: Vec<&PortEntry> = analysis.ports.iter().filter(|p| keep(p)).collect();
     let mut out = String::new();
     if entries.is_empty() {
-        out.push_str("No matching ports.\n");
+        out.push_str(empty);
+        out.push('\n');
     } else {
         let mut table = Table::new();
         if style.tty {
@@ -268,13 +270,18 @@ fn findings_section(
         for line in wrap(&f.reason, 88) {
             out.push_str(&format!("          {line}\n"));
         }
-        let hint = match f.action {
-            crate::analyze::findings::Action::None => String::new(),
-            _ => " (portreap prune)".to_owned(),
+        let container = f.container.and_then(|i| snapshot.containers.get(i));
+        let hint = match (f.action, container) {
+            (Action::KillProcess, _) if !f.pids.is_empty() => {
+                let pids: Vec<String> = f.pids.iter().map(u32::to_string).collect();
+                format!(" (by hand: kill {})", pids.join(" "))
+            }
+            (Action::RemoveContainer, Some(c)) => format!(" (by hand: docker rm -f {})", c.name),
+            (Action::StopContainer, Some(c)) => format!(" (by hand: docker stop {})", c.name),
+            _ => String::new(),
         };
         out.push_str(&format!("          action: {}{hint}\n", f.action.as_str()));
     }
-    let _ = snapshot;
     out
 }
 
