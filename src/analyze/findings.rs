@@ -188,13 +188,23 @@ pub fn never_act(process: &Process) -> Option<String> {
 }
 
 /// Builds every finding for the attributed ports.
+///
+/// Judging a proxy or an engine-held socket "without container" needs the engine's whole
+/// answer: with the engine unreachable, or an inspect failed, every proxy would look
+/// orphaned. Those rules are then not applied at all.
 pub fn find(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
-    let mut out = orphaned_proxies(snapshot, ports);
+    let mut out = Vec::new();
+    let engine_complete = snapshot.engine.reachable && snapshot.engine.error.is_none();
+    if engine_complete {
+        out.extend(orphaned_proxies(snapshot, ports));
+    }
     for (index, container) in snapshot.containers.iter().enumerate() {
         out.extend(container_findings(snapshot, ports, index, container));
     }
     out.extend(superseded_compose_projects(snapshot));
-    out.extend(engine_reservations(snapshot, ports));
+    if engine_complete {
+        out.extend(engine_reservations(snapshot, ports));
+    }
     out
 }
 

@@ -108,6 +108,10 @@ fn snapshot(host: Host, containers: Vec<Container>) -> Snapshot {
     Snapshot {
         host: host.0,
         containers,
+        engine: crate::model::EngineStatus {
+            reachable: true,
+            ..Default::default()
+        },
         ..Snapshot::default()
     }
 }
@@ -342,6 +346,32 @@ fn both_proxies_of_a_dead_binding_make_one_orphaned_proxy_finding() {
         .ports
         .iter()
         .all(|p| p.findings == vec![Kind::OrphanedProxy]));
+}
+
+#[test]
+fn proxies_are_not_judged_without_the_engines_whole_answer() {
+    let host = || Host::new().proxy(10, Proto::Tcp, "0.0.0.0", 3000, "172.17.0.2", 80);
+    let mut snap = snapshot(host(), vec![]);
+    snap.engine.reachable = false;
+    let a = analyze(&snap);
+    assert_eq!(
+        kinds(&a),
+        vec![],
+        "engine unreachable: the proxy may well be in use"
+    );
+    assert!(matches!(a.ports[0].owner, Owner::Proxy { .. }));
+    let mut snap = snapshot(host(), vec![]);
+    snap.engine.error = Some("cannot inspect container 0123456789ab: timeout".into());
+    assert_eq!(kinds(&analyze(&snap)), vec![]);
+    let host = Host::new().process(5, "dockerd", "dockerd", None).socket(
+        Proto::Tcp,
+        "0.0.0.0",
+        3999,
+        &[5],
+    );
+    let mut snap = snapshot(host, vec![]);
+    snap.engine.reachable = false;
+    assert_eq!(kinds(&analyze(&snap)), vec![]);
 }
 
 #[test]

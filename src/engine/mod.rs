@@ -3,7 +3,7 @@
 
 pub mod endpoint;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::error::Error as _;
 use std::future::Future;
 use std::io;
@@ -11,7 +11,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerInspectResponse, ContainerSummary, PortBinding, PortMap};
+use bollard::models::{
+    ContainerInspectResponse, ContainerSummary, EndpointSettings, PortBinding, PortMap,
+};
 use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
@@ -361,6 +363,18 @@ fn failing_since(health: &bollard::models::Health) -> Option<(String, bool)> {
     Some((oldest.start.clone()?, failing == streak))
 }
 
+fn endpoint_addresses(networks: &HashMap<String, EndpointSettings>) -> Vec<IpAddr> {
+    let mut addresses: Vec<IpAddr> = networks
+        .values()
+        .flat_map(|ep| [ep.ip_address.as_deref(), ep.global_ipv6_address.as_deref()])
+        .flatten()
+        .filter_map(|ip| ip.parse().ok())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    addresses
+}
+
 /// Converts an inspect answer. `None` when it lacks an id (never seen from a real engine).
 pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
     let id = detail.id.clone()?;
@@ -368,16 +382,10 @@ pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
     let host_config = detail.host_config.as_ref();
     let config = detail.config.as_ref();
     let network = detail.network_settings.as_ref();
-    let mut addresses: Vec<IpAddr> = network
+    let addresses = network
         .and_then(|n| n.networks.as_ref())
-        .into_iter()
-        .flat_map(|nets| nets.values())
-        .flat_map(|ep| [ep.ip_address.as_deref(), ep.global_ipv6_address.as_deref()])
-        .flatten()
-        .filter_map(|ip| ip.parse().ok())
-        .collect();
-    addresses.sort();
-    addresses.dedup();
+        .map(endpoint_addresses)
+        .unwrap_or_default();
     Some(Container {
         name: detail
             .name
@@ -492,7 +500,12 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
             .host_config
             .as_ref()
             .and_then(|h| h.network_mode.clone()),
-        addresses: Vec::new(),
+        addresses: summary
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .map(endpoint_addresses)
+            .unwrap_or_default(),
         labels,
         requested: Vec::new(),
         live,
