@@ -89,6 +89,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         None => scan(&global, &Scan::new(&cli.scan)),
         Some(Command::Scan(args)) => scan(&global, &Scan::new(&args)),
+        Some(Command::Prune(args)) => prune(&global, &crate::config::Prune::new(&args)?),
         Some(Command::Debug(DebugCommand::Snapshot)) => {
             let snapshot = gather(&global)?;
             let mut text = serde_json::to_string_pretty(&snapshot)?;
@@ -178,4 +179,116 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// Prints a line of human output: to stdout normally, to stderr when stdout carries JSON.
+fn say(json: bool, text: &str) {
+    if json {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn confirm() -> bool {
+    use std::io::{BufRead, IsTerminal};
+    if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
+        return false;
+    }
+    eprint!("Proceed? [y/N] ");
+    let mut answer = String::new();
+    io::stdin().lock().read_line(&mut answer).is_ok()
+        && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+fn prune(global: &Global, options: &crate::config::Prune) -> anyhow::Result<Exit> {
+    use std::io::IsTerminal;
+    if global.snapshot.is_some() && !options.dry_run {
+        return Err(UsageError("--snapshot only works with --dry-run".into()).into());
+    }
+    // Lock before gathering facts: a second prune plans from what the first left.
+    let _lock = if options.dry_run {
+        None
+    } else {
+        match crate::prune::lock::acquire(crate::prune::lock::default_path(), options.wait) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                eprintln!("portreap: {e}");
+                return Ok(Exit::Problem);
+            }
+        }
+    };
+    let snapshot = gather(global)?;
+    let engine = &snapshot.engine;
+    if !engine.reachable || engine.error.is_some() {
+        eprintln!(
+            "portreap: prune needs the engine's whole answer, and {}",
+            report::table::engine_line(&snapshot)
+        );
+        return Ok(Exit::EngineUnreachable);
+    }
+    let analysis = analyze(&snapshot);
+    let plan = crate::prune::plan(&snapshot, &analysis, &options.filters);
+    let plan_text = report::prune::plan_text(&snapshot, &plan);
+    let json_out = |reports: &[crate::prune::Report], dry_run: bool| -> anyhow::Result<()> {
+        if options.json {
+            write_stdout(&report::prune::json(&snapshot, &plan, reports, dry_run))?;
+        }
+        Ok(())
+    };
+    if options.json {
+        eprint!("{plan_text}");
+    } else {
+        write_stdout(&plan_text)?;
+    }
+    if plan.actions.is_empty() {
+        json_out(&[], options.dry_run)?;
+        return Ok(Exit::Ok);
+    }
+    if options.dry_run {
+        json_out(&crate::prune::execute::dry_run(&plan), true)?;
+        return Ok(Exit::Problem);
+    }
+    if !options.yes {
+        if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
+            eprintln!("portreap: not acting: no terminal to confirm on; pass --yes to act");
+            json_out(&crate::prune::execute::dry_run(&plan), true)?;
+            return Ok(Exit::Problem);
+        }
+        if !confirm() {
+            eprintln!("portreap: not acting.");
+            return Ok(Exit::Problem);
+        }
+    }
+    if let Some(delay) = options.act_delay {
+        eprintln!("portreap: waiting {delay:?} before acting");
+        std::thread::sleep(delay);
+    }
+    let endpoint = global
+        .endpoint
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let system = crate::prune::system::System {
+        engine: crate::engine::Client::connect(endpoint, global.timeout)
+            .map_err(|e| anyhow::anyhow!(e))?,
+        proc_root: global.proc_root.clone(),
+        host_root: global.host_root.clone(),
+    };
+    let timing = crate::prune::Timing {
+        grace: options.grace,
+        settle: std::time::Duration::from_secs(3),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let reports = runtime.block_on(crate::prune::execute(&system, &plan, timing, |r| {
+        say(options.json, &report::prune::progress_line(r));
+    }));
+    say(options.json, &report::prune::summary(&reports));
+    json_out(&reports, false)?;
+    let all_done = reports
+        .iter()
+        .all(|r| r.outcome == crate::prune::Outcome::Done);
+    Ok(if all_done { Exit::Ok } else { Exit::Problem })
 }

@@ -65,6 +65,13 @@ pub struct GlobalArgs {
 pub enum Command {
     /// List ports with their owners (the default command).
     Scan(ScanArgs),
+    /// Free leaked ports: stop or remove what the findings name, safely.
+    ///
+    /// Acts on leaks by default (--include-suspects adds suspects); never on information
+    /// findings, never on containers labelled portreap.keep=true, never on the engine or
+    /// PID 1. Each target is re-checked right before acting, and each port is probed
+    /// afterwards.
+    Prune(PruneArgs),
     /// Developer tools.
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
@@ -89,6 +96,58 @@ pub struct ScanArgs {
     /// for the ports named.
     #[arg(long, short = 'p', value_name = "SPEC")]
     pub port: Vec<PortSpec>,
+}
+
+/// Options of `prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Print the plan and change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    /// Act without asking (needed when no terminal is attached).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Act on suspects (paused, unhealthy, restarting, dormant) as well as leaks.
+    #[arg(long)]
+    pub include_suspects: bool,
+
+    /// Only this finding kind (repeatable), e.g. orphaned-proxy, paused-container.
+    #[arg(long, value_name = "KIND", value_parser = crate::prune::plan::parse_kind)]
+    pub kind: Vec<crate::analyze::findings::Kind>,
+
+    /// Only findings on these ports: 3000, 3000/udp, 8000-8100, 80,443 (repeatable).
+    #[arg(long, short = 'p', value_name = "SPEC")]
+    pub port: Vec<PortSpec>,
+
+    /// Only containers of this compose project.
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+
+    /// Only containers with this label (repeatable; all must match).
+    #[arg(long, value_name = "KEY[=VALUE]", value_parser = crate::prune::plan::parse_label)]
+    pub label: Vec<(String, Option<String>)>,
+
+    /// Stop containers but keep them.
+    #[arg(long)]
+    pub stop_only: bool,
+
+    /// How long a container gets to stop, and a process to exit after SIGTERM.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub grace: String,
+
+    /// How long to wait for another prune to finish.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub wait: String,
+
+    /// Print the JSON report and nothing else on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Pause between planning and acting (tests of races).
+    #[arg(long, value_name = "DURATION", hide = true)]
+    pub debug_act_delay: Option<String>,
 }
 
 /// Hidden developer tools.

@@ -135,3 +135,58 @@ mod tests {
         }
     }
 }
+
+/// Settings of `prune`.
+#[derive(Debug)]
+pub struct Prune {
+    /// What to consider.
+    pub filters: crate::prune::Filters,
+    /// Change nothing.
+    pub dry_run: bool,
+    /// Act without asking.
+    pub yes: bool,
+    /// JSON report on stdout.
+    pub json: bool,
+    /// Grace for stopping and SIGTERM.
+    pub grace: Duration,
+    /// How long to wait for another prune.
+    pub wait: Duration,
+    /// Pause before acting (tests).
+    pub act_delay: Option<Duration>,
+}
+
+impl Prune {
+    /// Validates `prune` options.
+    pub fn new(args: &crate::cli::PruneArgs) -> Result<Self, UsageError> {
+        let duration = |flag: &str, text: &str| {
+            parse_duration(text).map_err(|e| UsageError(format!("--{flag}: {e}")))
+        };
+        let ports = (!args.port.is_empty())
+            .then(|| PortSpec(args.port.iter().flat_map(|s| s.0.iter().copied()).collect()));
+        if args.dry_run && args.yes {
+            return Err(UsageError(
+                "--dry-run and --yes contradict each other".into(),
+            ));
+        }
+        Ok(Prune {
+            filters: crate::prune::Filters {
+                include_suspects: args.include_suspects,
+                kinds: args.kind.clone(),
+                ports,
+                project: args.project.clone(),
+                labels: args.label.clone(),
+                stop_only: args.stop_only,
+            },
+            dry_run: args.dry_run,
+            yes: args.yes,
+            json: args.json,
+            grace: duration("grace", &args.grace)?,
+            wait: duration("wait", &args.wait)?,
+            act_delay: args
+                .debug_act_delay
+                .as_deref()
+                .map(|d| duration("debug-act-delay", d))
+                .transpose()?,
+        })
+    }
+}

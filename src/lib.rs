@@ -10,6 +10,7 @@ pub mod engine;
 pub mod host;
 pub mod model;
 pub mod portspec;
+pub mod prune;
 pub mod report;
 
 mod app;

@@ -14,7 +14,9 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerInspectResponse, ContainerSummary, EndpointSettings, PortBinding, PortMap,
 };
-use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, RemoveContainerOptions, StopContainerOptions,
+};
 use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
 
@@ -145,6 +147,66 @@ async fn collect_async(
         status.error = Some(problems.join("; "));
     }
     EngineFacts { status, containers }
+}
+
+/// A connection for acting on containers (prune, free). Every call is bounded.
+pub struct Client {
+    docker: Docker,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects lazily to `endpoint`; nothing is dialled until the first call.
+    pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Client, String> {
+        Ok(Client {
+            docker: connect(&endpoint.url, timeout)?,
+            timeout,
+        })
+    }
+
+    /// The container as it is now; `None` if it no longer exists.
+    pub async fn inspect(&self, id: &str) -> Result<Option<Container>, String> {
+        match bounded(self.timeout, self.docker.inspect_container(id, None)).await {
+            Ok(detail) => Ok(convert(&detail)),
+            Err(e) if e.status == Some(404) => Ok(None),
+            Err(e) => Err(e.message),
+        }
+    }
+
+    /// Unpauses (a paused container cannot be stopped).
+    pub async fn unpause(&self, id: &str) -> Result<(), String> {
+        Ok(bounded(self.timeout, self.docker.unpause_container(id)).await?)
+    }
+
+    /// Stops, giving the container `grace` to exit before the engine kills it.
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<(), String> {
+        let options = StopContainerOptions {
+            signal: None,
+            t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
+        };
+        // The engine itself waits `grace` before killing; allow for that on top, in
+        // bollard's own (whole-second) client timeout too.
+        let bound = self.timeout + grace;
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(Duration::from_secs(bound.as_secs() + 1));
+        Ok(bounded(bound, docker.stop_container(id, Some(options))).await?)
+    }
+
+    /// Removes (forcibly, so a dead or restarting container goes too); volumes are kept.
+    pub async fn remove(&self, id: &str) -> Result<(), String> {
+        let options = RemoveContainerOptions {
+            v: false,
+            force: true,
+            link: false,
+        };
+        Ok(bounded(
+            self.timeout,
+            self.docker.remove_container(id, Some(options)),
+        )
+        .await?)
+    }
 }
 
 fn short(id: &str) -> &str {

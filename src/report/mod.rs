@@ -1,4 +1,5 @@
 //! Renderers. Each returns a `String`, so output is tested without a terminal.
 
 pub mod json;
+pub mod prune;
 pub mod table;

@@ -1,0 +1,300 @@
+//! Acting on a plan, like a careful operator: re-check each target right before acting,
+//! act, then prove the port is free. The outside world is reached through [`Ops`] only,
+//! so the re-check rules are tested with fakes.
+
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+
+use super::plan::{ContainerStep, Expect, Plan, PlannedAction, Target};
+use crate::analyze::findings::{never_act, PortRef};
+use crate::model::{Container, ContainerState, Process};
+
+/// How many actions run at once.
+const CONCURRENCY: usize = 4;
+
+/// Signals portreap sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// Ask to exit.
+    Term,
+    /// Force.
+    Kill,
+}
+
+/// Whether a signalled process exited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exited {
+    /// It is gone.
+    Yes,
+    /// Still there after the wait.
+    No,
+}
+
+/// A process pinned for signalling: signals reach this process, never a successor that
+/// reuses its PID.
+pub trait Pinned {
+    /// Sends a signal.
+    fn signal(&self, signal: Signal) -> Result<(), String>;
+    /// Waits up to `limit` for the process to exit.
+    fn wait_exit(&self, limit: Duration) -> impl std::future::Future<Output = Exited>;
+}
+
+/// The side effects prune needs.
+#[allow(async_fn_in_trait)] // single-threaded runtime: futures need not be Send
+pub trait Ops {
+    /// A pinned process handle.
+    type Pin: Pinned;
+    /// The container now; `None` if gone.
+    async fn inspect(&self, id: &str) -> Result<Option<Container>, String>;
+    /// Unpauses.
+    async fn unpause(&self, id: &str) -> Result<(), String>;
+    /// Stops with a grace period.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), String>;
+    /// Removes.
+    async fn remove(&self, id: &str) -> Result<(), String>;
+    /// Pins the process with this PID, if it exists.
+    fn pin(&self, pid: u32) -> Result<Option<Self::Pin>, String>;
+    /// Reads the process with this PID now (after pinning, so it is the pinned one).
+    fn process(&self, pid: u32) -> Option<Process>;
+    /// Whether a path exists on the host.
+    fn path_exists(&self, path: &str) -> bool;
+    /// Whether the exact address and protocol can be bound now.
+    fn port_free(&self, port: &PortRef) -> bool;
+    /// Waits a little between probes.
+    async fn sleep(&self, duration: Duration);
+}
+
+/// Timing knobs.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// How long a container gets to stop, and a process to exit after SIGTERM.
+    pub grace: Duration,
+    /// How long to keep probing a port that is not free yet.
+    pub settle: Duration,
+}
+
+/// What happened to one action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not run: dry run.
+    Planned,
+    /// Done.
+    Done,
+    /// Not done because the target changed; the reason says how.
+    Skipped(String),
+    /// Tried and failed; the message says why.
+    Failed(String),
+}
+
+impl Outcome {
+    /// JSON name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Planned => "planned",
+            Outcome::Done => "done",
+            Outcome::Skipped(_) => "skipped",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+
+    /// The reason of a skip or failure.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Outcome::Skipped(d) | Outcome::Failed(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// The result of one action.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The action.
+    pub action: PlannedAction,
+    /// What happened.
+    pub outcome: Outcome,
+    /// After acting, whether every port of the action was free (bind-probed); `None`
+    /// when not acted on.
+    pub port_free_after: Option<bool>,
+    /// Ports still held after acting.
+    pub still_held: Vec<PortRef>,
+}
+
+/// Runs the plan, calling `progress` as each action completes.
+pub async fn execute<O: Ops>(
+    ops: &O,
+    plan: &Plan,
+    timing: Timing,
+    mut progress: impl FnMut(&Report),
+) -> Vec<Report> {
+    let mut done: Vec<(usize, Report)> = stream::iter(plan.actions.iter().cloned().enumerate())
+        .map(|(i, action)| async move { (i, run(ops, action, timing).await) })
+        .buffer_unordered(CONCURRENCY)
+        .inspect(|(_, report)| progress(report))
+        .collect()
+        .await;
+    // Report in plan order, whatever order they completed in.
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, report)| report).collect()
+}
+
+async fn run<O: Ops>(ops: &O, action: PlannedAction, timing: Timing) -> Report {
+    let outcome = match &action.target {
+        Target::Container {
+            id, step, expect, ..
+        } => act_on_container(ops, id, *step, expect, timing).await,
+        Target::Process {
+            pid,
+            start_ticks,
+            cmdline,
+            ..
+        } => act_on_process(ops, *pid, *start_ticks, cmdline, timing).await,
+    };
+    let (port_free_after, still_held) = if outcome == Outcome::Done {
+        let held = verify(ops, &action.ports, timing).await;
+        (Some(held.is_empty()), held)
+    } else {
+        (None, Vec::new())
+    };
+    Report {
+        action,
+        outcome,
+        port_free_after,
+        still_held,
+    }
+}
+
+/// The ports still held once the engine and kernel had `settle` to release them.
+async fn verify<O: Ops>(ops: &O, ports: &[PortRef], timing: Timing) -> Vec<PortRef> {
+    let step = Duration::from_millis(100);
+    let mut waited = Duration::ZERO;
+    loop {
+        let held: Vec<PortRef> = ports
+            .iter()
+            .copied()
+            .filter(|p| !ops.port_free(p))
+            .collect();
+        if held.is_empty() || waited >= timing.settle {
+            return held;
+        }
+        ops.sleep(step).await;
+        waited += step;
+    }
+}
+
+fn recheck(now: &Container, id: &str, expect: &Expect, ops: &impl Ops) -> Result<(), String> {
+    if now.id != id {
+        return Err(format!(
+            "the name now belongs to another container ({})",
+            now.id
+        ));
+    }
+    if !expect.states.contains(&now.state) {
+        let was: Vec<&str> = expect.states.iter().map(ContainerState::as_str).collect();
+        return Err(format!(
+            "its state changed: was {}, now {}",
+            was.join("/"),
+            now.state
+        ));
+    }
+    if let Some(health) = &expect.health {
+        if now.health.as_deref() != Some(health.as_str()) {
+            return Err(format!(
+                "it recovered: health is now {}",
+                now.health.as_deref().unwrap_or("not reported")
+            ));
+        }
+    }
+    if let Some(back) = expect.missing_paths.iter().find(|p| ops.path_exists(p)) {
+        return Err(format!("{back} exists again"));
+    }
+    Ok(())
+}
+
+async fn act_on_container<O: Ops>(
+    ops: &O,
+    id: &str,
+    step: ContainerStep,
+    expect: &Expect,
+    timing: Timing,
+) -> Outcome {
+    let now = match ops.inspect(id).await {
+        Ok(Some(now)) => now,
+        Ok(None) => return Outcome::Skipped("the container no longer exists".into()),
+        Err(e) => return Outcome::Failed(format!("cannot re-check the container: {e}")),
+    };
+    if let Err(why) = recheck(&now, id, expect, ops) {
+        return Outcome::Skipped(why);
+    }
+    if now.state == ContainerState::Paused {
+        if let Err(e) = ops.unpause(id).await {
+            return Outcome::Failed(format!("unpause failed: {e}"));
+        }
+    }
+    if now.state != ContainerState::Dead {
+        if let Err(e) = ops.stop(id, timing.grace).await {
+            return Outcome::Failed(format!("stop failed: {e}"));
+        }
+    }
+    if step == ContainerStep::Remove {
+        if let Err(e) = ops.remove(id).await {
+            return Outcome::Failed(format!("remove failed: {e}"));
+        }
+    }
+    Outcome::Done
+}
+
+async fn act_on_process<O: Ops>(
+    ops: &O,
+    pid: u32,
+    start_ticks: Option<u64>,
+    cmdline: &[String],
+    timing: Timing,
+) -> Outcome {
+    // Pin first, then check identity: once pinned, the checked process is the one that
+    // receives the signal, even if the PID is reused meanwhile.
+    let pinned = match ops.pin(pid) {
+        Ok(Some(pinned)) => pinned,
+        Ok(None) => return Outcome::Skipped(format!("pid {pid} has already exited")),
+        Err(e) => return Outcome::Failed(e),
+    };
+    let Some(now) = ops.process(pid) else {
+        return Outcome::Skipped(format!("pid {pid} has already exited"));
+    };
+    if now.start_ticks != start_ticks || now.cmdline != cmdline {
+        return Outcome::Skipped(format!(
+            "pid {pid} now belongs to another process ({}), not signalled",
+            now.name
+        ));
+    }
+    if let Some(why) = never_act(&now) {
+        return Outcome::Skipped(why);
+    }
+    if let Err(e) = pinned.signal(Signal::Term) {
+        return Outcome::Failed(format!("SIGTERM failed: {e}"));
+    }
+    if pinned.wait_exit(timing.grace).await == Exited::Yes {
+        return Outcome::Done;
+    }
+    if let Err(e) = pinned.signal(Signal::Kill) {
+        return Outcome::Failed(format!("SIGKILL failed: {e}"));
+    }
+    match pinned.wait_exit(Duration::from_secs(2)).await {
+        Exited::Yes => Outcome::Done,
+        Exited::No => Outcome::Failed(format!("pid {pid} survived SIGKILL")),
+    }
+}
+
+/// Runs nothing: every action reported as planned.
+pub fn dry_run(plan: &Plan) -> Vec<Report> {
+    plan.actions
+        .iter()
+        .map(|action| Report {
+            action: action.clone(),
+            outcome: Outcome::Planned,
+            port_free_after: None,
+            still_held: Vec::new(),
+        })
+        .collect()
+}

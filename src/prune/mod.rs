@@ -1,0 +1,9 @@
+//! `prune`: plan (pure) → confirm → re-check and act → verify.
+
+pub mod execute;
+pub mod lock;
+pub mod plan;
+pub mod system;
+
+pub use execute::{execute, Outcome, Report, Timing};
+pub use plan::{plan, Filters, Plan};

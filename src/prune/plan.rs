@@ -1,0 +1,362 @@
+//! Pure planning: findings and filters in, the list of actions (and of what is kept) out.
+
+use std::collections::BTreeMap;
+
+use crate::analyze::findings::{Action, Finding, Kind, PortRef, Severity};
+use crate::analyze::{Analysis, Owner};
+use crate::model::{Container, ContainerState, Snapshot};
+use crate::portspec::PortSpec;
+
+/// The label that protects a container from portreap.
+pub const KEEP_LABEL: &str = "portreap.keep";
+
+/// What the user asked prune to consider.
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    /// Act on suspects as well as leaks.
+    pub include_suspects: bool,
+    /// Only these kinds (and then regardless of severity, except `info`).
+    pub kinds: Vec<Kind>,
+    /// Only findings on these ports.
+    pub ports: Option<PortSpec>,
+    /// Only containers of this compose project.
+    pub project: Option<String>,
+    /// Only containers with all these labels (`KEY` or `KEY=VALUE`).
+    pub labels: Vec<(String, Option<String>)>,
+    /// Stop containers instead of removing them.
+    pub stop_only: bool,
+}
+
+/// What to do to a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerStep {
+    /// Stop (unpausing first), then remove.
+    Remove,
+    /// Stop only (unpausing first).
+    Stop,
+}
+
+/// What must still hold right before acting, or the action is skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expect {
+    /// States that still justify the action.
+    pub states: Vec<ContainerState>,
+    /// Health that must still be reported (`unhealthy`), if the finding rests on it.
+    pub health: Option<String>,
+    /// Paths that must still be missing (an orphaned compose project's directory or files).
+    pub missing_paths: Vec<String>,
+}
+
+/// Who is acted on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A container, by full id.
+    Container {
+        /// Full id: a container recreated under the same name is another container.
+        id: String,
+        /// Name, for people.
+        name: String,
+        /// Compose project, if any.
+        project: Option<String>,
+        /// Stop or remove.
+        step: ContainerStep,
+        /// What must still be true.
+        expect: Expect,
+    },
+    /// A process, by PID and start time.
+    Process {
+        /// PID.
+        pid: u32,
+        /// Name, for people.
+        name: String,
+        /// Start time in ticks since boot: with the PID, the identity.
+        start_ticks: Option<u64>,
+        /// Command line at planning time; must be unchanged.
+        cmdline: Vec<String>,
+    },
+}
+
+/// One planned action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedAction {
+    /// The findings that justify it.
+    pub kinds: Vec<Kind>,
+    /// Ports it should free.
+    pub ports: Vec<PortRef>,
+    /// Who.
+    pub target: Target,
+    /// Index of the container in the snapshot, for reports.
+    pub container: Option<usize>,
+}
+
+impl PlannedAction {
+    /// The action's name in the JSON contract.
+    pub fn action(&self) -> Action {
+        match &self.target {
+            Target::Container {
+                step: ContainerStep::Remove,
+                ..
+            } => Action::RemoveContainer,
+            Target::Container {
+                step: ContainerStep::Stop,
+                ..
+            } => Action::StopContainer,
+            Target::Process { .. } => Action::KillProcess,
+        }
+    }
+
+    /// `remove container web-1`, `kill docker-proxy pid 123`.
+    pub fn describe(&self) -> String {
+        match &self.target {
+            Target::Container {
+                name,
+                step,
+                project,
+                ..
+            } => {
+                let verb = match step {
+                    ContainerStep::Remove => "remove",
+                    ContainerStep::Stop => "stop",
+                };
+                match project {
+                    Some(p) => format!("{verb} container {name} (compose project {p})"),
+                    None => format!("{verb} container {name}"),
+                }
+            }
+            Target::Process { pid, name, .. } => format!("kill {name} pid {pid}"),
+        }
+    }
+}
+
+/// A finding prune will not act on, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The findings concerned.
+    pub kinds: Vec<Kind>,
+    /// Their ports.
+    pub ports: Vec<PortRef>,
+    /// Container index, if a container.
+    pub container: Option<usize>,
+    /// Why it is left alone.
+    pub reason: String,
+}
+
+/// The plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// What will be done, one target each.
+    pub actions: Vec<PlannedAction>,
+    /// Containers selected but protected by the keep label.
+    pub kept: Vec<Held>,
+    /// Selected findings that no action may address (the never-act list).
+    pub refused: Vec<Held>,
+}
+
+fn keep_label(c: &Container) -> bool {
+    c.labels
+        .get(KEEP_LABEL)
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+fn selected(f: &Finding, snapshot: &Snapshot, filters: &Filters) -> bool {
+    let severity = f.kind.severity();
+    if severity == Severity::Info {
+        return false;
+    }
+    let by_severity = if filters.kinds.is_empty() {
+        severity == Severity::Leak || (filters.include_suspects && severity == Severity::Suspect)
+    } else {
+        filters.kinds.contains(&f.kind)
+    };
+    if !by_severity {
+        return false;
+    }
+    if let Some(spec) = &filters.ports {
+        if !f.ports.iter().any(|p| spec.matches(p.proto, p.port)) {
+            return false;
+        }
+    }
+    if filters.project.is_none() && filters.labels.is_empty() {
+        return true;
+    }
+    // Project and label filters select containers; a process finding never matches them.
+    let Some(c) = f.container.and_then(|i| snapshot.containers.get(i)) else {
+        return false;
+    };
+    if let Some(project) = &filters.project {
+        if c.compose_project() != Some(project.as_str()) {
+            return false;
+        }
+    }
+    filters
+        .labels
+        .iter()
+        .all(|(key, value)| match (c.labels.get(key), value) {
+            (Some(_), None) => true,
+            (Some(have), Some(want)) => have == want,
+            (None, _) => false,
+        })
+}
+
+fn merge(ports: &mut Vec<PortRef>, more: &[PortRef]) {
+    for p in more {
+        if !ports.contains(p) {
+            ports.push(*p);
+        }
+    }
+    ports.sort();
+}
+
+/// Builds the plan: one action per container (whatever number of findings it has) and per
+/// process, the keep label honoured, never-act findings listed as refused.
+pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan {
+    let mut out = Plan::default();
+    let mut by_container: BTreeMap<usize, (Vec<Kind>, Vec<PortRef>)> = BTreeMap::new();
+    for f in analysis
+        .findings
+        .iter()
+        .filter(|f| selected(f, snapshot, filters))
+    {
+        if f.action == Action::None {
+            out.refused.push(Held {
+                kinds: vec![f.kind],
+                ports: f.ports.clone(),
+                container: f.container,
+                reason: f.reason.clone(),
+            });
+            continue;
+        }
+        match f.container {
+            Some(index) => {
+                let (kinds, ports) = by_container.entry(index).or_default();
+                if !kinds.contains(&f.kind) {
+                    kinds.push(f.kind);
+                }
+                merge(ports, &f.ports);
+            }
+            None => {
+                for &pid in &f.pids {
+                    let Some(process) = snapshot.host.processes.get(&pid) else {
+                        continue;
+                    };
+                    // The ports this very process holds.
+                    let ports: Vec<PortRef> = analysis
+                        .ports
+                        .iter()
+                        .filter(|e| e.pids.contains(&pid) && matches!(e.owner, Owner::Proxy { .. }))
+                        .map(|e| PortRef {
+                            proto: e.proto,
+                            ip: e.ip,
+                            port: e.port,
+                        })
+                        .collect();
+                    out.actions.push(PlannedAction {
+                        kinds: vec![f.kind],
+                        ports,
+                        target: Target::Process {
+                            pid,
+                            name: process.name.clone(),
+                            start_ticks: process.start_ticks,
+                            cmdline: process.cmdline.clone(),
+                        },
+                        container: None,
+                    });
+                }
+            }
+        }
+    }
+    for (index, (kinds, ports)) in by_container {
+        let c = &snapshot.containers[index];
+        if keep_label(c) {
+            out.kept.push(Held {
+                kinds,
+                ports,
+                container: Some(index),
+                reason: format!("label {KEEP_LABEL}={}", c.labels[KEEP_LABEL]),
+            });
+            continue;
+        }
+        out.actions.push(PlannedAction {
+            target: Target::Container {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                project: c.compose_project().map(str::to_owned),
+                // A dead container cannot be stopped: removal is the only way out.
+                step: if filters.stop_only && c.state != ContainerState::Dead {
+                    ContainerStep::Stop
+                } else {
+                    ContainerStep::Remove
+                },
+                expect: expectation(snapshot, c, &kinds),
+            },
+            kinds,
+            ports,
+            container: Some(index),
+        });
+    }
+    out
+}
+
+fn expectation(snapshot: &Snapshot, c: &Container, kinds: &[Kind]) -> Expect {
+    let mut states = vec![c.state.clone()];
+    if kinds.contains(&Kind::RestartingContainer) {
+        // A crash loop alternates between these two on its own.
+        for s in [ContainerState::Restarting, ContainerState::Running] {
+            if !states.contains(&s) {
+                states.push(s);
+            }
+        }
+    }
+    let missing_paths = if kinds.contains(&Kind::OrphanedCompose) {
+        c.compose_paths()
+            .map(|(dir, files)| {
+                std::iter::once(dir)
+                    .chain(files)
+                    .filter(|p| snapshot.fs.exists.get(p) == Some(&false))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Expect {
+        states,
+        health: kinds
+            .contains(&Kind::UnhealthyContainer)
+            .then(|| "unhealthy".to_owned()),
+        missing_paths,
+    }
+}
+
+/// Parses `--label KEY[=VALUE]`.
+pub fn parse_label(text: &str) -> Result<(String, Option<String>), String> {
+    let (key, value) = match text.split_once('=') {
+        Some((k, v)) => (k, Some(v.to_owned())),
+        None => (text, None),
+    };
+    if key.is_empty() || key.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "'{text}' is not a label (expected KEY or KEY=VALUE)"
+        ));
+    }
+    Ok((key.to_owned(), value))
+}
+
+/// Parses `--kind K`: a finding id prune may act on.
+pub fn parse_kind(text: &str) -> Result<Kind, String> {
+    let kind = Kind::ALL
+        .into_iter()
+        .find(|k| k.id() == text)
+        .ok_or_else(|| {
+            let ids: Vec<&str> = Kind::ALL
+                .iter()
+                .filter(|k| k.severity() != Severity::Info)
+                .map(|k| k.id())
+                .collect();
+            format!("unknown kind '{text}' (expected one of {})", ids.join(", "))
+        })?;
+    if kind.severity() == Severity::Info {
+        return Err(format!("{text} is informational: prune never acts on it"));
+    }
+    Ok(kind)
+}

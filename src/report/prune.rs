@@ -1,0 +1,224 @@
+//! Output of `prune`: the plan, one line per action as it completes, a summary, and the
+//! JSON report (schema version 1).
+
+use serde::Serialize;
+
+use crate::analyze::findings::PortRef;
+use crate::model::Snapshot;
+use crate::prune::plan::{Held, Plan, PlannedAction, Target};
+use crate::prune::{Outcome, Report};
+
+fn ports(ports: &[PortRef]) -> String {
+    if ports.is_empty() {
+        return "no port".into();
+    }
+    ports
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn kinds(action: &PlannedAction) -> String {
+    action
+        .kinds
+        .iter()
+        .map(|k| k.id())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn held_name(snapshot: &Snapshot, held: &Held) -> String {
+    held.container
+        .and_then(|i| snapshot.containers.get(i))
+        .map_or_else(|| "process".to_owned(), |c| format!("container {}", c.name))
+}
+
+/// The plan, for people.
+pub fn plan_text(snapshot: &Snapshot, plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.actions.is_empty() {
+        out.push_str("Nothing to prune.\n");
+    } else {
+        out.push_str(&format!(
+            "Plan ({} action{}):\n",
+            plan.actions.len(),
+            if plan.actions.len() == 1 { "" } else { "s" }
+        ));
+        for a in &plan.actions {
+            out.push_str(&format!(
+                "  {} [{}] on {}\n",
+                a.describe(),
+                kinds(a),
+                ports(&a.ports)
+            ));
+        }
+    }
+    for k in &plan.kept {
+        out.push_str(&format!(
+            "  keep {}: {}\n",
+            held_name(snapshot, k),
+            k.reason
+        ));
+    }
+    for r in &plan.refused {
+        out.push_str(&format!(
+            "  refuse {}: {}\n",
+            held_name(snapshot, r),
+            r.reason
+        ));
+    }
+    out
+}
+
+/// One line as an action completes.
+pub fn progress_line(report: &Report) -> String {
+    let what = report.action.describe();
+    match &report.outcome {
+        Outcome::Planned => format!("planned  {what}"),
+        Outcome::Done => match report.port_free_after {
+            Some(true) => format!("done     {what}: {} free", ports(&report.action.ports)),
+            _ => format!(
+                "done     {what}, but {} still held: if no process holds it, the engine still reserves it (restart the engine to release it)",
+                ports(&report.still_held)
+            ),
+        },
+        Outcome::Skipped(why) => format!("skipped  {what}: {why}"),
+        Outcome::Failed(why) => format!("failed   {what}: {why}"),
+    }
+}
+
+/// `3 done, 1 skipped, 0 failed.`
+pub fn summary(reports: &[Report]) -> String {
+    let count = |f: fn(&Outcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
+    let still = reports
+        .iter()
+        .filter(|r| r.port_free_after == Some(false))
+        .count();
+    let mut line = format!(
+        "{} done, {} skipped, {} failed",
+        count(|o| *o == Outcome::Done),
+        count(|o| matches!(o, Outcome::Skipped(_))),
+        count(|o| matches!(o, Outcome::Failed(_)))
+    );
+    if still > 0 {
+        line.push_str(&format!("; {still} with a port still held"));
+    }
+    line.push('.');
+    line
+}
+
+#[derive(Serialize)]
+struct PortDoc {
+    proto: &'static str,
+    ip: String,
+    port: u16,
+}
+
+fn port_docs(ports: &[PortRef]) -> Vec<PortDoc> {
+    ports
+        .iter()
+        .map(|p| PortDoc {
+            proto: p.proto.as_str(),
+            ip: p.ip.to_string(),
+            port: p.port,
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct ContainerDoc<'a> {
+    id: &'a str,
+    name: &'a str,
+    compose_project: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ActionDoc<'a> {
+    kind: &'static str,
+    kinds: Vec<&'static str>,
+    action: &'static str,
+    pids: Vec<u32>,
+    container: Option<ContainerDoc<'a>>,
+    ports: Vec<PortDoc>,
+    outcome: &'static str,
+    detail: Option<&'a str>,
+    port_free_after: Option<bool>,
+    ports_still_held: Vec<PortDoc>,
+}
+
+#[derive(Serialize)]
+struct HeldDoc<'a> {
+    kinds: Vec<&'static str>,
+    container: Option<ContainerDoc<'a>>,
+    ports: Vec<PortDoc>,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct PruneDoc<'a> {
+    schema_version: u32,
+    dry_run: bool,
+    actions: Vec<ActionDoc<'a>>,
+    kept: Vec<HeldDoc<'a>>,
+    refused: Vec<HeldDoc<'a>>,
+}
+
+fn held_doc<'a>(snapshot: &'a Snapshot, h: &'a Held) -> HeldDoc<'a> {
+    HeldDoc {
+        kinds: h.kinds.iter().map(|k| k.id()).collect(),
+        container: h
+            .container
+            .and_then(|i| snapshot.containers.get(i))
+            .map(|c| ContainerDoc {
+                id: &c.id,
+                name: &c.name,
+                compose_project: c.compose_project(),
+            }),
+        ports: port_docs(&h.ports),
+        reason: &h.reason,
+    }
+}
+
+/// The JSON report.
+pub fn json(snapshot: &Snapshot, plan: &Plan, reports: &[Report], dry_run: bool) -> String {
+    let doc = PruneDoc {
+        schema_version: super::json::SCHEMA_VERSION,
+        dry_run,
+        actions: reports
+            .iter()
+            .map(|r| {
+                let a = &r.action;
+                ActionDoc {
+                    kind: a.kinds.first().map_or("", |k| k.id()),
+                    kinds: a.kinds.iter().map(|k| k.id()).collect(),
+                    action: a.action().as_str(),
+                    pids: match &a.target {
+                        Target::Process { pid, .. } => vec![*pid],
+                        Target::Container { .. } => Vec::new(),
+                    },
+                    container: match &a.target {
+                        Target::Container {
+                            id, name, project, ..
+                        } => Some(ContainerDoc {
+                            id,
+                            name,
+                            compose_project: project.as_deref(),
+                        }),
+                        Target::Process { .. } => None,
+                    },
+                    ports: port_docs(&a.ports),
+                    outcome: r.outcome.as_str(),
+                    detail: r.outcome.detail(),
+                    port_free_after: r.port_free_after,
+                    ports_still_held: port_docs(&r.still_held),
+                }
+            })
+            .collect(),
+        kept: plan.kept.iter().map(|h| held_doc(snapshot, h)).collect(),
+        refused: plan.refused.iter().map(|h| held_doc(snapshot, h)).collect(),
+    };
+    let mut out = serde_json::to_string_pretty(&doc).expect("JSON of plain data");
+    out.push('\n');
+    out
+}
