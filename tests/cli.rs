@@ -206,3 +206,35 @@ fn unprivileged_run_marks_owners_it_cannot_read() {
     assert!(detail.contains("not readable"), "{detail}");
     assert!(doc["host"]["unreadable_processes"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn prune_refuses_without_the_engine() {
+    let out = portreap()
+        .args(["prune", "--yes", "--host", "unix:///nonexistent.sock"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("prune needs the engine"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no plan without the engine");
+}
+
+#[test]
+fn prune_usage_errors() {
+    for args in [
+        &["prune", "--kind", "blocked-start"][..],
+        &["prune", "--kind", "bogus"],
+        &["prune", "--label", "=x"],
+        &["prune", "--grace", "soon"],
+        &["prune", "--dry-run", "--yes"],
+        &["prune", "--port", "0"],
+    ] {
+        let out = portreap().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            String::from_utf8(out.stderr).unwrap().lines().count(),
+            1,
+            "{args:?}"
+        );
+    }
+}

@@ -7,3 +7,6 @@ pub mod system;
 
 pub use execute::{execute, Outcome, Report, Timing};
 pub use plan::{plan, Filters, Plan};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,535 @@
+//! Planning and the re-check rules, on hand-built findings and a fake system.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::execute::{self, Exited, Ops, Outcome, Pinned, Signal, Timing};
+use super::plan::{self, ContainerStep, Filters, Target};
+use crate::analyze::analyze;
+use crate::analyze::findings::{Kind, PortRef};
+use crate::model::{
+    Container, ContainerState, EngineStatus, HostFacts, LiveBinding, Process, Proto, Snapshot,
+    Socket,
+};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn container(id: &str, name: &str, state: ContainerState, port: u16) -> Container {
+    Container {
+        id: id.into(),
+        name: name.into(),
+        image: "img".into(),
+        state,
+        health: None,
+        failing_streak: 0,
+        failing_since: None,
+        failing_since_exact: false,
+        pid: None,
+        exit_code: None,
+        error: None,
+        created: None,
+        started_at: None,
+        finished_at: None,
+        restart_policy: None,
+        restart_count: 0,
+        network_mode: Some("bridge".into()),
+        addresses: vec![ip("172.17.0.9")],
+        labels: BTreeMap::new(),
+        requested: Vec::new(),
+        live: vec![LiveBinding {
+            proto: Proto::Tcp,
+            container_port: 80,
+            host_ip: ip("0.0.0.0"),
+            host_port: port,
+        }],
+    }
+}
+
+fn proxy_process(pid: u32, port: u16) -> Process {
+    Process {
+        pid,
+        ppid: 1,
+        uid: Some(0),
+        name: "docker-proxy".into(),
+        cmdline: format!("/usr/sbin/docker-proxy -proto tcp -host-ip 0.0.0.0 -host-port {port} -container-ip 172.17.255.1 -container-port 80")
+            .split(' ')
+            .map(str::to_owned)
+            .collect(),
+        start_ticks: Some(4242),
+        container_id: None,
+    }
+}
+
+/// A host with: an orphaned proxy (pid 50, port 5432), a paused container `admin`
+/// (port 8080), a dead one `old` (8081), and a paused one labelled keep (8082).
+fn scene() -> Snapshot {
+    let mut host = HostFacts::default();
+    host.processes.insert(50, proxy_process(50, 5432));
+    host.sockets.push(Socket {
+        proto: Proto::Tcp,
+        ip: ip("0.0.0.0"),
+        port: 5432,
+        inode: 1,
+        uid: 0,
+        pids: vec![50],
+    });
+    let admin = container("a1", "admin", ContainerState::Paused, 8080);
+    let mut old = container("d1", "old", ContainerState::Dead, 8081);
+    old.live.clear();
+    old.requested.push(crate::model::RequestedBinding {
+        proto: Proto::Tcp,
+        container_port: 80,
+        host_ip: None,
+        host_ports: Some(crate::portspec::PortRange {
+            start: 8081,
+            end: 8081,
+        }),
+    });
+    let mut kept = container("k1", "precious", ContainerState::Paused, 8082);
+    kept.labels.insert("portreap.keep".into(), "true".into());
+    kept.labels.insert("team".into(), "db".into());
+    Snapshot {
+        host,
+        containers: vec![admin, old, kept],
+        engine: EngineStatus {
+            reachable: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn planned(filters: &Filters) -> plan::Plan {
+    let snap = scene();
+    plan::plan(&snap, &analyze(&snap), filters)
+}
+
+fn names(p: &plan::Plan) -> Vec<String> {
+    p.actions.iter().map(|a| a.describe()).collect()
+}
+
+#[test]
+fn default_scope_is_leaks() {
+    let p = planned(&Filters::default());
+    assert_eq!(
+        names(&p),
+        ["kill docker-proxy pid 50", "remove container old"]
+    );
+    assert!(p.kept.is_empty(), "the kept container is only a suspect");
+}
+
+#[test]
+fn suspects_on_request_and_the_keep_label_wins() {
+    let p = planned(&Filters {
+        include_suspects: true,
+        ..Filters::default()
+    });
+    assert_eq!(
+        names(&p),
+        [
+            "kill docker-proxy pid 50",
+            "remove container admin",
+            "remove container old"
+        ]
+    );
+    assert_eq!(p.kept.len(), 1);
+    assert_eq!(p.kept[0].reason, "label portreap.keep=true");
+}
+
+#[test]
+fn filters_narrow() {
+    let kind = |k| Filters {
+        kinds: vec![k],
+        ..Filters::default()
+    };
+    // An explicit kind selects suspects without --include-suspects.
+    assert_eq!(
+        names(&planned(&kind(Kind::PausedContainer))),
+        ["remove container admin"]
+    );
+    assert_eq!(
+        names(&planned(&kind(Kind::OrphanedProxy))),
+        ["kill docker-proxy pid 50"]
+    );
+    let port = Filters {
+        ports: Some("8081".parse().unwrap()),
+        ..Filters::default()
+    };
+    assert_eq!(names(&planned(&port)), ["remove container old"]);
+    // Label and project filters select containers only: never the proxy.
+    let label = Filters {
+        include_suspects: true,
+        labels: vec![("team".into(), Some("db".into()))],
+        ..Filters::default()
+    };
+    let p = planned(&label);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.kept.len(), 1);
+    let project = Filters {
+        project: Some("shop".into()),
+        ..Filters::default()
+    };
+    assert!(planned(&project).actions.is_empty());
+}
+
+#[test]
+fn stop_only_keeps_containers_but_a_dead_one_can_only_be_removed() {
+    let p = planned(&Filters {
+        include_suspects: true,
+        stop_only: true,
+        ..Filters::default()
+    });
+    let steps: Vec<(String, ContainerStep)> = p
+        .actions
+        .iter()
+        .filter_map(|a| match &a.target {
+            Target::Container { name, step, .. } => Some((name.clone(), *step)),
+            Target::Process { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("admin".to_owned(), ContainerStep::Stop),
+            ("old".to_owned(), ContainerStep::Remove)
+        ]
+    );
+}
+
+#[test]
+fn never_act_processes_are_refused_not_planned() {
+    let mut snap = scene();
+    let mut init = proxy_process(1, 5432);
+    init.pid = 1;
+    snap.host.processes.clear();
+    snap.host.processes.insert(1, init);
+    snap.host.sockets[0].pids = vec![1];
+    let p = plan::plan(&snap, &analyze(&snap), &Filters::default());
+    assert_eq!(names(&p), ["remove container old"]);
+    assert_eq!(p.refused.len(), 1);
+    assert!(p.refused[0]
+        .reason
+        .contains("pid 1 (docker-proxy) is never signalled"));
+}
+
+#[test]
+fn parsers_for_flags() {
+    assert_eq!(plan::parse_label("a=b"), Ok(("a".into(), Some("b".into()))));
+    assert_eq!(plan::parse_label("a"), Ok(("a".into(), None)));
+    assert_eq!(
+        plan::parse_label("a=b=c"),
+        Ok(("a".into(), Some("b=c".into())))
+    );
+    assert!(plan::parse_label("=b").is_err());
+    assert_eq!(plan::parse_kind("dead-container"), Ok(Kind::DeadContainer));
+    assert!(plan::parse_kind("engine-reservation")
+        .unwrap_err()
+        .contains("informational"));
+    assert!(plan::parse_kind("nope")
+        .unwrap_err()
+        .contains("unknown kind"));
+}
+
+// ---- execution against a fake system ------------------------------------------------
+
+#[derive(Default)]
+struct World {
+    containers: BTreeMap<String, Container>,
+    processes: BTreeMap<u32, Process>,
+    /// PIDs that exit on SIGTERM; others need SIGKILL; `immortal` survive that too.
+    polite: HashSet<u32>,
+    immortal: HashSet<u32>,
+    held: HashSet<u16>,
+    paths: HashSet<String>,
+    calls: Vec<String>,
+    fail_remove: bool,
+}
+
+#[derive(Clone, Default)]
+struct Fake(Rc<RefCell<World>>);
+
+struct FakePin {
+    pid: u32,
+    world: Fake,
+}
+
+impl Pinned for FakePin {
+    fn signal(&self, signal: Signal) -> Result<(), String> {
+        let mut w = self.world.0.borrow_mut();
+        w.calls.push(format!("{signal:?} {}", self.pid));
+        let exits = match signal {
+            Signal::Term => w.polite.contains(&self.pid),
+            Signal::Kill => !w.immortal.contains(&self.pid),
+        };
+        if exits {
+            w.processes.remove(&self.pid);
+        }
+        Ok(())
+    }
+
+    async fn wait_exit(&self, _limit: Duration) -> Exited {
+        if self.world.0.borrow().processes.contains_key(&self.pid) {
+            Exited::No
+        } else {
+            Exited::Yes
+        }
+    }
+}
+
+impl Ops for Fake {
+    type Pin = FakePin;
+
+    async fn inspect(&self, id: &str) -> Result<Option<Container>, String> {
+        Ok(self.0.borrow().containers.get(id).cloned())
+    }
+    async fn unpause(&self, id: &str) -> Result<(), String> {
+        self.0.borrow_mut().calls.push(format!("unpause {id}"));
+        Ok(())
+    }
+    async fn stop(&self, id: &str, _grace: Duration) -> Result<(), String> {
+        self.0.borrow_mut().calls.push(format!("stop {id}"));
+        Ok(())
+    }
+    async fn remove(&self, id: &str) -> Result<(), String> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(format!("remove {id}"));
+        if w.fail_remove {
+            return Err("device or resource busy".into());
+        }
+        w.containers.remove(id);
+        w.held.clear();
+        Ok(())
+    }
+    fn pin(&self, pid: u32) -> Result<Option<FakePin>, String> {
+        Ok(self
+            .0
+            .borrow()
+            .processes
+            .contains_key(&pid)
+            .then(|| FakePin {
+                pid,
+                world: self.clone(),
+            }))
+    }
+    fn process(&self, pid: u32) -> Option<Process> {
+        self.0.borrow().processes.get(&pid).cloned()
+    }
+    fn path_exists(&self, path: &str) -> bool {
+        self.0.borrow().paths.contains(path)
+    }
+    fn port_free(&self, port: &PortRef) -> bool {
+        !self.0.borrow().held.contains(&port.port)
+    }
+    async fn sleep(&self, _duration: Duration) {}
+}
+
+const TIMING: Timing = Timing {
+    grace: Duration::from_millis(10),
+    settle: Duration::from_millis(300),
+};
+
+fn run(fake: &Fake, p: &plan::Plan) -> Vec<execute::Report> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(execute::execute(fake, p, TIMING, |_| {}))
+}
+
+fn world_for(snap: &Snapshot) -> Fake {
+    let fake = Fake::default();
+    {
+        let mut w = fake.0.borrow_mut();
+        for c in &snap.containers {
+            w.containers.insert(c.id.clone(), c.clone());
+        }
+        w.processes = snap.host.processes.clone();
+        w.polite.insert(50);
+    }
+    fake
+}
+
+fn suspects() -> Filters {
+    Filters {
+        include_suspects: true,
+        ..Filters::default()
+    }
+}
+
+#[test]
+fn unchanged_targets_are_acted_on_in_order_of_operations() {
+    let snap = scene();
+    let p = plan::plan(&snap, &analyze(&snap), &suspects());
+    let fake = world_for(&snap);
+    let reports = run(&fake, &p);
+    assert!(
+        reports.iter().all(|r| r.outcome == Outcome::Done),
+        "{reports:?}"
+    );
+    assert!(reports.iter().all(|r| r.port_free_after == Some(true)));
+    let calls = fake.0.borrow().calls.clone();
+    // Paused: unpause, stop, remove. Dead: no stop. Polite proxy: SIGTERM only.
+    assert_eq!(
+        calls,
+        ["Term 50", "unpause a1", "stop a1", "remove a1", "remove d1"]
+    );
+}
+
+#[test]
+fn a_container_removed_recreated_or_changed_meanwhile_is_skipped() {
+    let snap = scene();
+    let p = plan::plan(&snap, &analyze(&snap), &suspects());
+
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().containers.remove("a1");
+    let r = run(&fake, &p);
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Skipped("the container no longer exists".into())
+    );
+
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().containers.get_mut("a1").unwrap().state = ContainerState::Running;
+    let r = run(&fake, &p);
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Skipped("its state changed: was paused, now running".into())
+    );
+    assert!(
+        !fake.0.borrow().calls.iter().any(|c| c.ends_with("a1")),
+        "nothing done to a1"
+    );
+}
+
+#[test]
+fn a_recovered_container_is_skipped() {
+    let mut snap = scene();
+    snap.containers[0].state = ContainerState::Running;
+    snap.containers[0].health = Some("unhealthy".into());
+    let p = plan::plan(&snap, &analyze(&snap), &suspects());
+    assert_eq!(p.actions[1].kinds, vec![Kind::UnhealthyContainer]);
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().containers.get_mut("a1").unwrap().health = Some("healthy".into());
+    let r = run(&fake, &p);
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Skipped("it recovered: health is now healthy".into())
+    );
+}
+
+#[test]
+fn a_reused_pid_is_never_signalled() {
+    let snap = scene();
+    let p = plan::plan(&snap, &analyze(&snap), &Filters::default());
+    let fake = world_for(&snap);
+    {
+        let mut w = fake.0.borrow_mut();
+        let p50 = w.processes.get_mut(&50).unwrap();
+        p50.start_ticks = Some(9999);
+        p50.name = "postgres".into();
+    }
+    let r = run(&fake, &p);
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Skipped("pid 50 now belongs to another process (postgres), not signalled".into())
+    );
+    assert!(!fake.0.borrow().calls.iter().any(|c| c.contains(" 50")));
+}
+
+#[test]
+fn a_process_gone_before_acting_is_skipped() {
+    let snap = scene();
+    let p = plan::plan(&snap, &analyze(&snap), &Filters::default());
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().processes.remove(&50);
+    let r = run(&fake, &p);
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Skipped("pid 50 has already exited".into())
+    );
+}
+
+#[test]
+fn sigterm_then_sigkill_then_failure() {
+    let snap = scene();
+    let p = plan::plan(&snap, &analyze(&snap), &Filters::default());
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().polite.clear();
+    let r = run(&fake, &p);
+    assert_eq!(r[0].outcome, Outcome::Done);
+    assert_eq!(fake.0.borrow().calls[..2], ["Term 50", "Kill 50"]);
+
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().polite.clear();
+    fake.0.borrow_mut().immortal.insert(50);
+    let r = run(&fake, &p);
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Failed("pid 50 survived SIGKILL".into())
+    );
+    assert_eq!(r[0].port_free_after, None);
+}
+
+#[test]
+fn failures_and_ports_still_held_are_reported() {
+    let snap = scene();
+    let p = plan::plan(&snap, &analyze(&snap), &Filters::default());
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().fail_remove = true;
+    let r = run(&fake, &p);
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Failed("remove failed: device or resource busy".into())
+    );
+
+    // The proxy is gone but something still holds its port: a stale reservation.
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().held.insert(5432);
+    let proxy_only = plan::plan(
+        &snap,
+        &analyze(&snap),
+        &Filters {
+            kinds: vec![Kind::OrphanedProxy],
+            ..Filters::default()
+        },
+    );
+    let r = run(&fake, &proxy_only);
+    assert_eq!(r[0].outcome, Outcome::Done);
+    assert_eq!(r[0].port_free_after, Some(false));
+    assert_eq!(r[0].still_held.len(), 1);
+}
+
+#[test]
+fn an_orphaned_compose_project_whose_directory_is_back_is_skipped() {
+    let mut snap = scene();
+    let c = &mut snap.containers[0];
+    c.state = ContainerState::Running;
+    c.labels
+        .insert("com.docker.compose.project".into(), "shop".into());
+    c.labels.insert(
+        "com.docker.compose.project.working_dir".into(),
+        "/src/shop".into(),
+    );
+    snap.fs.visible = true;
+    snap.fs.exists.insert("/src/shop".into(), false);
+    let p = plan::plan(
+        &snap,
+        &analyze(&snap),
+        &Filters {
+            project: Some("shop".into()),
+            ..Filters::default()
+        },
+    );
+    assert_eq!(names(&p), ["remove container admin (compose project shop)"]);
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().paths.insert("/src/shop".into());
+    let r = run(&fake, &p);
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Skipped("/src/shop exists again".into())
+    );
+}
