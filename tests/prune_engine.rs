@@ -547,3 +547,85 @@ fn two_concurrent_prunes_act_on_each_target_once() {
     expected.sort();
     assert_eq!(done, expected, "each container acted on exactly once");
 }
+
+#[test]
+fn a_second_prune_gives_up_on_the_lock_after_its_wait() {
+    if !require_engine() {
+        return;
+    }
+    // Hold the lock the way another prune would, for a few seconds.
+    let holder = Command::new("flock")
+        .args(["/run/portreap.lock", "sleep", "4"])
+        .spawn()
+        .unwrap();
+    let _holder = ChildGuard(holder);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = portreap()
+        .args([
+            "prune",
+            "--yes",
+            "--wait",
+            "500ms",
+            "--label",
+            "portreap.test=none",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another portreap prune") && stderr.contains("gave up after"),
+        "{stderr}"
+    );
+}
+
+/// Runs prune under a pseudo-terminal (`script`) and answers its question.
+fn prune_on_a_terminal(args: &str, answer: &str) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("portreap");
+    let mut child = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} prune --grace 1s {args}", bin.display()),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Give it time to plan and ask, then answer.
+    std::thread::sleep(Duration::from_secs(2));
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn on_a_terminal_prune_asks_first() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = unique("ask");
+    let name = unique("ask");
+    labelled(&mut cleanup, &name, &tag, &[]);
+    docker(&["pause", &name]);
+    let args = format!("--include-suspects --label {}", label(&tag));
+    let screen = prune_on_a_terminal(&args, "n\n");
+    assert!(
+        screen.contains("Proceed? [y/N]") && screen.contains("not acting"),
+        "{screen}"
+    );
+    assert_eq!(state(&name), "paused");
+    let screen = prune_on_a_terminal(&args, "y\n");
+    assert!(
+        screen.contains(&format!("done     remove container {name}")),
+        "{screen}"
+    );
+    assert!(!exists(&name));
+}

@@ -174,7 +174,7 @@ fn table_lists_findings_with_reason_and_action() {
         "{text}"
     );
     assert!(
-        text.contains("action: kill-process (by hand: kill 23289)"),
+        text.contains("action: kill-process: portreap prune --kind orphaned-proxy --port 3105/tcp"),
         "{text}"
     );
     assert!(text.contains("action: none"), "{text}");

@@ -8,6 +8,9 @@ use crate::model::Snapshot;
 use crate::prune::plan::{Held, Plan, PlannedAction, Target};
 use crate::prune::{Outcome, Report};
 
+/// What a port still held after its holder is gone means, and what to do.
+const STILL_HELD: &str = "the port is still held after its holder went; if no process holds it, the engine still reserves it: restart the engine (e.g. systemctl restart docker) to release it";
+
 fn ports(ports: &[PortRef]) -> String {
     if ports.is_empty() {
         return "no port".into();
@@ -79,7 +82,7 @@ pub fn progress_line(report: &Report) -> String {
         Outcome::Done => match report.port_free_after {
             Some(true) => format!("done     {what}: {} free", ports(&report.action.ports)),
             _ => format!(
-                "done     {what}, but {} still held: if no process holds it, the engine still reserves it (restart the engine to release it)",
+                "done     {what}, but {} still held: {STILL_HELD}",
                 ports(&report.still_held)
             ),
         },
@@ -142,7 +145,7 @@ struct ActionDoc<'a> {
     container: Option<ContainerDoc<'a>>,
     ports: Vec<PortDoc>,
     outcome: &'static str,
-    detail: Option<&'a str>,
+    detail: Option<String>,
     port_free_after: Option<bool>,
     ports_still_held: Vec<PortDoc>,
 }
@@ -209,7 +212,11 @@ pub fn json(snapshot: &Snapshot, plan: &Plan, reports: &[Report], dry_run: bool)
                     },
                     ports: port_docs(&a.ports),
                     outcome: r.outcome.as_str(),
-                    detail: r.outcome.detail(),
+                    detail: match (r.outcome.detail(), r.still_held.is_empty()) {
+                        (Some(d), _) => Some(d.to_owned()),
+                        (None, false) => Some(STILL_HELD.to_owned()),
+                        (None, true) => None,
+                    },
                     port_free_after: r.port_free_after,
                     ports_still_held: port_docs(&r.still_held),
                 }

@@ -270,19 +270,37 @@ fn findings_section(
         for line in wrap(&f.reason, 88) {
             out.push_str(&format!("          {line}\n"));
         }
-        let container = f.container.and_then(|i| snapshot.containers.get(i));
-        let hint = match (f.action, container) {
-            (Action::KillProcess, _) if !f.pids.is_empty() => {
-                let pids: Vec<String> = f.pids.iter().map(u32::to_string).collect();
-                format!(" (by hand: kill {})", pids.join(" "))
-            }
-            (Action::RemoveContainer, Some(c)) => format!(" (by hand: docker rm -f {})", c.name),
-            (Action::StopContainer, Some(c)) => format!(" (by hand: docker stop {})", c.name),
-            _ => String::new(),
+        let hint = match f.action {
+            Action::None => String::new(),
+            _ => format!(": {}", prune_command(snapshot, f)),
         };
         out.push_str(&format!("          action: {}{hint}\n", f.action.as_str()));
     }
     out
+}
+
+/// The prune command that acts on exactly this finding: its kind (which selects suspects
+/// too) on its ports, and its compose project when it has one.
+pub fn prune_command(snapshot: &Snapshot, f: &crate::analyze::findings::Finding) -> String {
+    let mut ports: Vec<String> = f
+        .ports
+        .iter()
+        .map(|p| format!("{}/{}", p.port, p.proto))
+        .collect();
+    ports.dedup();
+    let mut cmd = format!(
+        "portreap prune --kind {} --port {}",
+        f.kind,
+        ports.join(",")
+    );
+    if let Some(project) = f
+        .container
+        .and_then(|i| snapshot.containers.get(i))
+        .and_then(|c| c.compose_project())
+    {
+        cmd.push_str(&format!(" --project {project}"));
+    }
+    cmd
 }
 
 /// Greedy word wrap; a word longer than the width gets a line of its own.
