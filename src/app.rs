@@ -89,7 +89,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         None => scan(&global, &Scan::new(&cli.scan)),
         Some(Command::Scan(args)) => scan(&global, &Scan::new(&args)),
-        Some(Command::Prune(args)) => prune(&global, &crate::config::Prune::new(&args)?),
+        Some(Command::Prune(args)) => act(
+            &global,
+            &crate::config::Act::new(&args.act)?,
+            &crate::config::Verb::prune(&args),
+        ),
+        Some(Command::Free(args)) => act(
+            &global,
+            &crate::config::Act::new(&args.act)?,
+            &crate::config::Verb::free(&args),
+        ),
+        Some(Command::Why(args)) => why(&global, &args),
         Some(Command::Debug(DebugCommand::Snapshot)) => {
             let snapshot = gather(&global)?;
             let mut text = serde_json::to_string_pretty(&snapshot)?;
@@ -201,12 +211,20 @@ fn confirm() -> bool {
         && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-fn prune(global: &Global, options: &crate::config::Prune) -> anyhow::Result<Exit> {
+/// `prune` and `free`: lock, gather, plan, confirm, re-check and act, verify.
+fn act(
+    global: &Global,
+    options: &crate::config::Act,
+    verb: &crate::config::Verb,
+) -> anyhow::Result<Exit> {
+    use crate::config::Verb;
+    use crate::prune::{execute, Outcome, Report};
     use std::io::IsTerminal;
+
     if global.snapshot.is_some() && !options.dry_run {
         return Err(UsageError("--snapshot only works with --dry-run".into()).into());
     }
-    // Lock before gathering facts: a second prune plans from what the first left.
+    // Lock before gathering facts: a second run plans from what the first left.
     let _lock = if options.dry_run {
         None
     } else {
@@ -222,37 +240,94 @@ fn prune(global: &Global, options: &crate::config::Prune) -> anyhow::Result<Exit
     let engine = &snapshot.engine;
     if !engine.reachable || engine.error.is_some() {
         eprintln!(
-            "portreap: prune needs the engine's whole answer, and {}",
+            "portreap: acting needs the engine's whole answer ({})",
             report::table::engine_line(&snapshot)
         );
         return Ok(Exit::EngineUnreachable);
     }
     let analysis = analyze(&snapshot);
-    let plan = crate::prune::plan(&snapshot, &analysis, &options.filters);
-    let plan_text = report::prune::plan_text(&snapshot, &plan);
-    let json_out = |reports: &[crate::prune::Report], dry_run: bool| -> anyhow::Result<()> {
+    let plan = match verb {
+        Verb::Prune(filters) => crate::prune::plan(&snapshot, &analysis, filters),
+        Verb::Free {
+            ports,
+            kill_processes,
+        } => crate::prune::plan::plan_free(
+            &snapshot,
+            &analysis,
+            ports,
+            crate::prune::plan::FreeOptions {
+                kill_processes: *kill_processes,
+                stop_only: options.stop_only,
+                // SAFETY: geteuid has no preconditions.
+                euid: unsafe { libc::geteuid() },
+            },
+        ),
+    };
+    // `free` succeeds when the named ports are free, whatever was planned.
+    let named_ports_free = || -> Vec<(crate::model::Proto, u16, bool)> {
+        match verb {
+            Verb::Free { ports, .. } => named_ports(ports)
+                .into_iter()
+                .map(|(proto, port)| (proto, port, port_is_free(proto, port)))
+                .collect(),
+            Verb::Prune(_) => Vec::new(),
+        }
+    };
+    let emit = |reports: &[Report],
+                dry_run: bool,
+                free: &[(crate::model::Proto, u16, bool)]|
+     -> anyhow::Result<()> {
         if options.json {
-            write_stdout(&report::prune::json(&snapshot, &plan, reports, dry_run))?;
+            let doc = report::prune::json(&snapshot, &plan, reports, dry_run);
+            let mut doc: serde_json::Value = serde_json::from_str(&doc)?;
+            if let Verb::Free { .. } = verb {
+                doc["ports_free"] = free
+                    .iter()
+                    .map(|(proto, port, free)| serde_json::json!({"proto": proto.as_str(), "port": port, "free": free}))
+                    .collect();
+            }
+            let mut text = serde_json::to_string_pretty(&doc)?;
+            text.push('\n');
+            write_stdout(&text)?;
         }
         Ok(())
     };
+    let verdict = |reports: &[Report], free: &[(crate::model::Proto, u16, bool)]| -> Exit {
+        let ok = match verb {
+            Verb::Prune(_) => reports.iter().all(|r| r.outcome == Outcome::Done),
+            Verb::Free { .. } => free.iter().all(|(_, _, f)| *f),
+        };
+        if ok {
+            Exit::Ok
+        } else {
+            Exit::Problem
+        }
+    };
+
+    let nothing = match verb {
+        Verb::Prune(_) => "Nothing to prune.",
+        Verb::Free { .. } => "Nothing to act on.",
+    };
+    let plan_text = report::prune::plan_text(&snapshot, &plan, nothing);
     if options.json {
         eprint!("{plan_text}");
     } else {
         write_stdout(&plan_text)?;
     }
     if plan.actions.is_empty() {
-        json_out(&[], options.dry_run)?;
-        return Ok(Exit::Ok);
+        let free = named_ports_free();
+        emit(&[], options.dry_run, &free)?;
+        report_named_ports(options.json, &free);
+        return Ok(verdict(&[], &free));
     }
     if options.dry_run {
-        json_out(&crate::prune::execute::dry_run(&plan), true)?;
+        emit(&execute::dry_run(&plan), true, &named_ports_free())?;
         return Ok(Exit::Problem);
     }
     if !options.yes {
         if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
             eprintln!("portreap: not acting: no terminal to confirm on; pass --yes to act");
-            json_out(&crate::prune::execute::dry_run(&plan), true)?;
+            emit(&execute::dry_run(&plan), true, &named_ports_free())?;
             return Ok(Exit::Problem);
         }
         if !confirm() {
@@ -286,9 +361,127 @@ fn prune(global: &Global, options: &crate::config::Prune) -> anyhow::Result<Exit
         say(options.json, &report::prune::progress_line(r));
     }));
     say(options.json, &report::prune::summary(&reports));
-    json_out(&reports, false)?;
-    let all_done = reports
+    let free = named_ports_free();
+    report_named_ports(options.json, &free);
+    emit(&reports, false, &free)?;
+    Ok(verdict(&reports, &free))
+}
+
+/// The (protocol, port) pairs a spec names; a port without protocol names both.
+fn named_ports(spec: &crate::portspec::PortSpec) -> Vec<(crate::model::Proto, u16)> {
+    use crate::model::Proto;
+    let mut out = Vec::new();
+    for sel in &spec.0 {
+        let protos: &[Proto] = match sel.proto {
+            Some(Proto::Tcp) => &[Proto::Tcp],
+            Some(Proto::Udp) => &[Proto::Udp],
+            None => &[Proto::Tcp, Proto::Udp],
+        };
+        for port in sel.range.start..=sel.range.end {
+            for proto in protos {
+                if !out.contains(&(*proto, port)) {
+                    out.push((*proto, port));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Free on every address: binds on 0.0.0.0 and on :: both succeed.
+fn port_is_free(proto: crate::model::Proto, port: u16) -> bool {
+    ["0.0.0.0", "::"].iter().all(|ip| {
+        crate::prune::system::probe(&crate::analyze::findings::PortRef {
+            proto,
+            ip: ip.parse().expect("literal address"),
+            port,
+        })
+    })
+}
+
+fn report_named_ports(json: bool, free: &[(crate::model::Proto, u16, bool)]) {
+    let held: Vec<String> = free
         .iter()
-        .all(|r| r.outcome == crate::prune::Outcome::Done);
-    Ok(if all_done { Exit::Ok } else { Exit::Problem })
+        .filter(|(_, _, f)| !f)
+        .map(|(proto, port, _)| format!("{port}/{proto}"))
+        .collect();
+    if free.is_empty() {
+        return;
+    }
+    if held.is_empty() {
+        say(json, "All named ports are free.");
+    } else {
+        say(json, &format!("Still held: {}.", held.join(", ")));
+    }
+}
+
+fn why(global: &Global, args: &crate::cli::WhyArgs) -> anyhow::Result<Exit> {
+    let snapshot = gather(global)?;
+    let analysis = analyze(&snapshot);
+    if let Some(name) = &args.container {
+        let wanted = name.trim_start_matches('/');
+        let Some(index) = snapshot
+            .containers
+            .iter()
+            .position(|c| c.name == wanted || (wanted.len() >= 4 && c.id.starts_with(wanted)))
+        else {
+            let why = if snapshot.engine.reachable {
+                format!("no container named '{wanted}'")
+            } else {
+                format!(
+                    "cannot look up container '{wanted}': {}",
+                    report::table::engine_line(&snapshot)
+                )
+            };
+            return Err(UsageError(why).into());
+        };
+        if args.json {
+            let c = &snapshot.containers[index];
+            let spec = crate::portspec::PortSpec(
+                c.requested
+                    .iter()
+                    .filter_map(|r| {
+                        r.host_ports.map(|range| crate::portspec::PortSel {
+                            range,
+                            proto: Some(r.proto),
+                        })
+                    })
+                    .collect(),
+            );
+            return why_json(&snapshot, &analysis, &spec);
+        }
+        write_stdout(&report::why::container_text(&snapshot, &analysis, index))?;
+        return Ok(Exit::Ok);
+    }
+    let spec = crate::portspec::PortSpec(
+        args.ports
+            .iter()
+            .flat_map(|s| s.0.iter().copied())
+            .collect(),
+    );
+    if args.json {
+        return why_json(&snapshot, &analysis, &spec);
+    }
+    let asked = report::why::asked_ports(&snapshot, &analysis, &spec);
+    if asked.is_empty() {
+        write_stdout("Nothing holds or wants those ports.\n")?;
+    } else {
+        write_stdout(&report::why::text(&snapshot, &analysis, &asked))?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn why_json(
+    snapshot: &Snapshot,
+    analysis: &crate::analyze::Analysis,
+    spec: &crate::portspec::PortSpec,
+) -> anyhow::Result<Exit> {
+    let asked = report::why::asked_ports(snapshot, analysis, spec);
+    let scan = report::json::scan(snapshot, analysis, |p| spec.matches(p.proto, p.port));
+    let mut doc: serde_json::Value = serde_json::from_str(&scan)?;
+    doc["why"] = report::why::json_section(snapshot, analysis, &asked);
+    let mut text = serde_json::to_string_pretty(&doc)?;
+    text.push('\n');
+    write_stdout(&text)?;
+    Ok(Exit::Ok)
 }

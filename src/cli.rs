@@ -72,6 +72,11 @@ pub enum Command {
     /// PID 1. Each target is re-checked right before acting, and each port is probed
     /// afterwards.
     Prune(PruneArgs),
+    /// Explain who holds a port, whether it is a leak, and the command that frees it.
+    Why(WhyArgs),
+    /// Free the named ports, whatever holds them: containers (even healthy ones), stale
+    /// proxies, and with --kill-processes plain processes. Never the engine or PID 1.
+    Free(FreeArgs),
     /// Developer tools.
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
@@ -98,9 +103,9 @@ pub struct ScanArgs {
     pub port: Vec<PortSpec>,
 }
 
-/// Options of `prune`.
+/// Options shared by the commands that act (`prune`, `free`).
 #[derive(Debug, Args)]
-pub struct PruneArgs {
+pub struct ActArgs {
     /// Print the plan and change nothing.
     #[arg(long, short = 'n')]
     pub dry_run: bool,
@@ -109,6 +114,30 @@ pub struct PruneArgs {
     #[arg(long, short = 'y')]
     pub yes: bool,
 
+    /// Stop containers but keep them.
+    #[arg(long)]
+    pub stop_only: bool,
+
+    /// How long a container gets to stop, and a process to exit after SIGTERM.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub grace: String,
+
+    /// How long to wait for another prune or free to finish.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub wait: String,
+
+    /// Print the JSON report and nothing else on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Pause between planning and acting (tests of races).
+    #[arg(long, value_name = "DURATION", hide = true)]
+    pub debug_act_delay: Option<String>,
+}
+
+/// Options of `prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
     /// Act on suspects (paused, unhealthy, restarting, dormant) as well as leaks.
     #[arg(long)]
     pub include_suspects: bool,
@@ -129,25 +158,42 @@ pub struct PruneArgs {
     #[arg(long, value_name = "KEY[=VALUE]", value_parser = crate::prune::plan::parse_label)]
     pub label: Vec<(String, Option<String>)>,
 
-    /// Stop containers but keep them.
+    /// How to act.
+    #[command(flatten)]
+    pub act: ActArgs,
+}
+
+/// Options of `free`.
+#[derive(Debug, Args)]
+pub struct FreeArgs {
+    /// Ports to free: 3000, 3000/udp, 8000-8100, 80,443.
+    #[arg(value_name = "PORT", required = true)]
+    pub ports: Vec<PortSpec>,
+
+    /// Also signal plain processes holding the ports (SIGTERM, wait --grace, SIGKILL).
     #[arg(long)]
-    pub stop_only: bool,
+    pub kill_processes: bool,
 
-    /// How long a container gets to stop, and a process to exit after SIGTERM.
-    #[arg(long, value_name = "DURATION", default_value = "5s")]
-    pub grace: String,
+    /// How to act.
+    #[command(flatten)]
+    pub act: ActArgs,
+}
 
-    /// How long to wait for another prune to finish.
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
-    pub wait: String,
+/// Options of `why`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["ports", "container"])))]
+pub struct WhyArgs {
+    /// Ports to explain: 3000, 3000/udp, 8000-8100, 80,443.
+    #[arg(value_name = "PORT")]
+    pub ports: Vec<PortSpec>,
 
-    /// Print the JSON report and nothing else on stdout.
+    /// Explain a container instead: the ports it asks for and who holds each now.
+    #[arg(long, short = 'c', value_name = "NAME", conflicts_with = "ports")]
+    pub container: Option<String>,
+
+    /// The scan document restricted to these ports, with a `why` section.
     #[arg(long)]
     pub json: bool,
-
-    /// Pause between planning and acting (tests of races).
-    #[arg(long, value_name = "DURATION", hide = true)]
-    pub debug_act_delay: Option<String>,
 }
 
 /// Hidden developer tools.

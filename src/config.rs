@@ -136,17 +136,17 @@ mod tests {
     }
 }
 
-/// Settings of `prune`.
+/// How the acting commands act.
 #[derive(Debug)]
-pub struct Prune {
-    /// What to consider.
-    pub filters: crate::prune::Filters,
+pub struct Act {
     /// Change nothing.
     pub dry_run: bool,
     /// Act without asking.
     pub yes: bool,
     /// JSON report on stdout.
     pub json: bool,
+    /// Stop containers, keep them.
+    pub stop_only: bool,
     /// Grace for stopping and SIGTERM.
     pub grace: Duration,
     /// How long to wait for another prune.
@@ -155,31 +155,22 @@ pub struct Prune {
     pub act_delay: Option<Duration>,
 }
 
-impl Prune {
-    /// Validates `prune` options.
-    pub fn new(args: &crate::cli::PruneArgs) -> Result<Self, UsageError> {
+impl Act {
+    /// Validates the shared options.
+    pub fn new(args: &crate::cli::ActArgs) -> Result<Self, UsageError> {
         let duration = |flag: &str, text: &str| {
             parse_duration(text).map_err(|e| UsageError(format!("--{flag}: {e}")))
         };
-        let ports = (!args.port.is_empty())
-            .then(|| PortSpec(args.port.iter().flat_map(|s| s.0.iter().copied()).collect()));
         if args.dry_run && args.yes {
             return Err(UsageError(
                 "--dry-run and --yes contradict each other".into(),
             ));
         }
-        Ok(Prune {
-            filters: crate::prune::Filters {
-                include_suspects: args.include_suspects,
-                kinds: args.kind.clone(),
-                ports,
-                project: args.project.clone(),
-                labels: args.label.clone(),
-                stop_only: args.stop_only,
-            },
+        Ok(Act {
             dry_run: args.dry_run,
             yes: args.yes,
             json: args.json,
+            stop_only: args.stop_only,
             grace: duration("grace", &args.grace)?,
             wait: duration("wait", &args.wait)?,
             act_delay: args
@@ -188,5 +179,45 @@ impl Prune {
                 .map(|d| duration("debug-act-delay", d))
                 .transpose()?,
         })
+    }
+}
+
+fn merged(specs: &[PortSpec]) -> Option<PortSpec> {
+    (!specs.is_empty()).then(|| PortSpec(specs.iter().flat_map(|s| s.0.iter().copied()).collect()))
+}
+
+/// What an acting command will act on.
+#[derive(Debug)]
+pub enum Verb {
+    /// `prune`: findings, filtered.
+    Prune(crate::prune::Filters),
+    /// `free`: whatever holds these ports.
+    Free {
+        /// The ports.
+        ports: PortSpec,
+        /// Plain processes too.
+        kill_processes: bool,
+    },
+}
+
+impl Verb {
+    /// `prune` options.
+    pub fn prune(args: &crate::cli::PruneArgs) -> Self {
+        Verb::Prune(crate::prune::Filters {
+            include_suspects: args.include_suspects,
+            kinds: args.kind.clone(),
+            ports: merged(&args.port),
+            project: args.project.clone(),
+            labels: args.label.clone(),
+            stop_only: args.act.stop_only,
+        })
+    }
+
+    /// `free` options.
+    pub fn free(args: &crate::cli::FreeArgs) -> Self {
+        Verb::Free {
+            ports: merged(&args.ports).unwrap_or_else(|| PortSpec(Vec::new())),
+            kill_processes: args.kill_processes,
+        }
     }
 }

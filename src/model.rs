@@ -84,6 +84,9 @@ pub struct HostFacts {
     pub unreadable_processes: usize,
     /// Set when `/proc` itself could not be read: no socket has a known owner then.
     pub proc_error: Option<String>,
+    /// User names of the processes' owners, from the host's passwd file.
+    #[serde(default)]
+    pub users: BTreeMap<u32, String>,
 }
 
 /// Lifecycle state of a container, as the engine names it.

@@ -215,7 +215,7 @@ fn prune_refuses_without_the_engine() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("prune needs the engine"), "{stderr}");
+    assert!(stderr.contains("acting needs the engine"), "{stderr}");
     assert!(out.stdout.is_empty(), "no plan without the engine");
 }
 

@@ -336,7 +336,7 @@ fn list(ports: &[PortRef]) -> String {
 
 /// The part of a start error that matters: the engine wraps it in "driver failed
 /// programming external connectivity on endpoint NAME (ID): ...".
-fn conflict_core(error: &str) -> &str {
+pub fn conflict_core(error: &str) -> &str {
     ["Bind for ", "Error starting userland proxy: ", "listen "]
         .iter()
         .find_map(|marker| error.find(marker).map(|i| &error[i..]))

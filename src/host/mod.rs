@@ -41,7 +41,9 @@ pub fn collect(proc_root: &Path) -> anyhow::Result<HostFacts> {
             }
         }
     }
+    let users = user_names(&processes);
     Ok(HostFacts {
+        users,
         sockets,
         processes,
         unreadable_processes: walk.unreadable,
@@ -140,6 +142,18 @@ fn walk_fds(proc_root: &Path, wanted: &HashMap<u32, Vec<usize>>) -> FdWalk {
         pids.sort_unstable();
     }
     walk
+}
+
+/// Names the owners of `processes` from `/etc/passwd` (no NSS: a scan must not hang on a
+/// directory service; unknown uids are simply shown as numbers).
+fn user_names(processes: &BTreeMap<u32, Process>) -> BTreeMap<u32, String> {
+    let wanted: std::collections::BTreeSet<u32> =
+        processes.values().filter_map(|p| p.uid).collect();
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    procfs::parse_passwd(&passwd)
+        .into_iter()
+        .filter(|(uid, _)| wanted.contains(uid))
+        .collect()
 }
 
 /// Reads what portreap needs to know about one process; `None` if it exited meanwhile.

@@ -79,6 +79,18 @@ pub fn parse_socket_link(target: &[u8]) -> Option<u32> {
     std::str::from_utf8(inner).ok()?.parse().ok()
 }
 
+/// `(uid, name)` pairs of a passwd file; malformed lines are skipped.
+pub fn parse_passwd(raw: &str) -> Vec<(u32, String)> {
+    raw.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let uid = fields.nth(1)?.parse().ok()?;
+            (!name.is_empty()).then(|| (uid, name.to_owned()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +149,15 @@ mod tests {
         // Upper-case hex is not an id Docker produces.
         let upper = format!("0::/docker/{}\n", ID.to_uppercase());
         assert_eq!(parse_cgroup_container_id(&upper), None);
+    }
+
+    #[test]
+    fn passwd_lines() {
+        let raw = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n# c\nbad\n:x:5:5::/:/\n";
+        assert_eq!(
+            parse_passwd(raw),
+            vec![(0, "root".into()), (1000, "alice".into())]
+        );
     }
 
     #[test]

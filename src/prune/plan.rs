@@ -360,3 +360,156 @@ pub fn parse_kind(text: &str) -> Result<Kind, String> {
     }
     Ok(kind)
 }
+
+/// What `free` may touch.
+#[derive(Clone, Copy, Debug)]
+pub struct FreeOptions {
+    /// Signal plain processes too.
+    pub kill_processes: bool,
+    /// Stop containers instead of removing them.
+    pub stop_only: bool,
+    /// Our effective uid: a process of another user is refused unless we are root.
+    pub euid: u32,
+}
+
+/// Plans freeing the ports of `spec`, whatever holds them: every container (healthy or
+/// not), every docker-proxy, and plain processes when allowed. The engine, the
+/// never-act list, other users' processes and invisible owners are refused with the
+/// reason; the keep label is honoured.
+pub fn plan_free(
+    snapshot: &Snapshot,
+    analysis: &Analysis,
+    spec: &PortSpec,
+    options: FreeOptions,
+) -> Plan {
+    let mut out = Plan::default();
+    let mut by_container: BTreeMap<usize, (Vec<Kind>, Vec<PortRef>)> = BTreeMap::new();
+    let mut by_pid: BTreeMap<u32, (Vec<Kind>, Vec<PortRef>)> = BTreeMap::new();
+    let refuse = |out: &mut Plan, entry: &crate::analyze::PortEntry, reason: String| {
+        let port = PortRef {
+            proto: entry.proto,
+            ip: entry.ip,
+            port: entry.port,
+        };
+        match out.refused.iter_mut().find(|h| h.reason == reason) {
+            Some(h) => merge(&mut h.ports, &[port]),
+            None => out.refused.push(Held {
+                kinds: entry.findings.clone(),
+                ports: vec![port],
+                container: None,
+                reason,
+            }),
+        }
+    };
+    for entry in analysis
+        .ports
+        .iter()
+        .filter(|e| spec.matches(e.proto, e.port))
+    {
+        let port = PortRef {
+            proto: entry.proto,
+            ip: entry.ip,
+            port: entry.port,
+        };
+        match &entry.owner {
+            Owner::Container { via: crate::analyze::Via::Requested, .. } => {}
+            Owner::Container { index, .. } => {
+                let (kinds, ports) = by_container.entry(*index).or_default();
+                for k in &entry.findings {
+                    if !kinds.contains(k) {
+                        kinds.push(*k);
+                    }
+                }
+                merge(ports, &[port]);
+            }
+            Owner::Proxy { .. } | Owner::Process => {
+                let Some(process) = entry.holder(snapshot) else {
+                    refuse(&mut out, entry, "the holding process could not be read".into());
+                    continue;
+                };
+                let is_proxy = matches!(entry.owner, Owner::Proxy { .. });
+                if let Some(why) = crate::analyze::findings::never_act(process) {
+                    refuse(&mut out, entry, why);
+                } else if !is_proxy && !options.kill_processes {
+                    refuse(
+                        &mut out,
+                        entry,
+                        format!(
+                            "{} (pid {}) is a plain process: pass --kill-processes to signal it",
+                            process.name, process.pid
+                        ),
+                    );
+                } else if options.euid != 0 && process.uid.is_some_and(|u| u != options.euid) {
+                    refuse(
+                        &mut out,
+                        entry,
+                        format!("{} (pid {}) belongs to another user", process.name, process.pid),
+                    );
+                } else {
+                    let (kinds, ports) = by_pid.entry(process.pid).or_default();
+                    for k in &entry.findings {
+                        if !kinds.contains(k) {
+                            kinds.push(*k);
+                        }
+                    }
+                    merge(ports, &[port]);
+                }
+            }
+            Owner::Engine => refuse(
+                &mut out,
+                entry,
+                "the engine (dockerd) holds it for no container: only an engine restart releases it".into(),
+            ),
+            Owner::Unknown { reason } => refuse(&mut out, entry, format!("owner not visible: {reason}")),
+        }
+    }
+    for (pid, (kinds, ports)) in by_pid {
+        let process = &snapshot.host.processes[&pid];
+        out.actions.push(PlannedAction {
+            kinds,
+            ports,
+            target: Target::Process {
+                pid,
+                name: process.name.clone(),
+                start_ticks: process.start_ticks,
+                cmdline: process.cmdline.clone(),
+            },
+            container: None,
+        });
+    }
+    for (index, (kinds, ports)) in by_container {
+        let c = &snapshot.containers[index];
+        if keep_label(c) {
+            out.kept.push(Held {
+                kinds,
+                ports,
+                container: Some(index),
+                reason: format!("label {KEEP_LABEL}={}", c.labels[KEEP_LABEL]),
+            });
+            continue;
+        }
+        out.actions.push(PlannedAction {
+            target: Target::Container {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                project: c.compose_project().map(str::to_owned),
+                step: if options.stop_only && c.state != ContainerState::Dead {
+                    ContainerStep::Stop
+                } else {
+                    ContainerStep::Remove
+                },
+                // Freeing does not rest on a finding: only "still the same container in
+                // the same state" must hold.
+                expect: Expect {
+                    states: vec![c.state.clone()],
+                    health: None,
+                    missing_paths: Vec::new(),
+                },
+            },
+            kinds,
+            ports,
+            container: Some(index),
+        });
+    }
+    out
+}

@@ -3,3 +3,4 @@
 pub mod json;
 pub mod prune;
 pub mod table;
+pub mod why;

@@ -34,14 +34,15 @@ fn kinds(action: &PlannedAction) -> String {
 fn held_name(snapshot: &Snapshot, held: &Held) -> String {
     held.container
         .and_then(|i| snapshot.containers.get(i))
-        .map_or_else(|| "process".to_owned(), |c| format!("container {}", c.name))
+        .map_or_else(|| "holder".to_owned(), |c| format!("container {}", c.name))
 }
 
-/// The plan, for people.
-pub fn plan_text(snapshot: &Snapshot, plan: &Plan) -> String {
+/// The plan, for people; `nothing` is said when there is no action.
+pub fn plan_text(snapshot: &Snapshot, plan: &Plan, nothing: &str) -> String {
     let mut out = String::new();
     if plan.actions.is_empty() {
-        out.push_str("Nothing to prune.\n");
+        out.push_str(nothing);
+        out.push('\n');
     } else {
         out.push_str(&format!(
             "Plan ({} action{}):\n",
@@ -49,27 +50,24 @@ pub fn plan_text(snapshot: &Snapshot, plan: &Plan) -> String {
             if plan.actions.len() == 1 { "" } else { "s" }
         ));
         for a in &plan.actions {
-            out.push_str(&format!(
-                "  {} [{}] on {}\n",
-                a.describe(),
-                kinds(a),
-                ports(&a.ports)
-            ));
+            let why = if a.kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", kinds(a))
+            };
+            out.push_str(&format!("  {}{why} on {}\n", a.describe(), ports(&a.ports)));
         }
     }
     for k in &plan.kept {
         out.push_str(&format!(
-            "  keep {}: {}\n",
+            "  keep {} on {}: {}\n",
             held_name(snapshot, k),
+            ports(&k.ports),
             k.reason
         ));
     }
     for r in &plan.refused {
-        out.push_str(&format!(
-            "  refuse {}: {}\n",
-            held_name(snapshot, r),
-            r.reason
-        ));
+        out.push_str(&format!("  leave {}: {}\n", ports(&r.ports), r.reason));
     }
     out
 }
@@ -138,7 +136,7 @@ struct ContainerDoc<'a> {
 
 #[derive(Serialize)]
 struct ActionDoc<'a> {
-    kind: &'static str,
+    kind: Option<&'static str>,
     kinds: Vec<&'static str>,
     action: &'static str,
     pids: Vec<u32>,
@@ -193,7 +191,7 @@ pub fn json(snapshot: &Snapshot, plan: &Plan, reports: &[Report], dry_run: bool)
             .map(|r| {
                 let a = &r.action;
                 ActionDoc {
-                    kind: a.kinds.first().map_or("", |k| k.id()),
+                    kind: a.kinds.first().map(|k| k.id()),
                     kinds: a.kinds.iter().map(|k| k.id()).collect(),
                     action: a.action().as_str(),
                     pids: match &a.target {

@@ -304,7 +304,7 @@ pub fn prune_command(snapshot: &Snapshot, f: &crate::analyze::findings::Finding)
 }
 
 /// Greedy word wrap; a word longer than the width gets a line of its own.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in text.split_whitespace() {

@@ -1,0 +1,550 @@
+//! `why`: for each port, who holds it, on which addresses, whether it is a leak, and the
+//! one command that frees it; and who else wants it.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::table::prune_command;
+use crate::analyze::findings::{Action, Finding, Kind};
+use crate::analyze::time::{human, parse_rfc3339};
+use crate::analyze::{Analysis, Owner, PortEntry, Via};
+use crate::model::{Container, ContainerState, Proto, Snapshot};
+
+/// One port to explain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Asked {
+    /// Protocol.
+    pub proto: Proto,
+    /// Port.
+    pub port: u16,
+}
+
+/// The entries (sockets, reservations) on a port, grouped by holder.
+struct Holder<'a> {
+    entries: Vec<&'a PortEntry>,
+}
+
+fn holders<'a>(analysis: &'a Analysis, asked: Asked) -> Vec<Holder<'a>> {
+    let mut out: Vec<Holder<'a>> = Vec::new();
+    for e in analysis.ports.iter().filter(|e| {
+        e.proto == asked.proto
+            && e.port == asked.port
+            && !matches!(
+                e.owner,
+                Owner::Container {
+                    via: Via::Requested,
+                    ..
+                }
+            )
+    }) {
+        let same = |h: &Holder<'a>| {
+            let first = h.entries[0];
+            match (&first.owner, &e.owner) {
+                (Owner::Container { index: a, .. }, Owner::Container { index: b, .. }) => a == b,
+                (Owner::Proxy { target: a }, Owner::Proxy { target: b }) => a == b,
+                (Owner::Engine, Owner::Engine) => true,
+                (Owner::Process, Owner::Process) => first.holder_pid == e.holder_pid,
+                (Owner::Unknown { .. }, Owner::Unknown { .. }) => true,
+                _ => false,
+            }
+        };
+        match out.iter_mut().find(|h| same(h)) {
+            Some(h) => h.entries.push(e),
+            None => out.push(Holder { entries: vec![e] }),
+        }
+    }
+    out
+}
+
+fn address_phrase(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => "0.0.0.0 (every IPv4 address)".into(),
+        IpAddr::V6(v6) if v6.is_unspecified() => ":: (every IPv6 address)".into(),
+        ip if ip.is_loopback() => format!("{ip} (loopback: this host only)"),
+        ip => format!("{ip} (this address only)"),
+    }
+}
+
+fn addresses(entries: &[&PortEntry]) -> String {
+    let mut ips: Vec<IpAddr> = entries.iter().map(|e| e.ip).collect();
+    ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+    ips.dedup();
+    let phrases: Vec<String> = ips.into_iter().map(address_phrase).collect();
+    phrases.join(" and ")
+}
+
+fn pids_of(entries: &[&PortEntry]) -> String {
+    let mut pids: Vec<u32> = entries
+        .iter()
+        .flat_map(|e| e.pids.iter().copied())
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn uptime(snapshot: &Snapshot, c: &Container) -> Option<String> {
+    let started = parse_rfc3339(c.started_at.as_deref()?)?;
+    Some(human(snapshot.taken_at? - started))
+}
+
+fn container_lines(snapshot: &Snapshot, c: &Container) -> Vec<String> {
+    let mut identity = format!("image {}", c.image);
+    if let Some(project) = c.compose_project() {
+        identity.push_str(&format!(", compose project {project}"));
+        if let Some(service) = c.compose_service() {
+            identity.push_str(&format!(", service {service}"));
+        }
+    }
+    let mut state = c.state.to_string();
+    if let Some(health) = &c.health {
+        state.push_str(&format!(", {health}"));
+    }
+    if matches!(c.state, ContainerState::Running | ContainerState::Paused) {
+        if let Some(up) = uptime(snapshot, c) {
+            state.push_str(&format!(", up {up}"));
+        }
+    }
+    vec![identity, state]
+}
+
+/// The compose command a person would use to stop this container's service.
+fn compose_hint(snapshot: &Snapshot, c: &Container, verb: &str) -> Option<String> {
+    let project = c.compose_project()?;
+    let service = c.compose_service()?;
+    let tool = match c.labels.get("com.docker.compose.version") {
+        Some(v) if v.starts_with("1.") => "docker-compose",
+        _ => "docker compose",
+    };
+    let dir = c.labels.get(crate::model::labels::WORKING_DIR);
+    // Compose needs its directory; where that is gone, only docker itself can help.
+    if dir.is_some_and(|d| snapshot.fs.exists.get(d) == Some(&false)) {
+        return None;
+    }
+    let cd = dir.map(|d| format!("cd {d} && ")).unwrap_or_default();
+    Some(format!("{cd}{tool} -p {project} {verb} {service}"))
+}
+
+fn findings_for<'a>(analysis: &'a Analysis, entries: &[&PortEntry]) -> Vec<&'a Finding> {
+    analysis
+        .findings
+        .iter()
+        .filter(|f| {
+            entries.iter().any(|e| {
+                e.findings.contains(&f.kind)
+                    && f.ports
+                        .iter()
+                        .any(|p| p.proto == e.proto && p.ip == e.ip && p.port == e.port)
+            })
+        })
+        .collect()
+}
+
+/// Explains one holder: lines, and the next steps.
+fn explain_holder(
+    snapshot: &Snapshot,
+    analysis: &Analysis,
+    asked: Asked,
+    h: &Holder<'_>,
+) -> (String, Vec<String>, Vec<String>) {
+    let first = h.entries[0];
+    let port = format!("{}/{}", asked.port, asked.proto);
+    let mut lines = Vec::new();
+    let mut next = Vec::new();
+    let findings = findings_for(analysis, &h.entries);
+    let headline = match &first.owner {
+        Owner::Container { via, .. } => {
+            let c = first
+                .container(snapshot)
+                .expect("container owner has a container");
+            lines.extend(container_lines(snapshot, c));
+            let how = match via {
+                Via::DockerProxy => format!("through docker-proxy pid {}", pids_of(&h.entries)),
+                Via::Engine => format!(
+                    "held by the engine itself (dockerd pid {})",
+                    pids_of(&h.entries)
+                ),
+                Via::HostNetwork => format!(
+                    "by its own process {} pid {} (host network)",
+                    first.process.as_deref().unwrap_or("?"),
+                    pids_of(&h.entries)
+                ),
+                Via::Binding => {
+                    "the engine reports this binding; the owning process is not readable".into()
+                }
+                Via::Reservation | Via::Requested => "but no socket exists".into(),
+            };
+            lines.push(format!("on {}, {how}", addresses(&h.entries)));
+            if findings.is_empty() {
+                next.push(format!("portreap free {port}"));
+                match compose_hint(snapshot, c, "stop") {
+                    Some(hint) => next.push(hint),
+                    None => next.push(format!("docker stop {}", c.name)),
+                }
+            }
+            if *via == Via::Reservation {
+                format!(
+                    "{port} is reserved by the engine for container {}, but no socket exists",
+                    c.name
+                )
+            } else {
+                format!("{port} is held by container {}", c.name)
+            }
+        }
+        Owner::Proxy { .. } => {
+            lines.push(format!("on {}", addresses(&h.entries)));
+            format!(
+                "{port} is held by docker-proxy pid {}, which forwards to no container",
+                pids_of(&h.entries)
+            )
+        }
+        Owner::Engine => {
+            lines.push(format!("on {}", addresses(&h.entries)));
+            next.push(
+                "restart the engine (e.g. systemctl restart docker): only it can release the port"
+                    .into(),
+            );
+            format!(
+                "{port} is held by the engine (dockerd pid {}) for no container",
+                pids_of(&h.entries)
+            )
+        }
+        Owner::Process => {
+            let process = first.holder(snapshot);
+            let name = first.process.as_deref().unwrap_or("?");
+            let user = process
+                .and_then(|p| p.uid)
+                .map(|uid| {
+                    snapshot
+                        .host
+                        .users
+                        .get(&uid)
+                        .cloned()
+                        .unwrap_or_else(|| uid.to_string())
+                })
+                .unwrap_or_else(|| "?".into());
+            if let Some(p) = process {
+                lines.push(format!("command: {}", p.cmdline.join(" ")));
+            }
+            lines.push(format!("on {}", addresses(&h.entries)));
+            next.push(format!("portreap free {port} --kill-processes"));
+            next.push(format!("kill {}", pids_of(&h.entries)));
+            format!(
+                "{port} is held by process {name} (pid {}, user {user})",
+                pids_of(&h.entries)
+            )
+        }
+        Owner::Unknown { reason } => {
+            lines.push(format!("on {}", addresses(&h.entries)));
+            format!("{port} is held by a process portreap cannot see: {reason}")
+        }
+    };
+    if findings.is_empty() {
+        lines.push(match first.owner {
+            Owner::Container { .. } => "not a leak: a live container publishes it".into(),
+            Owner::Process => "not a leak: an ordinary process".into(),
+            _ => "no finding".into(),
+        });
+    }
+    for f in &findings {
+        lines.push(format!(
+            "{} ({}): {}",
+            f.kind.severity().as_str(),
+            f.kind,
+            f.reason
+        ));
+        if f.action != Action::None {
+            next.push(prune_command(snapshot, f));
+            if let Some(c) = f.container.and_then(|i| snapshot.containers.get(i)) {
+                next.push(match compose_hint(snapshot, c, "rm -fs") {
+                    Some(hint) => hint,
+                    None => format!("docker rm -f {}", c.name),
+                });
+            } else if !f.pids.is_empty() {
+                next.push(format!(
+                    "kill {}",
+                    f.pids
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ));
+            }
+        } else if f.kind == Kind::EngineReservation {
+            next.push(
+                "restart the container or the engine: only the engine releases a reservation"
+                    .into(),
+            );
+        }
+    }
+    (headline, lines, next)
+}
+
+/// A container that asks for the port without holding it, and what that means.
+struct Wanter<'a> {
+    container: &'a Container,
+    why: String,
+    next: Option<String>,
+}
+
+fn wanters<'a>(snapshot: &'a Snapshot, analysis: &Analysis, asked: Asked) -> Vec<Wanter<'a>> {
+    let mut out = Vec::new();
+    for (index, c) in snapshot.containers.iter().enumerate() {
+        if matches!(
+            c.state,
+            ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
+        ) {
+            continue;
+        }
+        let wants = c.requested.iter().any(|r| {
+            r.proto == asked.proto && r.host_ports.is_some_and(|range| range.contains(asked.port))
+        });
+        if !wants {
+            continue;
+        }
+        let finding = analysis.findings.iter().find(|f| {
+            f.container == Some(index)
+                && matches!(
+                    f.kind,
+                    Kind::BlockedStart | Kind::DormantBinding | Kind::DeadContainer
+                )
+                && f.ports
+                    .iter()
+                    .any(|p| p.port == asked.port && p.proto == asked.proto)
+        });
+        let why = match finding {
+            Some(f) => format!("{} ({}): {}", f.kind.severity().as_str(), f.kind, f.reason),
+            None => format!(
+                "{}: would need the port if started{}",
+                c.state,
+                match c.restart_policy.as_deref() {
+                    Some("always") => ", and will take it when the engine restarts",
+                    _ => "",
+                }
+            ),
+        };
+        let next = finding
+            .filter(|f| f.action != Action::None)
+            .map(|f| prune_command(snapshot, f));
+        out.push(Wanter {
+            container: c,
+            why,
+            next,
+        });
+    }
+    out
+}
+
+/// Appends `text` wrapped for 100 columns; commands are never wrapped (they are copied).
+fn push_wrapped(out: &mut String, first: &str, rest: &str, text: &str) {
+    for (i, line) in super::table::wrap(text, 96 - rest.len())
+        .into_iter()
+        .enumerate()
+    {
+        out.push_str(if i == 0 { first } else { rest });
+        out.push_str(&line);
+        out.push('\n');
+    }
+}
+
+/// Renders the explanation of every asked port.
+pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String {
+    let mut out = String::new();
+    let engine = &snapshot.engine;
+    if !engine.reachable || engine.error.is_some() {
+        out.push_str(&format!(
+            "note: {}\n\n",
+            super::table::engine_line(snapshot)
+        ));
+    }
+    for (i, a) in asked.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let port = format!("{}/{}", a.port, a.proto);
+        let found = holders(analysis, *a);
+        let wanted = wanters(snapshot, analysis, *a);
+        if found.is_empty() {
+            out.push_str(&format!("{port} is free.\n"));
+            let dormant: Vec<&Wanter<'_>> = wanted
+                .iter()
+                .filter(|w| w.container.restart_policy.as_deref() == Some("always"))
+                .collect();
+            if dormant.is_empty() {
+                out.push_str("  nothing will take it when the engine restarts.\n");
+            }
+        }
+        for h in &found {
+            let (headline, lines, next) = explain_holder(snapshot, analysis, *a, h);
+            out.push_str(&format!("{headline}\n"));
+            for line in lines {
+                push_wrapped(&mut out, "  ", "    ", &line);
+            }
+            for (n, step) in next.iter().enumerate() {
+                let label = if n == 0 { "next:" } else { "  or:" };
+                out.push_str(&format!("  {label} {step}\n"));
+            }
+        }
+        for w in &wanted {
+            let line = format!("also wanted by container {}: {}", w.container.name, w.why);
+            push_wrapped(&mut out, "  ", "    ", &line);
+            if let Some(next) = &w.next {
+                out.push_str(&format!("  next: {next}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// Which ports a spec asks about: every port something holds or wants, and single ports
+/// even when nothing does (so `why 3000` can say it is free).
+pub fn asked_ports(
+    snapshot: &Snapshot,
+    analysis: &Analysis,
+    spec: &crate::portspec::PortSpec,
+) -> Vec<Asked> {
+    let mut out: Vec<Asked> = Vec::new();
+    let mut push = |a: Asked| {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    for e in &analysis.ports {
+        if spec.matches(e.proto, e.port) {
+            push(Asked {
+                proto: e.proto,
+                port: e.port,
+            });
+        }
+    }
+    for c in &snapshot.containers {
+        for r in &c.requested {
+            if let Some(range) = r.host_ports {
+                if range.start == range.end && spec.matches(r.proto, range.start) {
+                    push(Asked {
+                        proto: r.proto,
+                        port: range.start,
+                    });
+                }
+            }
+        }
+    }
+    for sel in &spec.0 {
+        if sel.range.start == sel.range.end {
+            // A bare port means TCP unless UDP was named or something holds it on UDP.
+            push(Asked {
+                proto: sel.proto.unwrap_or(Proto::Tcp),
+                port: sel.range.start,
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+#[derive(Serialize)]
+struct WantedDoc<'a> {
+    id: &'a str,
+    name: &'a str,
+    state: &'a str,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct WhyDoc<'a> {
+    proto: &'static str,
+    port: u16,
+    free: bool,
+    wanted_by: Vec<WantedDoc<'a>>,
+    next: Vec<String>,
+}
+
+/// The `why` part of `why --json`: per port, whether it is free, who wants it, next steps.
+pub fn json_section(
+    snapshot: &Snapshot,
+    analysis: &Analysis,
+    asked: &[Asked],
+) -> serde_json::Value {
+    let docs: Vec<WhyDoc<'_>> = asked
+        .iter()
+        .map(|a| {
+            let found = holders(analysis, *a);
+            let next = found
+                .iter()
+                .flat_map(|h| explain_holder(snapshot, analysis, *a, h).2)
+                .collect();
+            WhyDoc {
+                proto: a.proto.as_str(),
+                port: a.port,
+                free: found.is_empty(),
+                wanted_by: wanters(snapshot, analysis, *a)
+                    .into_iter()
+                    .map(|w| WantedDoc {
+                        id: &w.container.id,
+                        name: &w.container.name,
+                        state: w.container.state.as_str(),
+                        reason: w.why,
+                    })
+                    .collect(),
+                next,
+            }
+        })
+        .collect();
+    serde_json::to_value(docs).expect("JSON of plain data")
+}
+
+/// `why --container NAME`: the container's requested ports and who holds each now.
+pub fn container_text(snapshot: &Snapshot, analysis: &Analysis, index: usize) -> String {
+    let c = &snapshot.containers[index];
+    let mut out = format!("container {} ({}", c.name, c.state);
+    if let Some(e) = &c.error {
+        let e = crate::analyze::findings::conflict_core(e);
+        out.push_str(&format!(", last start failed: \"{e}\""));
+    }
+    out.push_str(")\n");
+    if c.requested.is_empty() {
+        out.push_str("  asks for no host port.\n");
+        return out;
+    }
+    for r in &c.requested {
+        let Some(range) = r.host_ports else {
+            out.push_str(&format!(
+                "  {}/{}: any free host port\n",
+                r.container_port, r.proto
+            ));
+            continue;
+        };
+        for port in range.start..=range.end {
+            let asked = Asked {
+                proto: r.proto,
+                port,
+            };
+            let found = holders(analysis, asked);
+            let now = if found.is_empty() {
+                "free now".to_owned()
+            } else {
+                found
+                    .iter()
+                    .map(|h| {
+                        let mine = matches!(h.entries[0].owner, Owner::Container { index: i, .. } if i == index);
+                        if mine {
+                            "held by this container".to_owned()
+                        } else {
+                            explain_holder(snapshot, analysis, asked, h).0
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            out.push_str(&format!(
+                "  {port}/{} -> {}: {now}\n",
+                r.proto, r.container_port
+            ));
+        }
+    }
+    out
+}
