@@ -500,12 +500,16 @@ pub fn json_section(
 /// `why --container NAME`: the container's requested ports and who holds each now.
 pub fn container_text(snapshot: &Snapshot, analysis: &Analysis, index: usize) -> String {
     let c = &snapshot.containers[index];
-    let mut out = format!("container {} ({}", c.name, c.state);
+    let mut out = format!("container {}: {}\n", c.name, c.state);
     if let Some(e) = &c.error {
         let e = crate::analyze::findings::conflict_core(e);
-        out.push_str(&format!(", last start failed: \"{e}\""));
+        push_wrapped(
+            &mut out,
+            "  ",
+            "    ",
+            &format!("last start failed: \"{e}\""),
+        );
     }
-    out.push_str(")\n");
     if c.requested.is_empty() {
         out.push_str("  asks for no host port.\n");
         return out;
