@@ -277,6 +277,9 @@ pub struct EngineStatus {
     pub source: String,
     /// Whether the engine answered.
     pub reachable: bool,
+    /// Which engine answered: `Docker` or `Podman`.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// Engine version, when it answered.
     pub version: Option<String>,
     /// API version, when it answered.
@@ -299,6 +302,13 @@ pub struct FsFacts {
     pub note: Option<String>,
     /// Absolute host paths (as in the labels) and whether each exists.
     pub exists: BTreeMap<String, bool>,
+}
+
+impl EngineStatus {
+    /// Whether the engine that answered is Podman (its forwarders are `conmon` processes).
+    pub fn is_podman(&self) -> bool {
+        self.kind.as_deref() == Some("Podman")
+    }
 }
 
 /// All the facts one scan works from.

@@ -197,6 +197,9 @@ pub fn find(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
     let engine_complete = snapshot.engine.reachable && snapshot.engine.error.is_none();
     if engine_complete {
         out.extend(orphaned_proxies(snapshot, ports));
+        if snapshot.engine.is_podman() {
+            out.extend(orphaned_conmons(snapshot, ports));
+        }
     }
     for (index, container) in snapshot.containers.iter().enumerate() {
         out.extend(container_findings(snapshot, ports, index, container));
@@ -276,6 +279,60 @@ fn orphaned_proxies(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
                 ports: entries.iter().map(|e| port_ref(e)).collect(),
                 container: None,
                 pids,
+                reason,
+                action,
+            }
+        })
+        .collect()
+}
+
+/// A Podman `conmon` holding published ports for a container the (Podman) engine no longer
+/// runs: the forwarder outlived its container.
+fn orphaned_conmons(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
+    let mut groups: BTreeMap<(u32, String), Vec<&PortEntry>> = BTreeMap::new();
+    for entry in ports {
+        if let (Owner::Conmon { container_id, .. }, Some(pid)) = (&entry.owner, entry.holder_pid) {
+            groups
+                .entry((pid, container_id.clone()))
+                .or_default()
+                .push(entry);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((pid, id), entries)| {
+            let listen = entries
+                .iter()
+                .map(|e| SocketAddr::new(e.ip, e.port).to_string())
+                .collect::<Vec<_>>()
+                .join(" and ");
+            let known = snapshot.containers.iter().find(|c| c.id == id);
+            let name = match &entries[0].owner {
+                Owner::Conmon {
+                    container_name: Some(n),
+                    ..
+                } => n.clone(),
+                _ => id.get(..12).unwrap_or(&id).to_owned(),
+            };
+            let state = match known {
+                Some(c) => format!("which is {}", c.state),
+                None => "which the engine no longer knows".to_owned(),
+            };
+            let mut reason =
+                format!("conmon pid {pid} holds {listen} for Podman container {name}, {state}");
+            let protected = snapshot.host.processes.get(&pid).and_then(never_act);
+            let action = match protected {
+                Some(why) => {
+                    reason.push_str(&format!("; not acted on: {why}"));
+                    Action::None
+                }
+                None => Action::KillProcess,
+            };
+            Finding {
+                kind: Kind::OrphanedProxy,
+                ports: entries.iter().map(|e| port_ref(e)).collect(),
+                container: None,
+                pids: vec![pid],
                 reason,
                 action,
             }
@@ -570,6 +627,7 @@ pub fn holder_phrase(snapshot: &Snapshot, entry: &PortEntry) -> String {
             None => "a container".into(),
         },
         Owner::Proxy { .. } => format!("docker-proxy{pid} (no container)"),
+        Owner::Conmon { .. } => format!("conmon{pid} (its container does not run)"),
         Owner::Engine => format!("the engine{pid}"),
         Owner::Process => format!("{process}{pid}"),
         Owner::Unknown { .. } => "an unknown process".into(),
@@ -743,6 +801,11 @@ fn engine_reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding>
             _ => {}
         }
     }
+    let forwarder = if snapshot.engine.is_podman() {
+        "conmon"
+    } else {
+        "docker-proxy"
+    };
     for ((index, proto, port), entries) in by_container {
         let c = &snapshot.containers[index];
         let refs: Vec<PortRef> = entries.iter().map(|e| port_ref(e)).collect();
@@ -751,7 +814,7 @@ fn engine_reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding>
             ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
         ) {
             format!(
-                "the engine reserves {port}/{proto} for {} but no socket backs it (its docker-proxy is gone): the port is unusable until the container or the engine restarts",
+                "the engine reserves {port}/{proto} for {} but no socket backs it (its {forwarder} is gone): the port is unusable until the container or the engine restarts",
                 describe(c)
             )
         } else {

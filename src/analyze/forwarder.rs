@@ -29,6 +29,34 @@ pub fn is_docker_proxy(process: &Process) -> bool {
             .is_some_and(|arg0| arg0.rsplit('/').next() == Some("docker-proxy"))
 }
 
+/// Whether the process is Podman's `conmon`, which holds a rootful container's published
+/// ports while the container runs.
+pub fn is_conmon(process: &Process) -> bool {
+    process.name == "conmon"
+}
+
+/// The container id a `conmon` command line monitors (`-c ID` / `--cid ID`), and its name
+/// (`-n NAME` / `--name NAME`).
+pub fn parse_conmon(cmdline: &[String]) -> Option<(String, Option<String>)> {
+    let mut id = None;
+    let mut name = None;
+    let mut args = cmdline.iter().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f, Some(v.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        let slot = match flag {
+            "-c" | "--cid" => &mut id,
+            "-n" | "--name" => &mut name,
+            _ => continue,
+        };
+        *slot = inline.or_else(|| args.next().cloned());
+    }
+    let id = id.filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    Some((id, name))
+}
+
 /// Whether the process is the Docker engine itself (it holds reserving sockets when the
 /// userland proxy is disabled).
 pub fn is_dockerd(process: &Process) -> bool {
@@ -147,6 +175,22 @@ mod tests {
             None
         );
         assert_eq!(parse_docker_proxy(&[]), None);
+    }
+
+    #[test]
+    fn parses_conmon_command_lines() {
+        let line = args("/usr/bin/conmon --api-version 1 -c 294a7c855e99 -u 294a7c855e99 -r /usr/bin/runc -b /var/lib/x -n pm1 --exit-dir /run/libpod/exits");
+        assert_eq!(
+            parse_conmon(&line),
+            Some(("294a7c855e99".into(), Some("pm1".into())))
+        );
+        assert_eq!(
+            parse_conmon(&args("conmon --cid=abc123 --name=web")),
+            Some(("abc123".into(), Some("web".into())))
+        );
+        assert_eq!(parse_conmon(&args("conmon -n web")), None);
+        assert_eq!(parse_conmon(&args("conmon -c not-hex")), None);
+        assert_eq!(parse_conmon(&args("conmon -c")), None);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum Via {
     Binding,
     /// The engine reports the binding but no socket backs it.
     Reservation,
+    /// Through Podman's `conmon` process.
+    Conmon,
     /// The container asks for the port but does not hold it (not running, or its start
     /// failed); shown because a finding concerns it.
     Requested,
@@ -39,6 +41,7 @@ impl Via {
             Via::HostNetwork => "host-network",
             Via::Binding => "binding",
             Via::Reservation => "reservation",
+            Via::Conmon => "conmon",
             Via::Requested => "requested",
         }
     }
@@ -59,6 +62,14 @@ pub enum Owner {
         /// What its command line says it forwards, if it could be parsed.
         target: Option<ProxyTarget>,
     },
+    /// A Podman `conmon` whose container is not a live container of the queried engine
+    /// (or the engine queried is not Podman, and it cannot be judged).
+    Conmon {
+        /// The container id on its command line.
+        container_id: String,
+        /// The container name on its command line.
+        container_name: Option<String>,
+    },
     /// The engine holds the socket and no container claims it.
     Engine,
     /// An ordinary process.
@@ -76,6 +87,7 @@ impl Owner {
         match self {
             Owner::Container { .. } => "container",
             Owner::Proxy { .. } => "docker-proxy",
+            Owner::Conmon { .. } => "conmon",
             Owner::Engine => "engine",
             Owner::Process => "process",
             Owner::Unknown { .. } => "unknown",
@@ -126,7 +138,10 @@ impl PortEntry {
         !self.findings.is_empty()
             || matches!(
                 self.owner,
-                Owner::Container { .. } | Owner::Proxy { .. } | Owner::Engine
+                Owner::Container { .. }
+                    | Owner::Proxy { .. }
+                    | Owner::Conmon { .. }
+                    | Owner::Engine
             )
     }
 
@@ -235,10 +250,30 @@ fn attribute(snapshot: &Snapshot, socket: &Socket) -> PortEntry {
     // The forwarder wins over the engine: newer engines bind the socket in dockerd and hand
     // it to docker-proxy, so both may hold it for a moment.
     let proxy = processes.iter().find(|p| forwarder::is_docker_proxy(p));
+    let conmon = processes.iter().find(|p| forwarder::is_conmon(p));
     let engine = processes.iter().find(|p| forwarder::is_dockerd(p));
-    let primary = proxy.or(engine).or(processes.first()).copied();
+    let primary = proxy.or(conmon).or(engine).or(processes.first()).copied();
+    let conmon_target = conmon.and_then(|p| forwarder::parse_conmon(&p.cmdline));
     let owner = if let Some(proxy) = proxy {
         attribute_proxy(snapshot, socket, proxy)
+    } else if let Some((container_id, container_name)) = conmon_target {
+        // Only a Podman engine's containers can be the ones conmon names.
+        let live = snapshot.engine.is_podman().then(|| {
+            snapshot
+                .containers
+                .iter()
+                .position(|c| c.id == container_id && holds_ports(c))
+        });
+        match live.flatten() {
+            Some(index) => Owner::Container {
+                index,
+                via: Via::Conmon,
+            },
+            None => Owner::Conmon {
+                container_id,
+                container_name,
+            },
+        }
     } else if engine.is_some() {
         match find_live(snapshot, socket) {
             Some(index) => Owner::Container {
@@ -351,6 +386,10 @@ fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
     }
     let mut out = Vec::new();
     for (index, container) in snapshot.containers.iter().enumerate() {
+        // Podman reports a container's configured ports as live even before it runs.
+        if snapshot.engine.is_podman() && !holds_ports(container) {
+            continue;
+        }
         for LiveBinding {
             proto,
             host_ip,

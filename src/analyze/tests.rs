@@ -731,3 +731,65 @@ fn an_engine_held_socket_of_a_paused_container_gets_the_containers_finding() {
     assert_eq!(a.findings[0].action, Action::RemoveContainer);
     assert!(a.findings[0].pids.is_empty(), "dockerd is never a target");
 }
+
+#[test]
+fn conmon_is_judged_only_against_a_podman_engine() {
+    let id = ID_WEB;
+    let host = || {
+        Host::new()
+            .process(
+                60,
+                "conmon",
+                &format!("/usr/bin/conmon --api-version 1 -c {id} -u {id} -n web"),
+                None,
+            )
+            .socket(Proto::Tcp, "0.0.0.0", 3801, &[60])
+    };
+    let mut web = container(id, "web", ContainerState::Running, Some("10.88.0.4"));
+    publish(&mut web, Proto::Tcp, "0.0.0.0", 3801, 80);
+
+    // Podman, container running: attributed, no finding.
+    let mut snap = snapshot(host(), vec![web.clone()]);
+    snap.engine.kind = Some("Podman".into());
+    let a = analyze(&snap);
+    assert_eq!(
+        owner_of(&a, Proto::Tcp, "0.0.0.0", 3801),
+        Owner::Container {
+            index: 0,
+            via: Via::Conmon
+        }
+    );
+    assert_eq!(kinds(&a), vec![]);
+
+    // Podman, container stopping: the conmon outlived it.
+    web.state = ContainerState::Stopping;
+    let mut snap = snapshot(host(), vec![web.clone()]);
+    snap.engine.kind = Some("Podman".into());
+    let a = analyze(&snap);
+    assert_eq!(kinds(&a), vec![Kind::OrphanedProxy]);
+    assert_eq!(a.findings[0].pids, vec![60]);
+    assert!(a.findings[0]
+        .reason
+        .contains("conmon pid 60 holds 0.0.0.0:3801 for Podman container web, which is stopping"));
+    assert!(
+        a.ports.iter().all(|p| !matches!(
+            p.owner,
+            Owner::Container {
+                via: Via::Reservation,
+                ..
+            }
+        )),
+        "a Podman container that does not run reserves nothing: {:?}",
+        a.ports
+    );
+
+    // Docker queried: the conmon is named but never judged.
+    let mut snap = snapshot(host(), vec![]);
+    snap.engine.kind = Some("Docker".into());
+    let a = analyze(&snap);
+    assert!(matches!(
+        owner_of(&a, Proto::Tcp, "0.0.0.0", 3801),
+        Owner::Conmon { .. }
+    ));
+    assert_eq!(kinds(&a), vec![]);
+}

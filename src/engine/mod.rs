@@ -94,6 +94,12 @@ async fn collect_async(
         Err(e) => return unreachable(status, e.into()),
     };
     status.reachable = true;
+    let podman = version
+        .components
+        .iter()
+        .flatten()
+        .any(|c| c.name.contains("Podman"));
+    status.kind = Some(if podman { "Podman" } else { "Docker" }.to_owned());
     status.version = version.version;
     status.api_version = version.api_version;
     status.root_dir = info.ok().and_then(|i| i.docker_root_dir);

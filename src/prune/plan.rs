@@ -243,7 +243,10 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
                     let ports: Vec<PortRef> = analysis
                         .ports
                         .iter()
-                        .filter(|e| e.pids.contains(&pid) && matches!(e.owner, Owner::Proxy { .. }))
+                        .filter(|e| {
+                            e.pids.contains(&pid)
+                                && matches!(e.owner, Owner::Proxy { .. } | Owner::Conmon { .. })
+                        })
                         .map(|e| PortRef {
                             proto: e.proto,
                             ip: e.ip,
@@ -422,12 +425,12 @@ pub fn plan_free(
                 }
                 merge(ports, &[port]);
             }
-            Owner::Proxy { .. } | Owner::Process => {
+            Owner::Proxy { .. } | Owner::Conmon { .. } | Owner::Process => {
                 let Some(process) = entry.holder(snapshot) else {
                     refuse(&mut out, entry, "the holding process could not be read".into());
                     continue;
                 };
-                let is_proxy = matches!(entry.owner, Owner::Proxy { .. });
+                let is_proxy = matches!(entry.owner, Owner::Proxy { .. } | Owner::Conmon { .. });
                 if let Some(why) = crate::analyze::findings::never_act(process) {
                     refuse(&mut out, entry, why);
                 } else if !is_proxy && !options.kill_processes {

@@ -151,6 +151,7 @@ fn owner_doc(entry: &PortEntry) -> OwnerDoc {
                 .as_ref()
                 .map(|t| std::net::SocketAddr::new(t.container_ip, t.container_port).to_string())
         }
+        Owner::Conmon { container_id, .. } => doc.target = Some(container_id.clone()),
         Owner::Unknown { reason } => doc.detail = Some(reason.clone()),
         Owner::Engine | Owner::Process => {}
     }

@@ -58,7 +58,7 @@ fn describe(snapshot: &Snapshot, entry: &PortEntry) -> (String, String, String, 
                 .container(snapshot)
                 .expect("container owner has a container");
             let holder = match via {
-                Via::DockerProxy | Via::Engine => held_by(),
+                Via::DockerProxy | Via::Engine | Via::Conmon => held_by(),
                 Via::HostNetwork => format!("{} (host network)", held_by()),
                 Via::Binding => "engine binding (owner not readable)".into(),
                 Via::Reservation => "no socket (engine reservation)".into(),
@@ -80,6 +80,20 @@ fn describe(snapshot: &Snapshot, entry: &PortEntry) -> (String, String, String, 
                 None => "no container (proxy)".into(),
             };
             (owner, "-".into(), held_by(), true)
+        }
+        Owner::Conmon {
+            container_id,
+            container_name,
+        } => {
+            let name = container_name
+                .clone()
+                .unwrap_or_else(|| container_id.get(..12).unwrap_or(container_id).to_owned());
+            let running = if snapshot.engine.is_podman() {
+                "not running"
+            } else {
+                "Podman, not queried"
+            };
+            (format!("{name} ({running})"), "-".into(), held_by(), true)
         }
         Owner::Engine => ("no container (engine)".into(), "-".into(), held_by(), false),
         Owner::Process => (
@@ -332,7 +346,8 @@ pub fn engine_line(snapshot: &Snapshot) -> String {
     };
     match (e.reachable, &e.error) {
         (true, None) => format!(
-            "engine: Docker {}{at}, {} containers",
+            "engine: {} {}{at}, {} containers",
+            e.kind.as_deref().unwrap_or("Docker"),
             e.version.as_deref().unwrap_or("?"),
             snapshot.containers.len()
         ),

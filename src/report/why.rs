@@ -43,6 +43,14 @@ fn holders<'a>(analysis: &'a Analysis, asked: Asked) -> Vec<Holder<'a>> {
             match (&first.owner, &e.owner) {
                 (Owner::Container { index: a, .. }, Owner::Container { index: b, .. }) => a == b,
                 (Owner::Proxy { target: a }, Owner::Proxy { target: b }) => a == b,
+                (
+                    Owner::Conmon {
+                        container_id: a, ..
+                    },
+                    Owner::Conmon {
+                        container_id: b, ..
+                    },
+                ) => a == b,
                 (Owner::Engine, Owner::Engine) => true,
                 (Owner::Process, Owner::Process) => first.holder_pid == e.holder_pid,
                 (Owner::Unknown { .. }, Owner::Unknown { .. }) => true,
@@ -164,6 +172,7 @@ fn explain_holder(
             lines.extend(container_lines(snapshot, c));
             let how = match via {
                 Via::DockerProxy => format!("through docker-proxy pid {}", pids_of(&h.entries)),
+                Via::Conmon => format!("through Podman's conmon pid {}", pids_of(&h.entries)),
                 Via::Engine => format!(
                     "held by the engine itself (dockerd pid {})",
                     pids_of(&h.entries)
@@ -201,6 +210,27 @@ fn explain_holder(
                 "{port} is held by docker-proxy pid {}, which forwards to no container",
                 pids_of(&h.entries)
             )
+        }
+        Owner::Conmon {
+            container_id,
+            container_name,
+        } => {
+            lines.push(format!("on {}", addresses(&h.entries)));
+            let name = container_name.as_deref().unwrap_or(container_id);
+            if snapshot.engine.is_podman() {
+                format!(
+                    "{port} is held by conmon pid {} for Podman container {name}, which does not run",
+                    pids_of(&h.entries)
+                )
+            } else {
+                next.push(format!(
+                    "podman ps -a --filter id={container_id} (ask Podman: portreap --host unix:///run/podman/podman.sock why {port})"
+                ));
+                format!(
+                    "{port} is held by conmon pid {} for Podman container {name} (Podman was not queried)",
+                    pids_of(&h.entries)
+                )
+            }
         }
         Owner::Engine => {
             lines.push(format!("on {}", addresses(&h.entries)));

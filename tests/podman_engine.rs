@@ -1,0 +1,199 @@
+//! Podman's `conmon` forwarders, on a real rootful Podman (Debian's 4.3, its Docker-
+//! compatible API on /run/podman/podman.sock, started by `.ci/setup`).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const SOCK: &str = "unix:///run/podman/podman.sock";
+
+fn conf() -> String {
+    format!(
+        "{}/docker/podman-containers.conf",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman")
+        .args(args)
+        .env("CONTAINERS_CONF", conf())
+        .output()
+        .expect("run podman");
+    assert!(
+        out.status.success(),
+        "podman {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn require_podman() -> bool {
+    let up = std::path::Path::new("/run/podman/podman.sock").exists()
+        && Command::new("podman")
+            .args(["image", "exists", &format!("localhost/{}", image())])
+            .env("CONTAINERS_CONF", conf())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !up && std::env::var("PORTREAP_REQUIRE_PODMAN").as_deref() == Ok("1") {
+        panic!("PORTREAP_REQUIRE_PODMAN=1 but the podman service or test image is missing; run `bash .ci/setup`");
+    }
+    if !up {
+        eprintln!("skipping: no podman service (set PORTREAP_REQUIRE_PODMAN=1 to make this fatal)");
+    }
+    up
+}
+
+/// Removes the podman container on drop, resuming its conmon first if a test stopped it.
+struct PodmanContainer(String);
+
+impl Drop for PodmanContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-CONT", "-f", &format!("conmon.* -n {} ", self.0)])
+            .status();
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", &self.0])
+            .env("CONTAINERS_CONF", conf())
+            .output();
+    }
+}
+
+fn run(name: &str, port: u16, detach_only_create: bool) -> PodmanContainer {
+    let guard = PodmanContainer(name.to_owned());
+    let verb = if detach_only_create { "create" } else { "run" };
+    let mut args = vec![verb];
+    if !detach_only_create {
+        args.push("-d");
+    }
+    let publish = format!("{port}:80");
+    let img = format!("localhost/{}", image());
+    args.extend([
+        "--name", name, "-p", &publish, &img, "httpd", "-f", "-p", "80",
+    ]);
+    podman(&args);
+    guard
+}
+
+fn scan(host: &str, port: u16) -> serde_json::Value {
+    json(&[
+        "scan",
+        "--json",
+        "--host",
+        host,
+        "--port",
+        &port.to_string(),
+    ])
+}
+
+#[test]
+fn a_running_podman_container_is_found_through_conmon() {
+    if !require_podman() {
+        return;
+    }
+    let name = unique("pod");
+    let port = free_port();
+    let _c = run(&name, port, false);
+    let doc = eventually(Duration::from_secs(10), || {
+        let doc = scan(SOCK, port);
+        (!entries(&doc, "tcp", port).is_empty()).then_some(doc)
+    })
+    .expect("conmon never listened");
+    assert_eq!(doc["engine"]["reachable"], true);
+    let found = entries(&doc, "tcp", port);
+    assert_eq!(found.len(), 1, "{doc:#}");
+    assert_eq!(found[0]["process"], "conmon");
+    assert_eq!(found[0]["owner"]["kind"], "container");
+    assert_eq!(found[0]["owner"]["via"], "conmon");
+    assert_eq!(found[0]["container"]["name"], name.as_str());
+    assert_eq!(
+        doc["findings"],
+        serde_json::json!([]),
+        "a running container: {doc:#}"
+    );
+
+    // Asked about Docker instead, the conmon is Podman's business: named, never judged.
+    if require_engine() {
+        let doc = json(&["scan", "--json", "--port", &port.to_string()]);
+        let found = entries(&doc, "tcp", port);
+        assert_eq!(found[0]["owner"]["kind"], "conmon", "{doc:#}");
+        assert_eq!(doc["findings"], serde_json::json!([]));
+    }
+}
+
+#[test]
+fn a_created_podman_container_reserves_nothing() {
+    if !require_podman() {
+        return;
+    }
+    let name = unique("podcreated");
+    let port = free_port();
+    let _c = run(&name, port, true);
+    let doc = scan(SOCK, port);
+    assert_eq!(doc["ports"], serde_json::json!([]), "{doc:#}");
+    assert_eq!(doc["findings"], serde_json::json!([]));
+}
+
+#[test]
+fn a_conmon_that_outlived_its_container_is_an_orphaned_proxy_and_is_pruned() {
+    if !require_podman() {
+        return;
+    }
+    let name = unique("podorphan");
+    let port = free_port();
+    let _c = run(&name, port, false);
+    let conmon = eventually(Duration::from_secs(10), || {
+        let doc = scan(SOCK, port);
+        entries(&doc, "tcp", port)
+            .first()
+            .map(|e| e["pids"][0].as_u64().unwrap())
+    })
+    .expect("conmon never listened");
+    // Freeze conmon, then stop the container: its process dies, Podman marks it stopping,
+    // and the frozen conmon keeps holding the published port.
+    assert!(Command::new("kill")
+        .args(["-STOP", &conmon.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let _ = Command::new("podman")
+        .args(["stop", "-t", "1", &name])
+        .env("CONTAINERS_CONF", conf())
+        .output();
+    let doc = scan(SOCK, port);
+    let f = findings_on(&doc, port);
+    assert_eq!(f.len(), 1, "{doc:#}");
+    assert_eq!(f[0]["kind"], "orphaned-proxy");
+    assert_eq!(f[0]["action"], "kill-process");
+    assert_eq!(f[0]["pids"], serde_json::json!([conmon]));
+    let reason = f[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!(
+            "conmon pid {conmon} holds 0.0.0.0:{port} for Podman container {name}, which is"
+        )),
+        "{reason}"
+    );
+
+    let out = portreap()
+        .args([
+            "prune",
+            "--json",
+            "--yes",
+            "--grace",
+            "1s",
+            "--host",
+            SOCK,
+            "--port",
+            &port.to_string(),
+        ])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    assert_eq!(doc["actions"][0]["outcome"], "done");
+    assert_eq!(doc["actions"][0]["port_free_after"], true);
+}
