@@ -121,11 +121,19 @@ fn walk_fds(proc_root: &Path, wanted: &HashMap<u32, Vec<usize>>) -> FdWalk {
                 continue;
             }
         };
+        // Listing a descriptor table can be allowed while reading its links is not (a
+        // container without SYS_PTRACE): that process's sockets are unknown too.
+        let mut denied = false;
         for fd in fds.flatten() {
             link_path.clone_from(&fd_dir);
             link_path.push(fd.file_name());
-            let Ok(target) = fs::read_link(&link_path) else {
-                continue;
+            let target = match fs::read_link(&link_path) {
+                Ok(target) => target,
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    denied = true;
+                    break;
+                }
+                Err(_) => continue,
             };
             let Some(inode) = procfs::parse_socket_link(target.as_os_str().as_bytes()) else {
                 continue;
@@ -136,6 +144,9 @@ fn walk_fds(proc_root: &Path, wanted: &HashMap<u32, Vec<usize>>) -> FdWalk {
                     pids.push(pid);
                 }
             }
+        }
+        if denied {
+            walk.unreadable += 1;
         }
     }
     for pids in walk.owners.values_mut() {
