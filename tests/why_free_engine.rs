@@ -394,8 +394,15 @@ fn free_refuses_a_never_act_process() {
     assert_eq!(doc["actions"], serde_json::json!([]));
     let reason = doc["refused"][0]["reason"].as_str().unwrap();
     assert!(
-        reason.contains("vpnkit") && reason.contains("is never signalled"),
+        reason.contains("Docker Desktop's port forwarder") && reason.contains("is never signalled"),
         "{reason}"
+    );
+    // why says what it is and what to do instead.
+    let out = portreap().args(["why", &port]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("is held by Docker Desktop's port forwarder vpnkit"),
+        "{text}"
     );
     assert!(child.0.try_wait().unwrap().is_none(), "vpnkit must survive");
 }

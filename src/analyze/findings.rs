@@ -183,6 +183,12 @@ pub fn never_act(process: &Process) -> Option<String> {
         return Some(format!("pid 1 ({}) is never signalled", process.name));
     }
     let name = process.name.as_str();
+    if let Some(product) = super::forwarder::desktop_product(process) {
+        return Some(format!(
+            "{name} (pid {}) forwards ports for {product} and is never signalled",
+            process.pid
+        ));
+    }
     (NAMES.contains(&name) || name.starts_with("containerd-shim"))
         .then(|| format!("{name} (pid {}) is never signalled", process.pid))
 }
@@ -628,6 +634,7 @@ pub fn holder_phrase(snapshot: &Snapshot, entry: &PortEntry) -> String {
         },
         Owner::Proxy { .. } => format!("docker-proxy{pid} (no container)"),
         Owner::Conmon { .. } => format!("conmon{pid} (its container does not run)"),
+        Owner::Forwarder { product } => format!("{product}'s forwarder {process}{pid}"),
         Owner::Engine => format!("the engine{pid}"),
         Owner::Process => format!("{process}{pid}"),
         Owner::Unknown { .. } => "an unknown process".into(),

@@ -57,6 +57,44 @@ pub fn parse_conmon(cmdline: &[String]) -> Option<(String, Option<String>)> {
     Some((id, name))
 }
 
+/// The product whose port forwarder this process is, for engines that run in a VM or a
+/// user namespace and forward published ports from a host process: Docker Desktop
+/// (`com.docker.backend`, `vpnkit`, the WSL relay), OrbStack, Colima and Lima, rootless
+/// Docker (`rootlesskit`) and rootless Podman (`rootlessport`). Such a process is never
+/// signalled: it serves every container of its engine.
+pub fn desktop_product(process: &Process) -> Option<&'static str> {
+    let name = process.name.as_str();
+    let program = process
+        .cmdline
+        .first()
+        .map(|a| a.rsplit('/').next().unwrap_or(a))
+        .unwrap_or("");
+    let line = process.cmdline.join(" ").to_ascii_lowercase();
+    let is = |n: &str| name == n || program == n;
+    if is("com.docker.backend")
+        || name == "com.docker.back"
+        || name.starts_with("vpnkit")
+        || program.starts_with("vpnkit")
+        || line.contains("docker-desktop")
+    {
+        Some("Docker Desktop")
+    } else if is("wslrelay") || is("wslrelay.exe") {
+        Some("Docker Desktop (WSL)")
+    } else if line.contains("orbstack") || name.starts_with("OrbStack") {
+        Some("OrbStack")
+    } else if line.contains("colima") {
+        Some("Colima")
+    } else if is("limactl") || line.contains("/.lima/") {
+        Some("Lima")
+    } else if is("rootlesskit") || name == "rootlesskit" {
+        Some("rootless Docker")
+    } else if is("rootlessport") || name.starts_with("rootlessport") {
+        Some("rootless Podman")
+    } else {
+        None
+    }
+}
+
 /// Whether the process is the Docker engine itself (it holds reserving sockets when the
 /// userland proxy is disabled).
 pub fn is_dockerd(process: &Process) -> bool {
@@ -191,6 +229,34 @@ mod tests {
         assert_eq!(parse_conmon(&args("conmon -n web")), None);
         assert_eq!(parse_conmon(&args("conmon -c not-hex")), None);
         assert_eq!(parse_conmon(&args("conmon -c")), None);
+    }
+
+    /// Process tables as these products show them in `/proc` (name, command line).
+    #[test]
+    fn recognises_desktop_and_rootless_forwarders() {
+        let table = [
+            ("com.docker.back", "/opt/docker-desktop/bin/com.docker.backend --addr unix:///home/u/.docker/desktop/backend.sock", Some("Docker Desktop")),
+            ("vpnkit-bridge", "/usr/bin/vpnkit-bridge --addr listen://1999 host", Some("Docker Desktop")),
+            ("docker-desktop-", "/mnt/wsl/docker-desktop/docker-desktop-user-distro proxy --distro-name Ubuntu", Some("Docker Desktop")),
+            ("wslrelay.exe", "wslrelay.exe --mode 2 --vm-id {x}", Some("Docker Desktop (WSL)")),
+            ("limactl", "/usr/local/bin/limactl hostagent --pidfile /home/u/.colima/_lima/colima/ha.pid colima", Some("Colima")),
+            ("ssh", "ssh -F /dev/null -o IdentityFile=/home/u/.lima/_config/user -L 127.0.0.1:8080:127.0.0.1:8080 lima-default", Some("Lima")),
+            ("limactl", "/usr/bin/limactl hostagent --pidfile /home/u/.lima/default/ha.pid default", Some("Lima")),
+            ("rootlesskit", "rootlesskit --net=slirp4netns --mtu=65520 --port-driver=builtin --copy-up=/etc /usr/bin/dockerd-rootless.sh", Some("rootless Docker")),
+            ("rootlessport", "rootlessport", Some("rootless Podman")),
+            ("OrbStack Helper", "/Applications/OrbStack.app/Contents/Frameworks/OrbStack Helper.app", Some("OrbStack")),
+            ("docker-proxy", "/usr/sbin/docker-proxy -proto tcp -host-port 80", None),
+            ("nginx", "nginx: master process /usr/sbin/nginx", None),
+            ("ssh", "ssh -L 8080:localhost:80 build-box", None),
+        ];
+        for (name, line, expected) in table {
+            let p = Process {
+                name: name.into(),
+                cmdline: line.split(' ').map(str::to_owned).collect(),
+                ..Process::default()
+            };
+            assert_eq!(desktop_product(&p), expected, "{name}: {line}");
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub enum Via {
     Reservation,
     /// Through Podman's `conmon` process.
     Conmon,
+    /// Through a desktop or rootless engine's forwarder (Docker Desktop, rootlesskit, ...).
+    Forwarder,
     /// The container asks for the port but does not hold it (not running, or its start
     /// failed); shown because a finding concerns it.
     Requested,
@@ -42,6 +44,7 @@ impl Via {
             Via::Binding => "binding",
             Via::Reservation => "reservation",
             Via::Conmon => "conmon",
+            Via::Forwarder => "forwarder",
             Via::Requested => "requested",
         }
     }
@@ -70,6 +73,12 @@ pub enum Owner {
         /// The container name on its command line.
         container_name: Option<String>,
     },
+    /// A forwarder of a desktop or rootless engine (never signalled), with no container of
+    /// the queried engine matching the port.
+    Forwarder {
+        /// Docker Desktop, OrbStack, Colima, Lima, rootless Docker or rootless Podman.
+        product: &'static str,
+    },
     /// The engine holds the socket and no container claims it.
     Engine,
     /// An ordinary process.
@@ -88,6 +97,7 @@ impl Owner {
             Owner::Container { .. } => "container",
             Owner::Proxy { .. } => "docker-proxy",
             Owner::Conmon { .. } => "conmon",
+            Owner::Forwarder { .. } => "forwarder",
             Owner::Engine => "engine",
             Owner::Process => "process",
             Owner::Unknown { .. } => "unknown",
@@ -141,6 +151,7 @@ impl PortEntry {
                 Owner::Container { .. }
                     | Owner::Proxy { .. }
                     | Owner::Conmon { .. }
+                    | Owner::Forwarder { .. }
                     | Owner::Engine
             )
     }
@@ -252,7 +263,15 @@ fn attribute(snapshot: &Snapshot, socket: &Socket) -> PortEntry {
     let proxy = processes.iter().find(|p| forwarder::is_docker_proxy(p));
     let conmon = processes.iter().find(|p| forwarder::is_conmon(p));
     let engine = processes.iter().find(|p| forwarder::is_dockerd(p));
-    let primary = proxy.or(conmon).or(engine).or(processes.first()).copied();
+    let desktop = processes
+        .iter()
+        .find_map(|p| forwarder::desktop_product(p).map(|product| (*p, product)));
+    let primary = proxy
+        .or(conmon)
+        .or(engine)
+        .copied()
+        .or(desktop.map(|(p, _)| p))
+        .or(processes.first().copied());
     let conmon_target = conmon.and_then(|p| forwarder::parse_conmon(&p.cmdline));
     let owner = if let Some(proxy) = proxy {
         attribute_proxy(snapshot, socket, proxy)
@@ -281,6 +300,14 @@ fn attribute(snapshot: &Snapshot, socket: &Socket) -> PortEntry {
                 via: Via::Engine,
             },
             None => Owner::Engine,
+        }
+    } else if let Some((_, product)) = desktop {
+        match find_live(snapshot, socket) {
+            Some(index) => Owner::Container {
+                index,
+                via: Via::Forwarder,
+            },
+            None => Owner::Forwarder { product },
         }
     } else if let Some(index) = processes.iter().find_map(|p| {
         let id = p.container_id.as_deref()?;

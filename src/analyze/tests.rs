@@ -793,3 +793,61 @@ fn conmon_is_judged_only_against_a_podman_engine() {
     ));
     assert_eq!(kinds(&a), vec![]);
 }
+
+#[test]
+fn desktop_forwarders_are_attributed_and_never_acted_on() {
+    // Docker Desktop for Linux: com.docker.backend holds the published port on the host.
+    let mut web = container(ID_WEB, "web", ContainerState::Paused, Some("192.168.65.3"));
+    publish(&mut web, Proto::Tcp, "0.0.0.0", 3000, 80);
+    let host = Host::new()
+        .process(
+            70,
+            "com.docker.back",
+            "/opt/docker-desktop/bin/com.docker.backend",
+            None,
+        )
+        .socket(Proto::Tcp, "0.0.0.0", 3000, &[70])
+        .socket(Proto::Tcp, "0.0.0.0", 4000, &[70])
+        .process(
+            71,
+            "rootlesskit",
+            "rootlesskit --port-driver=builtin dockerd-rootless.sh",
+            None,
+        )
+        .socket(Proto::Tcp, "0.0.0.0", 5000, &[71]);
+    let a = analyze(&snapshot(host, vec![web]));
+    assert_eq!(
+        owner_of(&a, Proto::Tcp, "0.0.0.0", 3000),
+        Owner::Container {
+            index: 0,
+            via: Via::Forwarder
+        }
+    );
+    assert_eq!(
+        owner_of(&a, Proto::Tcp, "0.0.0.0", 4000),
+        Owner::Forwarder {
+            product: "Docker Desktop"
+        }
+    );
+    assert_eq!(
+        owner_of(&a, Proto::Tcp, "0.0.0.0", 5000),
+        Owner::Forwarder {
+            product: "rootless Docker"
+        }
+    );
+    // The paused container's finding targets the container, never the forwarder.
+    assert_eq!(kinds(&a), vec![Kind::PausedContainer]);
+    assert!(a.findings[0].pids.is_empty());
+    let p = &Host::new()
+        .process(
+            70,
+            "com.docker.back",
+            "/opt/docker-desktop/bin/com.docker.backend",
+            None,
+        )
+        .0
+        .processes[&70];
+    assert!(findings::never_act(p)
+        .unwrap()
+        .contains("forwards ports for Docker Desktop"));
+}

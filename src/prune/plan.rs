@@ -458,6 +458,11 @@ pub fn plan_free(
                     merge(ports, &[port]);
                 }
             }
+            Owner::Forwarder { product } => refuse(
+                &mut out,
+                entry,
+                format!("{product}'s port forwarder holds it and is never signalled: stop the container in {product}"),
+            ),
             Owner::Engine => refuse(
                 &mut out,
                 entry,

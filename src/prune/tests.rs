@@ -533,3 +533,78 @@ fn an_orphaned_compose_project_whose_directory_is_back_is_skipped() {
         Outcome::Skipped("/src/shop exists again".into())
     );
 }
+
+#[test]
+fn free_refuses_what_it_must_never_touch() {
+    let mut snap = scene();
+    let mut add = |pid: u32, name: &str, line: &str, uid: u32, port: u16| {
+        let mut p = proxy_process(pid, port);
+        p.name = name.into();
+        p.cmdline = line.split(' ').map(str::to_owned).collect();
+        p.uid = Some(uid);
+        snap.host.processes.insert(pid, p);
+        snap.host.sockets.push(Socket {
+            proto: Proto::Tcp,
+            ip: ip("0.0.0.0"),
+            port,
+            inode: u32::from(port),
+            uid,
+            pids: vec![pid],
+        });
+    };
+    add(
+        70,
+        "com.docker.back",
+        "/opt/docker-desktop/bin/com.docker.backend",
+        1000,
+        9001,
+    );
+    add(71, "dockerd", "/usr/sbin/dockerd", 0, 9002);
+    add(72, "python3", "python3 -m http.server 9003", 1000, 9003);
+    add(73, "nginx", "nginx", 33, 9004);
+    let analysis = analyze(&snap);
+    let free = |spec: &str, kill: bool, euid: u32| {
+        plan::plan_free(
+            &snap,
+            &analysis,
+            &spec.parse().unwrap(),
+            plan::FreeOptions {
+                kill_processes: kill,
+                stop_only: false,
+                euid,
+            },
+        )
+    };
+    let p = free("9001,9002,9003", false, 1000);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let reasons: Vec<&str> = p.refused.iter().map(|h| h.reason.as_str()).collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("Docker Desktop's port forwarder holds it")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("dockerd (pid 71) is never signalled")
+                || r.contains("the engine (dockerd)")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("pass --kill-processes")),
+        "{reasons:?}"
+    );
+    // With --kill-processes: our own process, yes; another user's, only as root.
+    let p = free("9003,9004", true, 1000);
+    assert_eq!(names(&p), ["kill python3 pid 72"]);
+    assert!(p.refused[0]
+        .reason
+        .contains("nginx (pid 73) belongs to another user"));
+    let p = free("9003,9004", true, 0);
+    assert_eq!(names(&p), ["kill python3 pid 72", "kill nginx pid 73"]);
+    // A healthy container is freed too; a kept one is not.
+    let p = free("8080,8082", false, 0);
+    assert_eq!(names(&p), ["remove container admin"]);
+    assert_eq!(p.kept.len(), 1);
+}

@@ -153,6 +153,7 @@ fn owner_doc(entry: &PortEntry) -> OwnerDoc {
                 .map(|t| std::net::SocketAddr::new(t.container_ip, t.container_port).to_string())
         }
         Owner::Conmon { container_id, .. } => doc.target = Some(container_id.clone()),
+        Owner::Forwarder { product } => doc.detail = Some((*product).to_owned()),
         Owner::Unknown { reason } => doc.detail = Some(reason.clone()),
         Owner::Engine | Owner::Process => {}
     }

@@ -58,7 +58,7 @@ fn describe(snapshot: &Snapshot, entry: &PortEntry) -> (String, String, String, 
                 .container(snapshot)
                 .expect("container owner has a container");
             let holder = match via {
-                Via::DockerProxy | Via::Engine | Via::Conmon => held_by(),
+                Via::DockerProxy | Via::Engine | Via::Conmon | Via::Forwarder => held_by(),
                 Via::HostNetwork => format!("{} (host network)", held_by()),
                 Via::Binding => "engine binding (owner not readable)".into(),
                 Via::Reservation => "no socket (engine reservation)".into(),
@@ -95,6 +95,12 @@ fn describe(snapshot: &Snapshot, entry: &PortEntry) -> (String, String, String, 
             };
             (format!("{name} ({running})"), "-".into(), held_by(), true)
         }
+        Owner::Forwarder { product } => (
+            format!("{product} (forwarder)"),
+            "-".into(),
+            held_by(),
+            false,
+        ),
         Owner::Engine => ("no container (engine)".into(), "-".into(), held_by(), false),
         Owner::Process => (
             process.to_owned(),

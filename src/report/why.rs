@@ -52,6 +52,7 @@ fn holders<'a>(analysis: &'a Analysis, asked: Asked) -> Vec<Holder<'a>> {
                     },
                 ) => a == b,
                 (Owner::Engine, Owner::Engine) => true,
+                (Owner::Forwarder { product: a }, Owner::Forwarder { product: b }) => a == b,
                 (Owner::Process, Owner::Process) => first.holder_pid == e.holder_pid,
                 (Owner::Unknown { .. }, Owner::Unknown { .. }) => true,
                 _ => false,
@@ -173,6 +174,11 @@ fn explain_holder(
             let how = match via {
                 Via::DockerProxy => format!("through docker-proxy pid {}", pids_of(&h.entries)),
                 Via::Conmon => format!("through Podman's conmon pid {}", pids_of(&h.entries)),
+                Via::Forwarder => format!(
+                    "through the engine's forwarder {} pid {}",
+                    first.process.as_deref().unwrap_or("?"),
+                    pids_of(&h.entries)
+                ),
                 Via::Engine => format!(
                     "held by the engine itself (dockerd pid {})",
                     pids_of(&h.entries)
@@ -231,6 +237,17 @@ fn explain_holder(
                     pids_of(&h.entries)
                 )
             }
+        }
+        Owner::Forwarder { product } => {
+            lines.push(format!("on {}", addresses(&h.entries)));
+            next.push(format!(
+                "stop the container in {product} (its forwarder serves every container and is never signalled)"
+            ));
+            format!(
+                "{port} is held by {product}'s port forwarder {} (pid {})",
+                first.process.as_deref().unwrap_or("?"),
+                pids_of(&h.entries)
+            )
         }
         Owner::Engine => {
             lines.push(format!("on {}", addresses(&h.entries)));
