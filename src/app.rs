@@ -86,6 +86,12 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     let global = Global::new(&cli.global)?;
+    if cli.command.is_some() && cli.scan.any() {
+        return Err(UsageError(
+            "scan options (--all, --json, --check, --port) go after the subcommand, or use them without one".into(),
+        )
+        .into());
+    }
     match cli.command {
         None => scan(&global, &Scan::new(&cli.scan)),
         Some(Command::Scan(args)) => scan(&global, &Scan::new(&args)),

@@ -12,7 +12,10 @@ use crate::portspec::PortSpec;
 /// a docker-proxy, the compose project and service, the host-network container, the plain
 /// process, or the Docker reservation that no socket backs.
 #[derive(Debug, Parser)]
-#[command(name = "portreap", version, args_conflicts_with_subcommands = true)]
+// Global options may come before the subcommand (`portreap --host X scan`), so
+// `args_conflicts_with_subcommands` is not used; the bare form's scan options are checked
+// against a subcommand in `app` instead.
+#[command(name = "portreap", version)]
 pub struct Cli {
     /// Engine and host options, accepted before or after the subcommand.
     #[command(flatten)]
@@ -34,6 +37,11 @@ pub struct GlobalArgs {
     /// docker context.
     #[arg(long, short = 'H', global = true, value_name = "URL")]
     pub host: Option<String>,
+
+    /// Docker context to use (like `docker --context`); overrides DOCKER_HOST and
+    /// DOCKER_CONTEXT.
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "host")]
+    pub context: Option<String>,
 
     /// Bound on every engine call (e.g. 5s, 500ms, 2m).
     #[arg(long, global = true, value_name = "DURATION", default_value = "5s")]
@@ -80,6 +88,13 @@ pub enum Command {
     /// Developer tools.
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),
+}
+
+impl ScanArgs {
+    /// Whether any option was given (to reject `portreap --json prune`).
+    pub fn any(&self) -> bool {
+        self.all || self.json || self.check || !self.port.is_empty()
+    }
 }
 
 /// Options of `scan`.
@@ -220,6 +235,13 @@ mod tests {
         assert!(cli.scan.json);
         let cli =
             Cli::try_parse_from(["portreap", "scan", "--all", "--host", "unix:///x"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Scan(ScanArgs { all: true, .. }))
+        ));
+        // Global options before the subcommand, as with docker -H.
+        let cli =
+            Cli::try_parse_from(["portreap", "--host", "unix:///x", "scan", "--all"]).unwrap();
         assert!(matches!(
             cli.command,
             Some(Command::Scan(ScanArgs { all: true, .. }))

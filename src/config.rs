@@ -46,7 +46,7 @@ impl Global {
         let timeout =
             parse_duration(&args.timeout).map_err(|e| UsageError(format!("--timeout: {e}")))?;
         Ok(Global {
-            endpoint: endpoint::resolve(args.host.as_deref(), &ProcessEnv),
+            endpoint: endpoint::resolve(args.host.as_deref(), args.context.as_deref(), &ProcessEnv),
             timeout,
             host_root: args.host_root.clone(),
             proc_root: args.proc_root.clone(),

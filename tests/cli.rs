@@ -238,3 +238,51 @@ fn prune_usage_errors() {
         );
     }
 }
+
+#[test]
+fn global_options_go_before_or_after_the_subcommand() {
+    for args in [
+        &[
+            "--host",
+            "unix:///nonexistent.sock",
+            "scan",
+            "--json",
+            "--port",
+            "1",
+        ][..],
+        &[
+            "scan",
+            "--host",
+            "unix:///nonexistent.sock",
+            "--json",
+            "--port",
+            "1",
+        ],
+        &[
+            "--timeout",
+            "1s",
+            "why",
+            "1",
+            "--host",
+            "unix:///nonexistent.sock",
+        ],
+    ] {
+        let out = portreap().args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Scan options before another subcommand are a mistake, said in one line.
+    let out = portreap().args(["--json", "prune"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
+    // --host and --context exclude each other.
+    let out = portreap()
+        .args(["--host", "unix:///x", "--context", "y", "scan"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -197,3 +197,75 @@ fn a_conmon_that_outlived_its_container_is_an_orphaned_proxy_and_is_pruned() {
     assert_eq!(doc["actions"][0]["outcome"], "done");
     assert_eq!(doc["actions"][0]["port_free_after"], true);
 }
+
+#[test]
+fn a_docker_context_pointing_at_a_second_socket() {
+    if !require_podman() {
+        return;
+    }
+    // A context made by the docker CLI itself, pointing at Podman's socket.
+    let config = tempfile::tempdir().unwrap();
+    let out = Command::new("docker")
+        .args([
+            "context",
+            "create",
+            "second",
+            "--docker",
+            &format!("host={SOCK}"),
+        ])
+        .env("DOCKER_CONFIG", config.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = unique("ctx");
+    let port = free_port();
+    let _c = run(&name, port, false);
+    let check = |doc: &serde_json::Value, source: &str| {
+        assert_eq!(doc["engine"]["endpoint"], SOCK, "{doc:#}");
+        assert_eq!(doc["engine"]["source"], source);
+        assert_eq!(doc["engine"]["kind"], "Podman");
+        assert_eq!(
+            entries(doc, "tcp", port)[0]["container"]["name"],
+            name.as_str()
+        );
+    };
+    let scan_with = |args: &[&str], envs: &[(&str, &str)]| -> serde_json::Value {
+        let mut cmd = portreap();
+        cmd.env("DOCKER_CONFIG", config.path());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .args(args)
+            .args(["scan", "--json", "--port", &port.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let doc = eventually(Duration::from_secs(10), || {
+        let doc = scan_with(&["--context", "second"], &[]);
+        (!entries(&doc, "tcp", port).is_empty()).then_some(doc)
+    })
+    .expect("conmon never listened");
+    check(&doc, "context second");
+    check(
+        &scan_with(&[], &[("DOCKER_CONTEXT", "second")]),
+        "context second",
+    );
+    // `docker context use` sets currentContext in config.json: portreap follows it.
+    let out = Command::new("docker")
+        .args(["context", "use", "second"])
+        .env("DOCKER_CONFIG", config.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    check(&scan_with(&[], &[]), "context second");
+    // And --host still wins, as for the docker CLI.
+    let doc = scan_with(&["--host", "unix:///var/run/docker.sock"], &[]);
+    assert_eq!(doc["engine"]["source"], "--host");
+}

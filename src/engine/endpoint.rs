@@ -77,12 +77,23 @@ impl Env for ProcessEnv {
 }
 
 /// Resolves the endpoint. `Err` carries a one-line reason (e.g. an unknown context).
-pub fn resolve(host_flag: Option<&str>, env: &dyn Env) -> Result<Endpoint, String> {
+pub fn resolve(
+    host_flag: Option<&str>,
+    context_flag: Option<&str>,
+    env: &dyn Env,
+) -> Result<Endpoint, String> {
     if let Some(url) = host_flag {
         return Ok(Endpoint {
             url: url.to_owned(),
             source: "--host".into(),
         });
+    }
+    let config_dir = env
+        .var("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| env.var("HOME").map(|home| Path::new(&home).join(".docker")));
+    if let Some(name) = context_flag {
+        return context_endpoint(config_dir, name);
     }
     if let Some(url) = env.var("DOCKER_HOST") {
         return Ok(Endpoint {
@@ -90,10 +101,6 @@ pub fn resolve(host_flag: Option<&str>, env: &dyn Env) -> Result<Endpoint, Strin
             source: "DOCKER_HOST".into(),
         });
     }
-    let config_dir = env
-        .var("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| env.var("HOME").map(|home| Path::new(&home).join(".docker")));
     let context = env.var("DOCKER_CONTEXT").or_else(|| {
         let config = fs::read(config_dir.as_ref()?.join("config.json")).ok()?;
         let config: serde_json::Value = serde_json::from_slice(&config).ok()?;
@@ -104,23 +111,29 @@ pub fn resolve(host_flag: Option<&str>, env: &dyn Env) -> Result<Endpoint, Strin
             .map(str::to_owned)
     });
     match context {
-        Some(name) if name != "default" => {
-            let dir = config_dir.ok_or_else(|| {
-                format!(
-                    "docker context '{name}' is selected but neither DOCKER_CONFIG nor HOME is set"
-                )
-            })?;
-            let url = context_host(&dir, &name)?;
-            Ok(Endpoint {
-                url,
-                source: format!("context {name}"),
-            })
-        }
-        _ => Ok(Endpoint {
+        Some(name) => context_endpoint(config_dir, &name),
+        None => Ok(Endpoint {
             url: DEFAULT_HOST.into(),
             source: "default".into(),
         }),
     }
+}
+
+/// The endpoint of a named context; `default` is the default socket, as for the CLI.
+fn context_endpoint(config_dir: Option<PathBuf>, name: &str) -> Result<Endpoint, String> {
+    if name == "default" {
+        return Ok(Endpoint {
+            url: DEFAULT_HOST.into(),
+            source: "context default".into(),
+        });
+    }
+    let dir = config_dir.ok_or_else(|| {
+        format!("docker context '{name}' is selected but neither DOCKER_CONFIG nor HOME is set")
+    })?;
+    Ok(Endpoint {
+        url: context_host(&dir, name)?,
+        source: format!("context {name}"),
+    })
 }
 
 /// Finds a context's docker endpoint. Contexts live in `contexts/meta/<sha256(name)>/`;
@@ -192,10 +205,16 @@ mod tests {
         )
         .unwrap();
 
-        let e = resolve(Some("tcp://h:1"), &env(&[("DOCKER_HOST", "unix:///x")])).unwrap();
+        let e = resolve(
+            Some("tcp://h:1"),
+            None,
+            &env(&[("DOCKER_HOST", "unix:///x")]),
+        )
+        .unwrap();
         assert_eq!((e.url.as_str(), e.source.as_str()), ("tcp://h:1", "--host"));
 
         let e = resolve(
+            None,
             None,
             &env(&[("DOCKER_HOST", "unix:///x"), ("DOCKER_CONFIG", cfg)]),
         )
@@ -205,12 +224,13 @@ mod tests {
             ("unix:///x", "DOCKER_HOST")
         );
 
-        let e = resolve(None, &env(&[("DOCKER_CONFIG", cfg)])).unwrap();
+        let e = resolve(None, None, &env(&[("DOCKER_CONFIG", cfg)])).unwrap();
         assert_eq!(e.url, "unix:///home/u/.docker/desktop/docker.sock");
         assert_eq!(e.source, "context desk");
 
         write_context(dir.path(), "other", "tcp://10.0.0.1:2375");
         let e = resolve(
+            None,
             None,
             &env(&[("DOCKER_CONFIG", cfg), ("DOCKER_CONTEXT", "other")]),
         )
@@ -219,16 +239,39 @@ mod tests {
 
         let e = resolve(
             None,
+            None,
             &env(&[("DOCKER_CONFIG", cfg), ("DOCKER_CONTEXT", "default")]),
         )
         .unwrap();
         assert_eq!(
             (e.url.as_str(), e.source.as_str()),
-            (DEFAULT_HOST, "default")
+            (DEFAULT_HOST, "context default")
         );
 
-        let e = resolve(None, &env(&[])).unwrap();
+        let e = resolve(None, None, &env(&[])).unwrap();
         assert_eq!(e.url, DEFAULT_HOST);
+    }
+
+    #[test]
+    fn context_flag_wins_over_docker_host_and_docker_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().to_str().unwrap();
+        write_context(dir.path(), "second", "unix:///run/podman/podman.sock");
+        write_context(dir.path(), "desk", "unix:///desk.sock");
+        let e = resolve(
+            None,
+            Some("second"),
+            &env(&[
+                ("DOCKER_CONFIG", cfg),
+                ("DOCKER_HOST", "unix:///x"),
+                ("DOCKER_CONTEXT", "desk"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(e.url, "unix:///run/podman/podman.sock");
+        assert_eq!(e.source, "context second");
+        let err = resolve(None, Some("nope"), &env(&[("DOCKER_CONFIG", cfg)])).unwrap_err();
+        assert!(err.contains("docker context 'nope' not found"), "{err}");
     }
 
     #[test]
@@ -241,7 +284,7 @@ mod tests {
             r#"{"auths":{},"currentContext":"rootless"}"#,
         )
         .unwrap();
-        let e = resolve(None, &env(&[("HOME", home.path().to_str().unwrap())])).unwrap();
+        let e = resolve(None, None, &env(&[("HOME", home.path().to_str().unwrap())])).unwrap();
         assert_eq!(e.url, "unix:///run/user/1000/docker.sock");
     }
 
@@ -249,6 +292,7 @@ mod tests {
     fn unknown_context_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let err = resolve(
+            None,
             None,
             &env(&[
                 ("DOCKER_CONFIG", dir.path().to_str().unwrap()),
