@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::analyze::findings::Severity;
 use crate::analyze::{analyze, PortEntry};
@@ -85,6 +85,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    crate::messages::set(cli.global.quiet, cli.global.verbose);
     let global = Global::new(&cli.global)?;
     if cli.command.is_some() && cli.scan.any() {
         return Err(UsageError(
@@ -106,6 +107,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             &crate::config::Verb::free(&args),
         ),
         Some(Command::Why(args)) => why(&global, &args),
+        Some(Command::Completions { shell }) => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "portreap", &mut out);
+            write_stdout(&String::from_utf8_lossy(&out))?;
+            Ok(Exit::Ok)
+        }
+        Some(Command::Man) => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            write_stdout(&String::from_utf8_lossy(&out))?;
+            Ok(Exit::Ok)
+        }
         Some(Command::Debug(DebugCommand::Snapshot)) => {
             let snapshot = gather(&global)?;
             let mut text = serde_json::to_string_pretty(&snapshot)?;
@@ -125,8 +138,32 @@ fn gather(global: &Global) -> anyhow::Result<Snapshot> {
             .with_context(|| format!("{} is not a portreap snapshot", path.display()));
     }
     let (host, engine) = std::thread::scope(|scope| {
-        let host = scope.spawn(|| crate::host::collect(&global.proc_root));
+        let host = scope.spawn(|| {
+            let start = std::time::Instant::now();
+            let host = crate::host::collect(&global.proc_root);
+            if let Ok(h) = &host {
+                crate::messages::detail(&format!(
+                    "host: {} sockets, {} owning processes, {} unreadable, in {:.1} ms",
+                    h.sockets.len(),
+                    h.processes.len(),
+                    h.unreadable_processes,
+                    start.elapsed().as_secs_f64() * 1e3
+                ));
+            }
+            host
+        });
+        let start = std::time::Instant::now();
         let engine = crate::engine::collect(global.endpoint.clone(), global.timeout);
+        crate::messages::detail(&format!(
+            "engine: {} containers from {} in {:.1} ms",
+            engine.containers.len(),
+            if engine.status.endpoint.is_empty() {
+                "nowhere"
+            } else {
+                &engine.status.endpoint
+            },
+            start.elapsed().as_secs_f64() * 1e3
+        ));
         (host.join(), engine)
     });
     let host = match host {
@@ -171,9 +208,9 @@ fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
                 (None, false) => "No port involves Docker (--all lists every socket).",
             },
         ))?;
-        eprintln!("{}", report::table::engine_line(&snapshot));
+        crate::messages::note(&report::table::engine_line(&snapshot));
         if let (false, Some(note)) = (snapshot.fs.visible, &snapshot.fs.note) {
-            eprintln!("note: {note}");
+            crate::messages::note(&format!("note: {note}"));
         }
     }
     let leak_found = analysis.findings.iter().any(|f| {
@@ -197,10 +234,11 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints a line of human output: to stdout normally, to stderr when stdout carries JSON.
+/// Prints a line of human output: to stdout normally, to stderr (a note, silenced by
+/// `-q`) when stdout carries JSON.
 fn say(json: bool, text: &str) {
     if json {
-        eprintln!("{text}");
+        crate::messages::note(text);
     } else {
         println!("{text}");
     }
@@ -316,7 +354,7 @@ fn act(
     };
     let plan_text = report::prune::plan_text(&snapshot, &plan, nothing);
     if options.json {
-        eprint!("{plan_text}");
+        crate::messages::note(plan_text.trim_end());
     } else {
         write_stdout(&plan_text)?;
     }
@@ -342,7 +380,7 @@ fn act(
         }
     }
     if let Some(delay) = options.act_delay {
-        eprintln!("portreap: waiting {delay:?} before acting");
+        crate::messages::note(&format!("portreap: waiting {delay:?} before acting"));
         std::thread::sleep(delay);
     }
     let endpoint = global

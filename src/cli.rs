@@ -43,6 +43,14 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "NAME", conflicts_with = "host")]
     pub context: Option<String>,
 
+    /// Say less on stderr: no engine line, notes or progress; errors still.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Say more on stderr: what was read and how long each step took.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+
     /// Bound on every engine call (e.g. 5s, 500ms, 2m).
     #[arg(long, global = true, value_name = "DURATION", default_value = "5s")]
     pub timeout: String,
@@ -85,6 +93,14 @@ pub enum Command {
     /// Free the named ports, whatever holds them: containers (even healthy ones), stale
     /// proxies, and with --kill-processes plain processes. Never the engine or PID 1.
     Free(FreeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff); e.g. `portreap man > /usr/local/share/man/man1/portreap.1`.
+    Man,
     /// Developer tools.
     #[command(hide = true, subcommand)]
     Debug(DebugCommand),

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod host;
+pub mod messages;
 pub mod model;
 pub mod portspec;
 pub mod prune;

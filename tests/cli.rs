@@ -286,3 +286,63 @@ fn global_options_go_before_or_after_the_subcommand() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = portreap().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        for sub in ["scan", "why", "free", "prune"] {
+            assert!(text.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    let out = portreap().arg("man").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(".TH portreap 1") && text.contains("prune"),
+        "{text}"
+    );
+    let out = portreap().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn quiet_and_verbose_only_change_stderr() {
+    let args = [
+        "scan",
+        "--json",
+        "--port",
+        "1",
+        "--host",
+        "unix:///nonexistent.sock",
+    ];
+    let plain = portreap().args(args).output().unwrap();
+    let verbose = portreap().arg("-v").args(args).output().unwrap();
+    let quiet = portreap()
+        .arg("-q")
+        .args(["scan", "--host", "unix:///nonexistent.sock"])
+        .output()
+        .unwrap();
+    let json = |o: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    assert_eq!(json(&plain)["ports"], json(&verbose)["ports"]);
+    let v = String::from_utf8(verbose.stderr).unwrap();
+    assert!(
+        v.contains("portreap: host: ") && v.contains("portreap: engine: "),
+        "{v}"
+    );
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+    let normal = portreap()
+        .args(["scan", "--host", "unix:///nonexistent.sock"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(normal.stderr)
+        .unwrap()
+        .contains("engine not reachable"));
+}

@@ -1,0 +1,44 @@
+//! What goes to stderr besides errors, by verbosity (like ripgrep's messages module): the
+//! level is set once from `-q`/`-v`, read anywhere. Never stdout, so `--json` stays clean.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+const QUIET: u8 = 0;
+const NORMAL: u8 = 1;
+const VERBOSE: u8 = 2;
+
+static LEVEL: AtomicU8 = AtomicU8::new(NORMAL);
+
+/// Sets the level from the flags.
+pub fn set(quiet: bool, verbose: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => QUIET,
+        (false, true) => VERBOSE,
+        (false, false) => NORMAL,
+    };
+    LEVEL.store(level, Ordering::Relaxed);
+}
+
+/// Whether notes (engine line, progress, hints) are printed: not with `-q`.
+pub fn notes() -> bool {
+    LEVEL.load(Ordering::Relaxed) >= NORMAL
+}
+
+/// Whether details (timings, counts) are printed: with `-v`.
+pub fn details() -> bool {
+    LEVEL.load(Ordering::Relaxed) >= VERBOSE
+}
+
+/// Prints a note to stderr unless quiet.
+pub fn note(text: &str) {
+    if notes() {
+        eprintln!("{text}");
+    }
+}
+
+/// Prints a detail to stderr when verbose.
+pub fn detail(text: &str) {
+    if details() {
+        eprintln!("portreap: {text}");
+    }
+}
