@@ -137,7 +137,7 @@ fn gather(global: &Global) -> anyhow::Result<Snapshot> {
         return serde_json::from_slice(&raw)
             .with_context(|| format!("{} is not a portreap snapshot", path.display()));
     }
-    let (host, engine) = std::thread::scope(|scope| {
+    let (host, engines) = std::thread::scope(|scope| {
         let host = scope.spawn(|| {
             let start = std::time::Instant::now();
             let host = crate::host::collect(&global.proc_root);
@@ -153,18 +153,20 @@ fn gather(global: &Global) -> anyhow::Result<Snapshot> {
             host
         });
         let start = std::time::Instant::now();
-        let engine = crate::engine::collect(global.endpoint.clone(), global.timeout);
-        crate::messages::detail(&format!(
-            "engine: {} containers from {} in {:.1} ms",
-            engine.containers.len(),
-            if engine.status.endpoint.is_empty() {
-                "nowhere"
-            } else {
-                &engine.status.endpoint
-            },
-            start.elapsed().as_secs_f64() * 1e3
-        ));
-        (host.join(), engine)
+        let engines = crate::engine::collect_all(global.endpoints(), global.timeout);
+        for e in &engines {
+            crate::messages::detail(&format!(
+                "engine: {} containers from {} in {:.1} ms",
+                e.containers.len(),
+                if e.status.endpoint.is_empty() {
+                    "nowhere"
+                } else {
+                    &e.status.endpoint
+                },
+                start.elapsed().as_secs_f64() * 1e3
+            ));
+        }
+        (host.join(), engines)
     });
     let host = match host {
         Ok(host) => host?,
@@ -174,16 +176,26 @@ fn gather(global: &Global) -> anyhow::Result<Snapshot> {
         .duration_since(std::time::UNIX_EPOCH)
         .ok()
         .and_then(|d| i64::try_from(d.as_secs()).ok());
+    let mut engines = engines.into_iter();
+    let first = engines
+        .next()
+        .unwrap_or_else(|| crate::engine::EngineFacts {
+            status: crate::model::EngineStatus::default(),
+            containers: Vec::new(),
+        });
+    let mut containers = first.containers;
+    let mut others = Vec::new();
+    for e in engines {
+        containers.extend(e.containers);
+        others.push(e.status);
+    }
     Ok(Snapshot {
         taken_at,
         host,
-        fs: crate::host::compose::compose_facts(
-            &engine.containers,
-            &engine.status,
-            &global.host_root,
-        ),
-        engine: engine.status,
-        containers: engine.containers,
+        fs: crate::host::compose::compose_facts(&containers, &first.status, &global.host_root),
+        engine: first.status,
+        engines: others,
+        containers,
     })
 }
 
@@ -281,8 +293,7 @@ fn act(
         }
     };
     let snapshot = gather(global)?;
-    let engine = &snapshot.engine;
-    if !engine.reachable || engine.error.is_some() {
+    if !snapshot.engines_complete() {
         eprintln!(
             "portreap: acting needs the engine's whole answer ({})",
             report::table::engine_line(&snapshot)
@@ -383,13 +394,20 @@ fn act(
         crate::messages::note(&format!("portreap: waiting {delay:?} before acting"));
         std::thread::sleep(delay);
     }
-    let endpoint = global
-        .endpoint
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // One connection per engine queried, in the snapshot's order (containers carry it).
+    let engines = snapshot
+        .all_engines()
+        .map(|e| {
+            let endpoint = crate::engine::endpoint::Endpoint {
+                url: e.endpoint.clone(),
+                source: e.source.clone(),
+            };
+            crate::engine::Client::connect(&endpoint, global.timeout)
+                .map_err(|e| anyhow::anyhow!(e))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let system = crate::prune::system::System {
-        engine: crate::engine::Client::connect(endpoint, global.timeout)
-            .map_err(|e| anyhow::anyhow!(e))?,
+        engines,
         proc_root: global.proc_root.clone(),
         host_root: global.host_root.clone(),
     };

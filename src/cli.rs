@@ -51,6 +51,11 @@ pub struct GlobalArgs {
     #[arg(long, short = 'v', global = true)]
     pub verbose: bool,
 
+    /// Also ask every other local engine socket that exists (rootful and rootless Docker,
+    /// rootful and rootless Podman) and attribute ports across all of them.
+    #[arg(long, global = true)]
+    pub all_engines: bool,
+
     /// Bound on every engine call (e.g. 5s, 500ms, 2m).
     #[arg(long, global = true, value_name = "DURATION", default_value = "5s")]
     pub timeout: String,

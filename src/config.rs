@@ -35,6 +35,8 @@ pub struct Global {
     pub proc_root: PathBuf,
     /// Recorded facts to use instead of the live system.
     pub snapshot: Option<PathBuf>,
+    /// Query every local engine socket too.
+    pub all_engines: bool,
 }
 
 impl Global {
@@ -51,7 +53,22 @@ impl Global {
             host_root: args.host_root.clone(),
             proc_root: args.proc_root.clone(),
             snapshot: args.snapshot.clone(),
+            all_engines: args.all_engines,
         })
+    }
+
+    /// The engines to ask: the resolved one first, then (with `--all-engines`) every other
+    /// local engine socket that exists.
+    pub fn endpoints(&self) -> Vec<Result<Endpoint, String>> {
+        let mut out = vec![self.endpoint.clone()];
+        if self.all_engines {
+            out.extend(
+                endpoint::local_sockets(self.endpoint.as_ref().ok(), &ProcessEnv)
+                    .into_iter()
+                    .map(Ok),
+            );
+        }
+        out
     }
 }
 

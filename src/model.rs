@@ -224,6 +224,10 @@ pub struct Container {
     pub requested: Vec<RequestedBinding>,
     /// What the engine has bound now.
     pub live: Vec<LiveBinding>,
+    /// Which queried engine knows it: 0 is [`Snapshot::engine`], `n` is
+    /// `Snapshot::engines[n - 1]`.
+    #[serde(default)]
+    pub engine: usize,
 }
 
 impl Container {
@@ -324,6 +328,45 @@ pub struct Snapshot {
     pub fs: FsFacts,
     /// The engine asked.
     pub engine: EngineStatus,
-    /// Every container the engine knows, in any state.
+    /// Every container the engines know, in any state.
     pub containers: Vec<Container>,
+    /// Further engines queried (`--all-engines`), after [`Snapshot::engine`].
+    #[serde(default)]
+    pub engines: Vec<EngineStatus>,
+}
+
+impl Snapshot {
+    /// The engine that knows this container.
+    pub fn engine_of(&self, c: &Container) -> &EngineStatus {
+        match c.engine {
+            0 => &self.engine,
+            n => self.engines.get(n - 1).unwrap_or(&self.engine),
+        }
+    }
+
+    /// Every engine queried, the first one first.
+    pub fn all_engines(&self) -> impl Iterator<Item = &EngineStatus> {
+        std::iter::once(&self.engine).chain(&self.engines)
+    }
+
+    /// Whether every engine queried answered in full: only then can a forwarder be
+    /// judged to have no container.
+    pub fn engines_complete(&self) -> bool {
+        self.all_engines().all(|e| e.reachable && e.error.is_none())
+    }
+
+    /// Whether a Podman engine was queried (and so `conmon` can be judged).
+    pub fn podman_queried(&self) -> bool {
+        self.all_engines().any(EngineStatus::is_podman)
+    }
+
+    /// `container web` or, when several engines were queried, `container web (Podman)`.
+    pub fn container_label(&self, c: &Container) -> String {
+        if self.engines.is_empty() {
+            format!("container {}", c.name)
+        } else {
+            let kind = self.engine_of(c).kind.as_deref().unwrap_or("engine");
+            format!("container {} ({kind})", c.name)
+        }
+    }
 }

@@ -269,3 +269,115 @@ fn a_docker_context_pointing_at_a_second_socket() {
     let doc = scan_with(&["--host", "unix:///var/run/docker.sock"], &[]);
     assert_eq!(doc["engine"]["source"], "--host");
 }
+
+/// The "two daemons" leak: Podman holds a port, a Docker container cannot start on it;
+/// only a scan of both engines can say who is in the way. Freeing the port acts through
+/// the engine that owns the holder.
+#[test]
+fn all_engines_see_the_two_daemons_leak_and_free_acts_through_the_right_engine() {
+    if !require_podman() || !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let holder = unique("podholder");
+    let blocked = unique("dockblocked");
+    let port = free_port();
+    let _c = run(&holder, port, false);
+    cleanup.container(&blocked);
+    eventually(Duration::from_secs(10), || {
+        let doc = scan(SOCK, port);
+        (!entries(&doc, "tcp", port).is_empty()).then_some(())
+    })
+    .expect("conmon never listened");
+    let run = Command::new("docker")
+        .args([
+            "run",
+            "-d",
+            "--name",
+            &blocked,
+            "-p",
+            &format!("{port}:80"),
+            &image(),
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+        ])
+        .output()
+        .unwrap();
+    assert!(!run.status.success(), "Podman holds the port");
+
+    // Docker alone: the holder is a conmon of an engine not asked.
+    let doc = json(&["scan", "--json", "--port", &port.to_string()]);
+    let f = findings_on(&doc, port);
+    assert_eq!(f.len(), 1);
+    assert!(
+        f[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("now held by conmon"),
+        "{doc:#}"
+    );
+
+    // Every engine: the Podman container is named as the holder.
+    let doc = json(&[
+        "scan",
+        "--json",
+        "--all-engines",
+        "--port",
+        &port.to_string(),
+    ]);
+    assert!(
+        doc["engines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "Podman" && e["endpoint"] == SOCK),
+        "{doc:#}"
+    );
+    let held = entries(&doc, "tcp", port)
+        .into_iter()
+        .find(|e| e["bound"] == true)
+        .unwrap()
+        .clone();
+    assert_eq!(held["container"]["name"], holder.as_str());
+    assert_eq!(held["container"]["engine"], SOCK);
+    assert_eq!(held["owner"]["via"], "conmon");
+    let f = findings_on(&doc, port);
+    assert_eq!(f.len(), 1, "{doc:#}");
+    assert_eq!(f[0]["kind"], "blocked-start");
+    let reason = f[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("container {blocked} (Docker) could not start")),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&format!("now held by container {holder} (Podman)")),
+        "{reason}"
+    );
+
+    // free goes to Podman for the Podman container.
+    let out = portreap()
+        .args([
+            "free",
+            "--all-engines",
+            "--yes",
+            "--json",
+            "--grace",
+            "1s",
+            &format!("{port}/tcp"),
+        ])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    let action = &doc["actions"][0];
+    assert_eq!(action["container"]["name"], holder.as_str());
+    assert_eq!(action["outcome"], "done");
+    let gone = Command::new("podman")
+        .args(["container", "exists", &holder])
+        .env("CONTAINERS_CONF", conf())
+        .status()
+        .unwrap();
+    assert!(!gone.success(), "the Podman container was removed");
+}

@@ -200,10 +200,10 @@ pub fn never_act(process: &Process) -> Option<String> {
 /// orphaned. Those rules are then not applied at all.
 pub fn find(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
     let mut out = Vec::new();
-    let engine_complete = snapshot.engine.reachable && snapshot.engine.error.is_none();
+    let engine_complete = snapshot.engines_complete();
     if engine_complete {
         out.extend(orphaned_proxies(snapshot, ports));
-        if snapshot.engine.is_podman() {
+        if snapshot.podman_queried() {
             out.extend(orphaned_conmons(snapshot, ports));
         }
     }
@@ -375,11 +375,12 @@ fn container_ports(c: &Container) -> Vec<PortRef> {
     refs
 }
 
-fn describe(c: &Container) -> String {
+fn describe(snapshot: &Snapshot, c: &Container) -> String {
+    let who = snapshot.container_label(c);
     match (c.compose_project(), c.compose_service()) {
-        (Some(p), Some(s)) => format!("container {} (compose project {p}, service {s})", c.name),
-        (Some(p), None) => format!("container {} (compose project {p})", c.name),
-        _ => format!("container {}", c.name),
+        (Some(p), Some(s)) => format!("{who} (compose project {p}, service {s})"),
+        (Some(p), None) => format!("{who} (compose project {p})"),
+        _ => who,
     }
 }
 
@@ -449,7 +450,7 @@ fn container_findings(
             action,
         })
     };
-    let who = describe(c);
+    let who = describe(snapshot, c);
     let has_ports = !refs.is_empty();
 
     if c.state == ContainerState::Dead && has_ports {
@@ -629,7 +630,7 @@ pub fn holder_phrase(snapshot: &Snapshot, entry: &PortEntry) -> String {
     let process = entry.process.as_deref().unwrap_or("a process");
     match &entry.owner {
         Owner::Container { .. } => match entry.container(snapshot) {
-            Some(c) => describe(c),
+            Some(c) => describe(snapshot, c),
             None => "a container".into(),
         },
         Owner::Proxy { .. } => format!("docker-proxy{pid} (no container)"),
@@ -736,7 +737,7 @@ fn superseded_compose_projects(snapshot: &Snapshot) -> Vec<Finding> {
                     kind: Kind::OrphanedCompose,
                     reason: format!(
                         "{}: superseded by compose project {current} from the same directory {dir}, which wants {}",
-                        describe(c),
+                        describe(snapshot, c),
                         list(&clash)
                     ),
                     ports: clash,
@@ -808,13 +809,13 @@ fn engine_reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding>
             _ => {}
         }
     }
-    let forwarder = if snapshot.engine.is_podman() {
-        "conmon"
-    } else {
-        "docker-proxy"
-    };
     for ((index, proto, port), entries) in by_container {
         let c = &snapshot.containers[index];
+        let forwarder = if snapshot.engine_of(c).is_podman() {
+            "conmon"
+        } else {
+            "docker-proxy"
+        };
         let refs: Vec<PortRef> = entries.iter().map(|e| port_ref(e)).collect();
         let reason = if matches!(
             c.state,
@@ -822,13 +823,13 @@ fn engine_reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding>
         ) {
             format!(
                 "the engine reserves {port}/{proto} for {} but no socket backs it (its {forwarder} is gone): the port is unusable until the container or the engine restarts",
-                describe(c)
+                describe(snapshot, c)
             )
         } else {
             format!(
                 "the engine still lists {} for {}, which is {}, and no socket backs it: a stale record only an engine restart clears",
                 list(&refs),
-                describe(c),
+                describe(snapshot, c),
                 c.state
             )
         };

@@ -277,13 +277,10 @@ fn attribute(snapshot: &Snapshot, socket: &Socket) -> PortEntry {
         attribute_proxy(snapshot, socket, proxy)
     } else if let Some((container_id, container_name)) = conmon_target {
         // Only a Podman engine's containers can be the ones conmon names.
-        let live = snapshot.engine.is_podman().then(|| {
-            snapshot
-                .containers
-                .iter()
-                .position(|c| c.id == container_id && holds_ports(c))
+        let live = snapshot.containers.iter().position(|c| {
+            c.id == container_id && holds_ports(c) && snapshot.engine_of(c).is_podman()
         });
-        match live.flatten() {
+        match live {
             Some(index) => Owner::Container {
                 index,
                 via: Via::Conmon,
@@ -414,7 +411,7 @@ fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
     let mut out = Vec::new();
     for (index, container) in snapshot.containers.iter().enumerate() {
         // Podman reports a container's configured ports as live even before it runs.
-        if snapshot.engine.is_podman() && !holds_ports(container) {
+        if snapshot.engine_of(container).is_podman() && !holds_ports(container) {
             continue;
         }
         for LiveBinding {

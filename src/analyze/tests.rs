@@ -33,6 +33,7 @@ fn container(id: &str, name: &str, state: ContainerState, addr: Option<&str>) ->
         labels: Default::default(),
         requested: Vec::new(),
         live: Vec::new(),
+        engine: 0,
     }
 }
 

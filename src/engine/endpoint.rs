@@ -136,6 +136,57 @@ fn context_endpoint(config_dir: Option<PathBuf>, name: &str) -> Result<Endpoint,
     })
 }
 
+/// The local engine sockets that exist besides `primary`, for `--all-engines`: rootful and
+/// rootless Docker, rootful and rootless Podman (every user's, when run as root).
+pub fn local_sockets(primary: Option<&Endpoint>, env: &dyn Env) -> Vec<Endpoint> {
+    let mut candidates: Vec<(PathBuf, String)> = vec![
+        ("/var/run/docker.sock".into(), "rootful Docker".into()),
+        ("/run/podman/podman.sock".into(), "rootful Podman".into()),
+    ];
+    if let Some(dir) = env.var("XDG_RUNTIME_DIR") {
+        let dir = PathBuf::from(dir);
+        candidates.push((dir.join("docker.sock"), "rootless Docker".into()));
+        candidates.push((dir.join("podman/podman.sock"), "rootless Podman".into()));
+    }
+    if let Ok(users) = fs::read_dir("/run/user") {
+        for user in users.flatten() {
+            let dir = user.path();
+            let uid = user.file_name().to_string_lossy().into_owned();
+            candidates.push((
+                dir.join("docker.sock"),
+                format!("rootless Docker of uid {uid}"),
+            ));
+            candidates.push((
+                dir.join("podman/podman.sock"),
+                format!("rootless Podman of uid {uid}"),
+            ));
+        }
+    }
+    let canonical = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut seen: Vec<PathBuf> = primary
+        .and_then(|e| match parse_url(&e.url) {
+            Ok(Transport::Unix(path)) => Some(canonical(&path)),
+            _ => None,
+        })
+        .into_iter()
+        .collect();
+    let mut out = Vec::new();
+    for (path, what) in candidates {
+        use std::os::unix::fs::FileTypeExt;
+        let is_socket = fs::metadata(&path).is_ok_and(|m| m.file_type().is_socket());
+        let real = canonical(&path);
+        if !is_socket || seen.contains(&real) {
+            continue;
+        }
+        seen.push(real);
+        out.push(Endpoint {
+            url: format!("unix://{}", path.display()),
+            source: format!("--all-engines: {what}"),
+        });
+    }
+    out
+}
+
 /// Finds a context's docker endpoint. Contexts live in `contexts/meta/<sha256(name)>/`;
 /// reading every `meta.json` and matching `Name` avoids hashing and finds the same file.
 fn context_host(config_dir: &Path, name: &str) -> Result<String, String> {

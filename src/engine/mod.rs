@@ -36,6 +36,61 @@ pub struct EngineFacts {
     pub containers: Vec<Container>,
 }
 
+/// Asks several engines at once (`--all-engines`); the answers come back in the order
+/// asked, each container tagged with its engine's position.
+pub fn collect_all(
+    endpoints: Vec<Result<Endpoint, String>>,
+    timeout: Duration,
+) -> Vec<EngineFacts> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return endpoints
+                .into_iter()
+                .map(|_| EngineFacts {
+                    status: EngineStatus {
+                        error: Some(format!("cannot start the async runtime: {e}")),
+                        ..EngineStatus::default()
+                    },
+                    containers: Vec::new(),
+                })
+                .collect()
+        }
+    };
+    runtime.block_on(async {
+        let asks = endpoints
+            .into_iter()
+            .enumerate()
+            .map(|(i, endpoint)| async move {
+                let mut facts = match endpoint {
+                    Ok(endpoint) => {
+                        let status = EngineStatus {
+                            endpoint: endpoint.url.clone(),
+                            source: endpoint.source.clone(),
+                            ..EngineStatus::default()
+                        };
+                        collect_async(&endpoint, timeout, status).await
+                    }
+                    Err(reason) => EngineFacts {
+                        status: EngineStatus {
+                            error: Some(reason),
+                            ..EngineStatus::default()
+                        },
+                        containers: Vec::new(),
+                    },
+                };
+                for c in &mut facts.containers {
+                    c.engine = i;
+                }
+                facts
+            });
+        futures_util::future::join_all(asks).await
+    })
+}
+
 /// Asks the engine for every container. Never fails: an engine that cannot be reached is a
 /// fact to report, not an error. Every call is bounded by `timeout`.
 pub fn collect(endpoint: Result<Endpoint, String>, timeout: Duration) -> EngineFacts {
@@ -510,6 +565,7 @@ pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
             .unwrap_or_default(),
         requested: requested_bindings(host_config.and_then(|h| h.port_bindings.as_ref())),
         live: live_bindings(network.and_then(|n| n.ports.as_ref())),
+        engine: 0,
         id,
     })
 }
@@ -577,6 +633,7 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
         labels,
         requested: Vec::new(),
         live,
+        engine: 0,
         id,
     })
 }

@@ -45,14 +45,14 @@ pub trait Pinned {
 pub trait Ops {
     /// A pinned process handle.
     type Pin: Pinned;
-    /// The container now; `None` if gone.
-    async fn inspect(&self, id: &str) -> Result<Option<Container>, String>;
+    /// The container now, asked of the engine that knows it; `None` if gone.
+    async fn inspect(&self, engine: usize, id: &str) -> Result<Option<Container>, String>;
     /// Unpauses.
-    async fn unpause(&self, id: &str) -> Result<(), String>;
+    async fn unpause(&self, engine: usize, id: &str) -> Result<(), String>;
     /// Stops with a grace period.
-    async fn stop(&self, id: &str, grace: Duration) -> Result<(), String>;
+    async fn stop(&self, engine: usize, id: &str, grace: Duration) -> Result<(), String>;
     /// Removes.
-    async fn remove(&self, id: &str) -> Result<(), String>;
+    async fn remove(&self, engine: usize, id: &str) -> Result<(), String>;
     /// Pins the process with this PID, if it exists.
     fn pin(&self, pid: u32) -> Result<Option<Self::Pin>, String>;
     /// Reads the process with this PID now (after pinning, so it is the pinned one).
@@ -142,8 +142,12 @@ pub async fn execute<O: Ops>(
 async fn run<O: Ops>(ops: &O, action: PlannedAction, timing: Timing) -> Report {
     let outcome = match &action.target {
         Target::Container {
-            id, step, expect, ..
-        } => act_on_container(ops, id, *step, expect, timing).await,
+            id,
+            step,
+            expect,
+            engine,
+            ..
+        } => act_on_container(ops, *engine, id, *step, expect, timing).await,
         Target::Process {
             pid,
             start_ticks,
@@ -214,12 +218,13 @@ fn recheck(now: &Container, id: &str, expect: &Expect, ops: &impl Ops) -> Result
 
 async fn act_on_container<O: Ops>(
     ops: &O,
+    engine: usize,
     id: &str,
     step: ContainerStep,
     expect: &Expect,
     timing: Timing,
 ) -> Outcome {
-    let now = match ops.inspect(id).await {
+    let now = match ops.inspect(engine, id).await {
         Ok(Some(now)) => now,
         Ok(None) => return Outcome::Skipped("the container no longer exists".into()),
         Err(e) => return Outcome::Failed(format!("cannot re-check the container: {e}")),
@@ -228,17 +233,17 @@ async fn act_on_container<O: Ops>(
         return Outcome::Skipped(why);
     }
     if now.state == ContainerState::Paused {
-        if let Err(e) = ops.unpause(id).await {
+        if let Err(e) = ops.unpause(engine, id).await {
             return Outcome::Failed(format!("unpause failed: {e}"));
         }
     }
     if now.state != ContainerState::Dead {
-        if let Err(e) = ops.stop(id, timing.grace).await {
+        if let Err(e) = ops.stop(engine, id, timing.grace).await {
             return Outcome::Failed(format!("stop failed: {e}"));
         }
     }
     if step == ContainerStep::Remove {
-        if let Err(e) = ops.remove(id).await {
+        if let Err(e) = ops.remove(engine, id).await {
             return Outcome::Failed(format!("remove failed: {e}"));
         }
     }

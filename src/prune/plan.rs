@@ -58,6 +58,8 @@ pub enum Target {
         name: String,
         /// Compose project, if any.
         project: Option<String>,
+        /// Which queried engine knows it (see [`crate::model::Container::engine`]).
+        engine: usize,
         /// Stop or remove.
         step: ContainerStep,
         /// What must still be true.
@@ -284,6 +286,7 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
                 id: c.id.clone(),
                 name: c.name.clone(),
                 project: c.compose_project().map(str::to_owned),
+                engine: c.engine,
                 // A dead container cannot be stopped: removal is the only way out.
                 step: if filters.stop_only && c.state != ContainerState::Dead {
                     ContainerStep::Stop
@@ -501,6 +504,7 @@ pub fn plan_free(
                 id: c.id.clone(),
                 name: c.name.clone(),
                 project: c.compose_project().map(str::to_owned),
+                engine: c.engine,
                 step: if options.stop_only && c.state != ContainerState::Dead {
                     ContainerStep::Stop
                 } else {

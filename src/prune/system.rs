@@ -14,8 +14,8 @@ use crate::model::{Container, Process, Proto};
 
 /// The live system.
 pub struct System {
-    /// Engine connection.
-    pub engine: Client,
+    /// Connections to the engines queried, in the snapshot's order.
+    pub engines: Vec<Client>,
     /// The host's /proc.
     pub proc_root: PathBuf,
     /// The host's root filesystem.
@@ -95,23 +95,31 @@ impl Pinned for PidFd {
     }
 }
 
+impl System {
+    fn client(&self, engine: usize) -> Result<&Client, String> {
+        self.engines
+            .get(engine)
+            .ok_or_else(|| format!("no connection to engine {engine}"))
+    }
+}
+
 impl Ops for System {
     type Pin = PidFd;
 
-    async fn inspect(&self, id: &str) -> Result<Option<Container>, String> {
-        self.engine.inspect(id).await
+    async fn inspect(&self, engine: usize, id: &str) -> Result<Option<Container>, String> {
+        self.client(engine)?.inspect(id).await
     }
 
-    async fn unpause(&self, id: &str) -> Result<(), String> {
-        self.engine.unpause(id).await
+    async fn unpause(&self, engine: usize, id: &str) -> Result<(), String> {
+        self.client(engine)?.unpause(id).await
     }
 
-    async fn stop(&self, id: &str, grace: Duration) -> Result<(), String> {
-        self.engine.stop(id, grace).await
+    async fn stop(&self, engine: usize, id: &str, grace: Duration) -> Result<(), String> {
+        self.client(engine)?.stop(id, grace).await
     }
 
-    async fn remove(&self, id: &str) -> Result<(), String> {
-        self.engine.remove(id).await
+    async fn remove(&self, engine: usize, id: &str) -> Result<(), String> {
+        self.client(engine)?.remove(id).await
     }
 
     fn pin(&self, pid: u32) -> Result<Option<PidFd>, String> {

@@ -47,6 +47,7 @@ fn container(id: &str, name: &str, state: ContainerState, port: u16) -> Containe
             host_ip: ip("0.0.0.0"),
             host_port: port,
         }],
+        engine: 0,
     }
 }
 
@@ -284,18 +285,18 @@ impl Pinned for FakePin {
 impl Ops for Fake {
     type Pin = FakePin;
 
-    async fn inspect(&self, id: &str) -> Result<Option<Container>, String> {
+    async fn inspect(&self, _engine: usize, id: &str) -> Result<Option<Container>, String> {
         Ok(self.0.borrow().containers.get(id).cloned())
     }
-    async fn unpause(&self, id: &str) -> Result<(), String> {
+    async fn unpause(&self, _engine: usize, id: &str) -> Result<(), String> {
         self.0.borrow_mut().calls.push(format!("unpause {id}"));
         Ok(())
     }
-    async fn stop(&self, id: &str, _grace: Duration) -> Result<(), String> {
+    async fn stop(&self, _engine: usize, id: &str, _grace: Duration) -> Result<(), String> {
         self.0.borrow_mut().calls.push(format!("stop {id}"));
         Ok(())
     }
-    async fn remove(&self, id: &str) -> Result<(), String> {
+    async fn remove(&self, _engine: usize, id: &str) -> Result<(), String> {
         let mut w = self.0.borrow_mut();
         w.calls.push(format!("remove {id}"));
         if w.fail_remove {

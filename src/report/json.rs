@@ -14,6 +14,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 struct ScanDoc<'a> {
     schema_version: u32,
     engine: EngineDoc<'a>,
+    /// Further engines asked (`--all-engines`); empty otherwise.
+    engines: Vec<EngineDoc<'a>>,
     host: HostDoc<'a>,
     ports: Vec<PortDoc<'a>>,
     findings: Vec<FindingDoc<'a>>,
@@ -79,6 +81,8 @@ struct ContainerDoc<'a> {
     started_at: Option<&'a str>,
     restart_policy: Option<&'a str>,
     addresses: Vec<String>,
+    /// The endpoint of the engine that knows it.
+    engine: &'a str,
 }
 
 #[derive(Serialize)]
@@ -115,14 +119,14 @@ fn finding_doc<'a>(snapshot: &'a Snapshot, f: &'a Finding) -> FindingDoc<'a> {
         container: f
             .container
             .and_then(|i| snapshot.containers.get(i))
-            .map(container_doc),
+            .map(|c| container_doc(snapshot, c)),
         pids: &f.pids,
         reason: &f.reason,
         action: f.action.as_str(),
     }
 }
 
-fn container_doc(c: &Container) -> ContainerDoc<'_> {
+fn container_doc<'a>(snapshot: &'a Snapshot, c: &'a Container) -> ContainerDoc<'a> {
     ContainerDoc {
         id: &c.id,
         name: &c.name,
@@ -135,6 +139,7 @@ fn container_doc(c: &Container) -> ContainerDoc<'_> {
         started_at: c.started_at.as_deref(),
         restart_policy: c.restart_policy.as_deref(),
         addresses: c.addresses.iter().map(ToString::to_string).collect(),
+        engine: &snapshot.engine_of(c).endpoint,
     }
 }
 
@@ -161,8 +166,20 @@ fn owner_doc(entry: &PortEntry) -> OwnerDoc {
 }
 
 /// Renders `scan --json`: the whole document, one line per call, newline-terminated.
-pub fn scan(snapshot: &Snapshot, analysis: &Analysis, keep: impl Fn(&PortEntry) -> bool) -> String {
-    let engine = &snapshot.engine;
+pub fn scan<'a>(
+    snapshot: &'a Snapshot,
+    analysis: &'a Analysis,
+    keep: impl Fn(&PortEntry) -> bool,
+) -> String {
+    let engine_doc = |engine: &'a crate::model::EngineStatus| EngineDoc {
+        endpoint: &engine.endpoint,
+        source: &engine.source,
+        reachable: engine.reachable,
+        kind: engine.kind.as_deref(),
+        version: engine.version.as_deref(),
+        api_version: engine.api_version.as_deref(),
+        error: engine.error.as_deref(),
+    };
     let shown: Vec<&PortEntry> = analysis.ports.iter().filter(|p| keep(p)).collect();
     let on_shown_port = |f: &Finding| {
         f.ports.iter().any(|r| {
@@ -173,15 +190,8 @@ pub fn scan(snapshot: &Snapshot, analysis: &Analysis, keep: impl Fn(&PortEntry) 
     };
     let doc = ScanDoc {
         schema_version: SCHEMA_VERSION,
-        engine: EngineDoc {
-            endpoint: &engine.endpoint,
-            source: &engine.source,
-            reachable: engine.reachable,
-            kind: engine.kind.as_deref(),
-            version: engine.version.as_deref(),
-            api_version: engine.api_version.as_deref(),
-            error: engine.error.as_deref(),
-        },
+        engine: engine_doc(&snapshot.engine),
+        engines: snapshot.engines.iter().map(engine_doc).collect(),
         host: HostDoc {
             unreadable_processes: snapshot.host.unreadable_processes,
             error: snapshot.host.proc_error.as_deref(),
@@ -200,7 +210,7 @@ pub fn scan(snapshot: &Snapshot, analysis: &Analysis, keep: impl Fn(&PortEntry) 
                 cmdline: p.holder(snapshot).map(|h| h.cmdline.as_slice()),
                 uid: p.holder(snapshot).and_then(|h| h.uid),
                 owner: owner_doc(p),
-                container: p.container(snapshot).map(container_doc),
+                container: p.container(snapshot).map(|c| container_doc(snapshot, c)),
                 findings: p.findings.iter().map(|k| k.id()).collect(),
             })
             .collect(),

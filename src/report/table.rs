@@ -26,10 +26,12 @@ struct Row {
     findings: Vec<Kind>,
 }
 
-fn owner_name(c: &Container) -> String {
+fn owner_name(snapshot: &Snapshot, c: &Container) -> String {
+    let name = snapshot.container_label(c);
+    let name = name.strip_prefix("container ").unwrap_or(&name);
     match (c.compose_project(), c.compose_service()) {
-        (Some(project), Some(service)) => format!("{} [{project}/{service}]", c.name),
-        _ => c.name.clone(),
+        (Some(project), Some(service)) => format!("{name} [{project}/{service}]"),
+        _ => name.to_owned(),
     }
 }
 
@@ -65,7 +67,7 @@ fn describe(snapshot: &Snapshot, entry: &PortEntry) -> (String, String, String, 
                 Via::Requested => "not held (requested)".into(),
             };
             (
-                owner_name(c),
+                owner_name(snapshot, c),
                 container_state(c),
                 holder,
                 *via == Via::Reservation,
@@ -88,7 +90,7 @@ fn describe(snapshot: &Snapshot, entry: &PortEntry) -> (String, String, String, 
             let name = container_name
                 .clone()
                 .unwrap_or_else(|| container_id.get(..12).unwrap_or(container_id).to_owned());
-            let running = if snapshot.engine.is_podman() {
+            let running = if snapshot.podman_queried() {
                 "not running"
             } else {
                 "Podman, not queried"
@@ -342,9 +344,23 @@ pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// A one-line statement about the engine, for stderr under the table.
+/// One line per engine asked, for stderr under the table.
 pub fn engine_line(snapshot: &Snapshot) -> String {
-    let e = &snapshot.engine;
+    snapshot
+        .all_engines()
+        .map(|e| {
+            let count = snapshot
+                .containers
+                .iter()
+                .filter(|c| std::ptr::eq(snapshot.engine_of(c), e))
+                .count();
+            one_engine_line(e, count)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn one_engine_line(e: &crate::model::EngineStatus, containers: usize) -> String {
     let at = if e.endpoint.is_empty() {
         String::new()
     } else {
@@ -352,10 +368,9 @@ pub fn engine_line(snapshot: &Snapshot) -> String {
     };
     match (e.reachable, &e.error) {
         (true, None) => format!(
-            "engine: {} {}{at}, {} containers",
+            "engine: {} {}{at}, {containers} containers",
             e.kind.as_deref().unwrap_or("Docker"),
             e.version.as_deref().unwrap_or("?"),
-            snapshot.containers.len()
         ),
         (true, Some(err)) => format!("engine{at}: partial answer: {err}"),
         (false, err) => format!(

@@ -196,9 +196,14 @@ fn explain_holder(
             lines.push(format!("on {}, {how}", addresses(&h.entries)));
             if findings.is_empty() {
                 next.push(format!("portreap free {port}"));
+                let cli = if snapshot.engine_of(c).is_podman() {
+                    "podman"
+                } else {
+                    "docker"
+                };
                 match compose_hint(snapshot, c, "stop") {
                     Some(hint) => next.push(hint),
-                    None => next.push(format!("docker stop {}", c.name)),
+                    None => next.push(format!("{cli} stop {}", c.name)),
                 }
             }
             if *via == Via::Reservation {
@@ -223,7 +228,7 @@ fn explain_holder(
         } => {
             lines.push(format!("on {}", addresses(&h.entries)));
             let name = container_name.as_deref().unwrap_or(container_id);
-            if snapshot.engine.is_podman() {
+            if snapshot.podman_queried() {
                 format!(
                     "{port} is held by conmon pid {} for Podman container {name}, which does not run",
                     pids_of(&h.entries)
@@ -307,9 +312,14 @@ fn explain_holder(
         if f.action != Action::None {
             next.push(prune_command(snapshot, f));
             if let Some(c) = f.container.and_then(|i| snapshot.containers.get(i)) {
+                let cli = if snapshot.engine_of(c).is_podman() {
+                    "podman"
+                } else {
+                    "docker"
+                };
                 next.push(match compose_hint(snapshot, c, "rm -fs") {
                     Some(hint) => hint,
-                    None => format!("docker rm -f {}", c.name),
+                    None => format!("{cli} rm -f {}", c.name),
                 });
             } else if !f.pids.is_empty() {
                 next.push(format!(
