@@ -42,7 +42,7 @@ pub fn parse_url(url: &str) -> Result<Transport, String> {
         }
         return Ok(Transport::Unix(PathBuf::from(path)));
     }
-    for scheme in ["tcp://", "http://"] {
+    for scheme in ["tcp://", "http://", "https://"] {
         if let Some(addr) = url.strip_prefix(scheme) {
             let addr = addr.trim_end_matches('/');
             if addr.is_empty() {
@@ -187,34 +187,92 @@ pub fn local_sockets(primary: Option<&Endpoint>, env: &dyn Env) -> Vec<Endpoint>
     out
 }
 
+/// Client certificate material for a TLS endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA that signed the engine's certificate.
+    pub ca: PathBuf,
+    /// Client certificate.
+    pub cert: PathBuf,
+    /// Client key.
+    pub key: PathBuf,
+}
+
+fn tls_in(dir: &Path) -> Option<TlsFiles> {
+    let files = TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    (files.ca.is_file() && files.cert.is_file() && files.key.is_file()).then_some(files)
+}
+
+/// The TLS material for a TCP endpoint, found like the docker CLI finds it: a context's
+/// own (`contexts/tls/<id>/docker/`), else with `DOCKER_TLS_VERIFY` (or an `https://` URL)
+/// the `ca.pem`, `cert.pem` and `key.pem` in `DOCKER_CERT_PATH` (default: the config
+/// directory). `None` means plain HTTP.
+pub fn tls_files(endpoint: &Endpoint, env: &dyn Env) -> Result<Option<TlsFiles>, String> {
+    let config_dir = env
+        .var("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| env.var("HOME").map(|home| Path::new(&home).join(".docker")));
+    if let (Some(name), Some(dir)) = (endpoint.source.strip_prefix("context "), &config_dir) {
+        if let Some(id) = context_dir_name(dir, name) {
+            if let Some(files) = tls_in(&dir.join("contexts/tls").join(id).join("docker")) {
+                return Ok(Some(files));
+            }
+        }
+    }
+    let verify = env.var("DOCKER_TLS_VERIFY").is_some();
+    if !(verify || endpoint.url.starts_with("https://")) {
+        return Ok(None);
+    }
+    let dir = env
+        .var("DOCKER_CERT_PATH")
+        .map(PathBuf::from)
+        .or(config_dir)
+        .ok_or("TLS is asked for but neither DOCKER_CERT_PATH nor HOME is set")?;
+    tls_in(&dir).map(Some).ok_or_else(|| {
+        format!(
+            "TLS is asked for but {} lacks ca.pem, cert.pem and key.pem (set DOCKER_CERT_PATH)",
+            dir.display()
+        )
+    })
+}
+
+/// The directory name (a hash of the name) under which a context's files live.
+fn context_dir_name(config_dir: &Path, name: &str) -> Option<std::ffi::OsString> {
+    fs::read_dir(config_dir.join("contexts").join("meta"))
+        .ok()?
+        .flatten()
+        .find(|entry| {
+            fs::read(entry.path().join("meta.json"))
+                .ok()
+                .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+                .is_some_and(|meta| meta.get("Name").and_then(|n| n.as_str()) == Some(name))
+        })
+        .map(|entry| entry.file_name())
+}
+
 /// Finds a context's docker endpoint. Contexts live in `contexts/meta/<sha256(name)>/`;
 /// reading every `meta.json` and matching `Name` avoids hashing and finds the same file.
 fn context_host(config_dir: &Path, name: &str) -> Result<String, String> {
     let meta_dir = config_dir.join("contexts").join("meta");
-    let not_found = || {
+    let id = context_dir_name(config_dir, name).ok_or_else(|| {
         format!(
             "docker context '{name}' not found in {} (select another with DOCKER_CONTEXT or --host)",
             meta_dir.display()
         )
-    };
-    let entries = fs::read_dir(&meta_dir).map_err(|_| not_found())?;
-    for entry in entries.flatten() {
-        let Ok(raw) = fs::read(entry.path().join("meta.json")) else {
-            continue;
-        };
-        let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&raw) else {
-            continue;
-        };
-        if meta.get("Name").and_then(|n| n.as_str()) != Some(name) {
-            continue;
-        }
-        return meta
-            .pointer("/Endpoints/docker/Host")
-            .and_then(|h| h.as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| format!("docker context '{name}' has no docker endpoint"));
-    }
-    Err(not_found())
+    })?;
+    fs::read(meta_dir.join(id).join("meta.json"))
+        .ok()
+        .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+        .and_then(|meta| {
+            meta.pointer("/Endpoints/docker/Host")
+                .and_then(|h| h.as_str())
+                .map(str::to_owned)
+        })
+        .ok_or_else(|| format!("docker context '{name}' has no docker endpoint"))
 }
 
 #[cfg(test)]

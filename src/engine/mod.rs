@@ -135,7 +135,7 @@ async fn collect_async(
         },
         containers: Vec::new(),
     };
-    let docker = match connect(&endpoint.url, timeout) {
+    let docker = match connect(endpoint, timeout) {
         Ok(docker) => docker,
         Err(reason) => return unreachable(status, reason),
     };
@@ -220,7 +220,7 @@ impl Client {
     /// Connects lazily to `endpoint`; nothing is dialled until the first call.
     pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Client, String> {
         Ok(Client {
-            docker: connect(&endpoint.url, timeout)?,
+            docker: connect(endpoint, timeout)?,
             timeout,
         })
     }
@@ -274,7 +274,8 @@ fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 
-fn connect(url: &str, timeout: Duration) -> Result<Docker, String> {
+fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, String> {
+    let url = endpoint.url.as_str();
     // bollard keeps its timeout in whole seconds and treats 0 as "fail at once"; the real
     // bound is the tokio timeout around each call, this is only a backstop.
     let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
@@ -289,14 +290,12 @@ fn connect(url: &str, timeout: Duration) -> Result<Docker, String> {
             }
             Docker::connect_with_unix(&path.to_string_lossy(), secs, version)
         }
-        Transport::Tcp(addr) => {
-            if std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty()) {
-                return Err(
-                    "TLS engine endpoints (DOCKER_TLS_VERIFY) are not supported yet".into(),
-                );
+        Transport::Tcp(addr) => match endpoint::tls_files(endpoint, &endpoint::ProcessEnv)? {
+            Some(tls) => {
+                Docker::connect_with_ssl(&addr, &tls.key, &tls.cert, &tls.ca, secs, version)
             }
-            Docker::connect_with_http(&addr, secs, version)
-        }
+            None => Docker::connect_with_http(&addr, secs, version),
+        },
     };
     result.map_err(|e| describe(&e, timeout))
 }
