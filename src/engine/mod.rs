@@ -2,6 +2,7 @@
 //! models are converted into portreap's own types here, at the boundary.
 
 pub mod endpoint;
+mod raw;
 
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error as _;
@@ -160,8 +161,17 @@ async fn collect_async(
     status.root_dir = info.ok().and_then(|i| i.docker_root_dir);
 
     let options = ListContainersOptionsBuilder::new().all(true).build();
-    let summaries = match bounded(timeout, docker.list_containers(Some(options))).await {
-        Ok(list) => list,
+    let listed = match bounded(timeout, docker.list_containers(Some(options))).await {
+        Ok(list) => Ok((list, HashMap::new())),
+        Err(e) if e.unfit => raw::list(endpoint, timeout).await.map_err(|m| CallError {
+            message: m,
+            status: None,
+            unfit: true,
+        }),
+        Err(e) => Err(e),
+    };
+    let (summaries, odd_states) = match listed {
+        Ok(listed) => listed,
         Err(reason) => {
             status.error = Some(format!("cannot list containers: {reason}"));
             return EngineFacts {
@@ -174,12 +184,32 @@ async fn collect_async(
     let inspected: Vec<Result<Option<Container>, String>> = stream::iter(summaries)
         .map(|summary| {
             let docker = &docker;
+            let odd_states = &odd_states;
             async move {
                 let Some(id) = summary.id.clone() else {
                     return Ok(None);
                 };
-                match bounded(timeout, docker.inspect_container(&id, None)).await {
-                    Ok(detail) => Ok(convert(&detail)),
+                let inspected = match bounded(timeout, docker.inspect_container(&id, None)).await {
+                    Ok(detail) => Ok((detail, None)),
+                    Err(e) if e.unfit => {
+                        raw::inspect(endpoint, &id, timeout)
+                            .await
+                            .map_err(|m| CallError {
+                                message: m,
+                                status: None,
+                                unfit: true,
+                            })
+                    }
+                    Err(e) => Err(e),
+                };
+                match inspected {
+                    Ok((detail, odd)) => Ok(convert(&detail).map(|mut c| {
+                        // A state the models do not know, kept as the engine said it.
+                        if let Some(state) = odd.or_else(|| odd_states.get(&id).cloned()) {
+                            c.state = ContainerState::Other(state);
+                        }
+                        c
+                    })),
                     // Removed between list and inspect: it holds nothing any more.
                     Err(e) if e.status == Some(404) => Ok(None),
                     // Keep what the list call said rather than lose the container.
@@ -305,6 +335,8 @@ fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, String> {
 struct CallError {
     message: String,
     status: Option<u16>,
+    /// The answer did not fit bollard's models (an unknown enum value).
+    unfit: bool,
 }
 
 impl std::fmt::Display for CallError {
@@ -327,6 +359,10 @@ async fn bounded<T>(
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(CallError {
+            unfit: matches!(
+                e,
+                BollardError::JsonDataError { .. } | BollardError::JsonSerdeError { .. }
+            ),
             status: match &e {
                 BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
                 _ => None,
@@ -336,6 +372,7 @@ async fn bounded<T>(
         Err(_) => Err(CallError {
             message: timed_out(timeout),
             status: None,
+            unfit: false,
         }),
     }
 }

@@ -1,0 +1,158 @@
+//! A tolerant second try for answers bollard's models reject. bollard's enums are strict:
+//! one container in a state they do not know (older Podman says `stopped`) fails the whole
+//! list. The same request is then made by hand over the unix socket, unknown values are
+//! blanked so the models accept the rest, and the original state is kept verbatim.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerInspectResponse, ContainerSummary};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::endpoint::{self, Endpoint, Transport};
+
+const STATES: [&str; 9] = [
+    "",
+    "created",
+    "running",
+    "paused",
+    "restarting",
+    "exited",
+    "removing",
+    "dead",
+    "stopping",
+];
+const HEALTH: [&str; 5] = ["", "none", "starting", "healthy", "unhealthy"];
+const RESTART: [&str; 5] = ["", "no", "always", "unless-stopped", "on-failure"];
+
+/// GETs `path` over the endpoint's unix socket (HTTP/1.0: one response, then close).
+async fn get(endpoint: &Endpoint, path: &str, timeout: Duration) -> Result<Value, String> {
+    let Transport::Unix(socket) = endpoint::parse_url(&endpoint.url)? else {
+        return Err("the engine's answer did not fit the API models, and the tolerant retry only speaks unix sockets".into());
+    };
+    let exchange = async {
+        let mut stream = tokio::net::UnixStream::connect(&socket)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request =
+            format!("GET {path} HTTP/1.0\r\nHost: docker\r\nAccept: application/json\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(response)
+    };
+    let response = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| {
+            format!(
+                "the engine did not answer within {:.1}s",
+                timeout.as_secs_f64()
+            )
+        })??;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("malformed HTTP answer")?;
+    let head = String::from_utf8_lossy(&response[..split]);
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(format!("the engine answered {status} to {path}"));
+    }
+    serde_json::from_slice(&response[split + 4..]).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Replaces `value[key]` by "" when it is a string outside `known`; returns the original.
+fn blank_unknown(value: &mut Value, key: &str, known: &[&str]) -> Option<String> {
+    let slot = value.get_mut(key)?;
+    let text = slot.as_str()?.to_owned();
+    if known.contains(&text.as_str()) {
+        return None;
+    }
+    *slot = Value::String(String::new());
+    Some(text)
+}
+
+/// Makes a list answer fit the models; returns it with the unknown states by id.
+pub fn tolerant_list(
+    mut list: Value,
+) -> Result<(Vec<ContainerSummary>, HashMap<String, String>), String> {
+    let mut odd = HashMap::new();
+    for item in list.as_array_mut().into_iter().flatten() {
+        if let Some(state) = blank_unknown(item, "State", &STATES) {
+            if let Some(id) = item.get("Id").and_then(Value::as_str) {
+                odd.insert(id.to_owned(), state);
+            }
+        }
+    }
+    let list = serde_json::from_value(list).map_err(|e| format!("container list: {e}"))?;
+    Ok((list, odd))
+}
+
+/// Makes an inspect answer fit the models; returns it with the unknown state, if any.
+pub fn tolerant_inspect(
+    mut detail: Value,
+) -> Result<(ContainerInspectResponse, Option<String>), String> {
+    let state = detail
+        .get_mut("State")
+        .and_then(|s| blank_unknown(s, "Status", &STATES));
+    if let Some(health) = detail.pointer_mut("/State/Health") {
+        blank_unknown(health, "Status", &HEALTH);
+    }
+    if let Some(policy) = detail.pointer_mut("/HostConfig/RestartPolicy") {
+        blank_unknown(policy, "Name", &RESTART);
+    }
+    let detail = serde_json::from_value(detail).map_err(|e| format!("container inspect: {e}"))?;
+    Ok((detail, state))
+}
+
+/// The container list, tolerantly.
+pub async fn list(
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> Result<(Vec<ContainerSummary>, HashMap<String, String>), String> {
+    tolerant_list(get(endpoint, "/containers/json?all=1", timeout).await?)
+}
+
+/// One container, tolerantly.
+pub async fn inspect(
+    endpoint: &Endpoint,
+    id: &str,
+    timeout: Duration,
+) -> Result<(ContainerInspectResponse, Option<String>), String> {
+    tolerant_inspect(get(endpoint, &format!("/containers/{id}/json"), timeout).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_states_are_blanked_and_kept() {
+        let list = serde_json::json!([
+            {"Id": "a", "Names": ["/a"], "State": "running", "Ports": []},
+            {"Id": "b", "Names": ["/b"], "State": "stopped", "Ports": []},
+            {"Id": "c", "Names": ["/c"], "State": "configured"}
+        ]);
+        let (list, odd) = tolerant_list(list).unwrap();
+        assert_eq!(list.len(), 3);
+        assert_eq!(odd.get("b").map(String::as_str), Some("stopped"));
+        assert_eq!(odd.get("c").map(String::as_str), Some("configured"));
+        assert!(!odd.contains_key("a"));
+
+        let detail = serde_json::json!({
+            "Id": "b", "Name": "/b",
+            "State": {"Status": "stopped", "Health": {"Status": "weird"}},
+            "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}
+        });
+        let (detail, state) = tolerant_inspect(detail).unwrap();
+        assert_eq!(state.as_deref(), Some("stopped"));
+        assert_eq!(detail.id.as_deref(), Some("b"));
+    }
+}

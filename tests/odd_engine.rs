@@ -1,0 +1,99 @@
+//! An engine whose answers bollard's strict models reject (a container state they do not
+//! know, as older Podman reports `stopped`): the listing must survive, with the state kept.
+//! The engine here is a small fake on a unix socket, answering canned, Podman-shaped JSON.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+
+use common::*;
+use serde_json::json;
+
+const RUNNING: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const STOPPED: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+fn answer(path: &str) -> (u16, String) {
+    let container = |id: &str, name: &str, state: &str| {
+        json!({
+            "Id": id, "Name": format!("/{name}"), "Created": "2026-11-25T10:00:00Z",
+            "State": {"Status": state, "Running": state == "running", "Pid": 0, "ExitCode": 0,
+                      "StartedAt": "2026-11-25T10:00:01Z", "FinishedAt": "0001-01-01T00:00:00Z"},
+            "Config": {"Image": "localhost/app:1", "Labels": {}},
+            "HostConfig": {"NetworkMode": "bridge", "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
+                           "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "3999"}]}},
+            "NetworkSettings": {"Ports": {}, "Networks": {}}
+        })
+    };
+    let body = match path.split('?').next().unwrap_or("") {
+        "/version" => json!({"Version": "4.0.0", "ApiVersion": "1.41",
+                             "Components": [{"Name": "Podman Engine", "Version": "4.0.0"}]}),
+        "/info" => json!({"DockerRootDir": "/nonexistent/storage"}),
+        "/containers/json" => json!([
+            {"Id": RUNNING, "Names": ["/web"], "Image": "localhost/app:1", "State": "running", "Ports": []},
+            {"Id": STOPPED, "Names": ["/old"], "Image": "localhost/app:1", "State": "stopped", "Ports": []}
+        ]),
+        p if p == format!("/containers/{RUNNING}/json") => container(RUNNING, "web", "running"),
+        p if p == format!("/containers/{STOPPED}/json") => container(STOPPED, "old", "stopped"),
+        _ => return (404, json!({"message": "no such thing"}).to_string()),
+    };
+    (200, body.to_string())
+}
+
+fn serve(listener: UnixListener) {
+    for conn in listener.incoming().flatten() {
+        let mut conn = conn;
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+        let line = String::from_utf8_lossy(&request);
+        let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        let (status, body) = answer(&path);
+        let reason = if status == 200 { "OK" } else { "Not Found" };
+        let _ = write!(
+            conn,
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+}
+
+#[test]
+fn unknown_container_states_do_not_fail_the_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("engine.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || serve(listener));
+    let host = format!("unix://{}", sock.display());
+
+    let out = portreap()
+        .args(["debug", "snapshot", "--host", &host])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snap["engine"]["reachable"], true, "{snap:#}");
+    assert_eq!(snap["engine"]["error"], serde_json::Value::Null, "{snap:#}");
+    assert_eq!(snap["engine"]["kind"], "Podman");
+    let states: Vec<(&str, &str)> = snap["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("old", "stopped"), ("web", "running")]);
+
+    // scan works on it too, and the stopped container holds nothing.
+    let doc = json(&["scan", "--json", "--host", &host, "--port", "3999"]);
+    assert_eq!(doc["engine"]["reachable"], true);
+    assert!(findings_on(&doc, 3999).is_empty(), "{doc:#}");
+}
