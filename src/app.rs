@@ -99,7 +99,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Some(Command::Prune(args)) => act(
             &global,
             &crate::config::Act::new(&args.act)?,
-            &crate::config::Verb::prune(&args),
+            &crate::config::Verb::prune(&args)?,
         ),
         Some(Command::Free(args)) => act(
             &global,

@@ -194,6 +194,11 @@ pub struct PruneArgs {
     #[arg(long, value_name = "KEY[=VALUE]", value_parser = crate::prune::plan::parse_label)]
     pub label: Vec<(String, Option<String>)>,
 
+    /// Leave containers created less than this long ago (a compose up may be starting
+    /// them); 0s turns the guard off.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub min_age: String,
+
     /// How to act.
     #[command(flatten)]
     pub act: ActArgs,

@@ -219,15 +219,21 @@ pub enum Verb {
 
 impl Verb {
     /// `prune` options.
-    pub fn prune(args: &crate::cli::PruneArgs) -> Self {
-        Verb::Prune(crate::prune::Filters {
+    pub fn prune(args: &crate::cli::PruneArgs) -> Result<Self, UsageError> {
+        let min_age = if args.min_age.trim() == "0" || args.min_age.trim() == "0s" {
+            Duration::ZERO
+        } else {
+            parse_duration(&args.min_age).map_err(|e| UsageError(format!("--min-age: {e}")))?
+        };
+        Ok(Verb::Prune(crate::prune::Filters {
+            min_age,
             include_suspects: args.include_suspects,
             kinds: args.kind.clone(),
             ports: merged(&args.port),
             project: args.project.clone(),
             labels: args.label.clone(),
             stop_only: args.act.stop_only,
-        })
+        }))
     }
 
     /// `free` options.

@@ -185,6 +185,8 @@ fn a_conmon_that_outlived_its_container_is_an_orphaned_proxy_and_is_pruned() {
             "--yes",
             "--grace",
             "1s",
+            "--min-age",
+            "0s",
             "--host",
             SOCK,
             "--port",

@@ -609,3 +609,28 @@ fn free_refuses_what_it_must_never_touch() {
     assert_eq!(names(&p), ["remove container admin"]);
     assert_eq!(p.kept.len(), 1);
 }
+
+#[test]
+fn the_grace_age_keeps_young_containers() {
+    let mut snap = scene();
+    snap.taken_at = Some(1_795_614_697); // 2026-11-25T13:51:37Z
+    snap.containers[0].created = Some("2026-11-25T13:51:30Z".into()); // 7 s old
+    snap.containers[1].created = Some("2026-11-25T12:00:00Z".into());
+    let young = Filters {
+        include_suspects: true,
+        min_age: Duration::from_secs(30),
+        ..Filters::default()
+    };
+    let p = plan::plan(&snap, &analyze(&snap), &young);
+    assert_eq!(
+        names(&p),
+        ["kill docker-proxy pid 50", "remove container old"]
+    );
+    assert!(p.kept.iter().any(|k| k
+        .reason
+        .starts_with("created 7s ago, younger than --min-age 30s")));
+    // Unknown creation time: not shown old enough.
+    snap.containers[1].created = None;
+    let p = plan::plan(&snap, &analyze(&snap), &young);
+    assert_eq!(names(&p), ["kill docker-proxy pid 50"]);
+}
