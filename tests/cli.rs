@@ -346,3 +346,67 @@ fn quiet_and_verbose_only_change_stderr() {
         .unwrap()
         .contains("engine not reachable"));
 }
+
+#[test]
+fn an_unreadable_proc_is_reported_not_a_panic() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let doc = json(&[
+        "scan",
+        "--json",
+        "--proc-root",
+        "/nonexistent-proc",
+        "--host",
+        "unix:///nonexistent.sock",
+        "--port",
+        &port.to_string(),
+    ]);
+    let error = doc["host"]["error"].as_str().unwrap();
+    assert!(error.contains("cannot read /nonexistent-proc"), "{error}");
+    let found = entries(&doc, "tcp", port);
+    assert_eq!(found[0]["owner"]["kind"], "unknown");
+    assert!(found[0]["owner"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("owner not readable"));
+}
+
+#[test]
+fn non_utf8_command_lines_are_shown_faithfully() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut child = std::process::Command::new("python3")
+        .args([
+            std::ffi::OsStr::new("-c"),
+            std::ffi::OsStr::new("import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)"),
+            std::ffi::OsStr::from_bytes(b"caf\xe9-\xff"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _child = ChildGuard(child);
+    let port = line.trim().to_owned();
+    let doc = json(&[
+        "scan",
+        "--json",
+        "--host",
+        "unix:///nonexistent.sock",
+        "--port",
+        &port,
+    ]);
+    let cmdline = doc["ports"][0]["cmdline"].as_array().unwrap();
+    assert_eq!(cmdline.last().unwrap(), "caf\u{fffd}-\u{fffd}", "{doc:#}");
+    let out = portreap()
+        .args(["why", &port, "--host", "unix:///nonexistent.sock"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("caf\u{fffd}-\u{fffd}"));
+}
