@@ -45,11 +45,11 @@ pub fn run() -> Exit {
         Err(e) if is_broken_pipe(&e) => Exit::Ok,
         Err(e) => match e.downcast_ref::<UsageError>() {
             Some(usage) => {
-                eprintln!("portreap: {usage}");
+                crate::messages::stderr_line(&format!("portreap: {usage}"));
                 Exit::Usage
             }
             None => {
-                eprintln!("portreap: error: {e:#}");
+                crate::messages::stderr_line(&format!("portreap: error: {e:#}"));
                 Exit::Problem
             }
         },
@@ -72,7 +72,7 @@ fn clap_error(e: clap::Error) -> Exit {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            eprintln!("portreap: {line}");
+            crate::messages::stderr_line(&format!("portreap: {line}"));
             Exit::Usage
         }
     }
@@ -261,7 +261,12 @@ fn confirm() -> bool {
     if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
         return false;
     }
-    eprint!("Proceed? [y/N] ");
+    {
+        use std::io::Write;
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "Proceed? [y/N] ");
+        let _ = err.flush();
+    }
     let mut answer = String::new();
     io::stdin().lock().read_line(&mut answer).is_ok()
         && matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
@@ -287,17 +292,17 @@ fn act(
         match crate::prune::lock::acquire(crate::prune::lock::default_path(), options.wait) {
             Ok(lock) => Some(lock),
             Err(e) => {
-                eprintln!("portreap: {e}");
+                crate::messages::stderr_line(&format!("portreap: {e}"));
                 return Ok(Exit::Problem);
             }
         }
     };
     let snapshot = gather(global)?;
     if !snapshot.engines_complete() {
-        eprintln!(
+        crate::messages::stderr_line(&format!(
             "portreap: acting needs the engine's whole answer ({})",
             report::table::engine_line(&snapshot)
-        );
+        ));
         return Ok(Exit::EngineUnreachable);
     }
     let analysis = analyze(&snapshot);
@@ -381,12 +386,14 @@ fn act(
     }
     if !options.yes {
         if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
-            eprintln!("portreap: not acting: no terminal to confirm on; pass --yes to act");
+            crate::messages::stderr_line(
+                "portreap: not acting: no terminal to confirm on; pass --yes to act",
+            );
             emit(&execute::dry_run(&plan), true, &named_ports_free())?;
             return Ok(Exit::Problem);
         }
         if !confirm() {
-            eprintln!("portreap: not acting.");
+            crate::messages::stderr_line("portreap: not acting.");
             return Ok(Exit::Problem);
         }
     }

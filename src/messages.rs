@@ -29,16 +29,23 @@ pub fn details() -> bool {
     LEVEL.load(Ordering::Relaxed) >= VERBOSE
 }
 
+/// Writes a line to stderr. Unlike `eprintln!`, a closed stderr is not a panic: notes are
+/// not worth dying for.
+pub fn stderr_line(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
 /// Prints a note to stderr unless quiet.
 pub fn note(text: &str) {
     if notes() {
-        eprintln!("{text}");
+        stderr_line(text);
     }
 }
 
 /// Prints a detail to stderr when verbose.
 pub fn detail(text: &str) {
     if details() {
-        eprintln!("portreap: {text}");
+        stderr_line(&format!("portreap: {text}"));
     }
 }
