@@ -231,6 +231,34 @@ pub struct Container {
 }
 
 impl Container {
+    /// A container known only by id, name and state; every other fact empty.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, state: ContainerState) -> Self {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            image: String::new(),
+            state,
+            health: None,
+            failing_streak: 0,
+            failing_since: None,
+            failing_since_exact: false,
+            pid: None,
+            exit_code: None,
+            error: None,
+            created: None,
+            started_at: None,
+            finished_at: None,
+            restart_policy: None,
+            restart_count: 0,
+            network_mode: None,
+            addresses: Vec::new(),
+            labels: BTreeMap::new(),
+            requested: Vec::new(),
+            live: Vec::new(),
+            engine: 0,
+        }
+    }
+
     /// Compose project, if started by compose.
     pub fn compose_project(&self) -> Option<&str> {
         self.labels.get(labels::PROJECT).map(String::as_str)

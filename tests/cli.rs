@@ -379,23 +379,10 @@ fn an_unreadable_proc_is_reported_not_a_panic() {
 #[test]
 fn non_utf8_command_lines_are_shown_faithfully() {
     use std::os::unix::ffi::OsStrExt;
-    let mut child = std::process::Command::new("python3")
-        .args([
-            std::ffi::OsStr::new("-c"),
-            std::ffi::OsStr::new("import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)"),
-            std::ffi::OsStr::from_bytes(b"caf\xe9-\xff"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let _child = ChildGuard(child);
-    let port = line.trim().to_owned();
+    let (_child, port) = python_listener(
+        std::path::Path::new("python3"),
+        &[std::ffi::OsStr::from_bytes(b"caf\xe9-\xff")],
+    );
     let doc = json(&[
         "scan",
         "--json",

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -50,50 +49,6 @@ fn start_engine() {
     );
 }
 
-/// A prune that waits between plan and action; returns when it has planned.
-fn delayed_prune(label: &str, timeout: &str) -> std::process::Child {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("portreap"))
-        .args([
-            "prune",
-            "--json",
-            "--yes",
-            "--grace",
-            "1s",
-            "--min-age",
-            "0s",
-            "--timeout",
-            timeout,
-            "--include-suspects",
-            "--label",
-            label,
-            "--debug-act-delay",
-            "3s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut chunk = [0u8; 256];
-        let mut told = false;
-        while let Ok(n) = stderr.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&chunk[..n]);
-            if !told && String::from_utf8_lossy(&seen).contains("before acting") {
-                told = tx.send(()).is_ok();
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("prune never planned");
-    child
-}
-
 fn paused_pair(cleanup: &mut Cleanup, tag: &str) -> Vec<String> {
     let names: Vec<String> = (0..2).map(|_| unique("fault")).collect();
     for n in &names {
@@ -122,7 +77,13 @@ fn the_engine_stops_between_plan_and_action() {
     let mut cleanup = Cleanup::default();
     let tag = unique("stop");
     paused_pair(&mut cleanup, &tag);
-    let child = delayed_prune(&format!("portreap.test={tag}"), "2s");
+    let child = delayed_prune(&[
+        "--timeout",
+        "2s",
+        "--include-suspects",
+        "--label",
+        &format!("portreap.test={tag}"),
+    ]);
     kill_engine();
     let out = child.wait_with_output().unwrap();
     start_engine();
@@ -150,7 +111,13 @@ fn the_engine_restarts_mid_run() {
     let tag = unique("restart");
     let names = paused_pair(&mut cleanup, &tag);
     // A freshly restarted engine takes a while to answer its first calls.
-    let child = delayed_prune(&format!("portreap.test={tag}"), "20s");
+    let child = delayed_prune(&[
+        "--timeout",
+        "20s",
+        "--include-suspects",
+        "--label",
+        &format!("portreap.test={tag}"),
+    ]);
     kill_engine();
     start_engine();
     let out = child.wait_with_output().unwrap();

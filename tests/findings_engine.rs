@@ -408,19 +408,6 @@ fn dead_container() {
     drop(guard);
 }
 
-fn compose_up(dir: &std::path::Path, project: Option<&str>, port: u16) -> std::process::Output {
-    std::fs::write(
-        dir.join("docker-compose.yml"),
-        format!("version: '3'\nservices:\n  web:\n    image: {}\n    command: httpd -f -p 80\n    ports:\n      - \"{port}:80\"\n", image()),
-    )
-    .unwrap();
-    let mut cmd = Command::new("docker-compose");
-    if let Some(p) = project {
-        cmd.args(["-p", p]);
-    }
-    cmd.args(["up", "-d"]).current_dir(dir).output().unwrap()
-}
-
 #[test]
 fn orphaned_compose_when_the_project_directory_is_gone() {
     if !require_engine() {

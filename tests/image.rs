@@ -45,17 +45,7 @@ fn the_image_scans_the_host_like_the_binary() {
     std::fs::create_dir(&dir).unwrap();
     cleanup.compose(&project, &dir);
     let cport = free_port();
-    std::fs::write(
-        dir.join("docker-compose.yml"),
-        format!("version: '3'\nservices:\n  web:\n    image: {}\n    command: httpd -f -p 80\n    ports:\n      - \"{cport}:80\"\n", image()),
-    )
-    .unwrap();
-    let up = Command::new("docker-compose")
-        .args(["up", "-d"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(up.status.success());
+    compose_up_ok(&dir, None, cport);
     std::fs::remove_dir_all(&dir).unwrap();
 
     let spec = format!("{port},{cport}");

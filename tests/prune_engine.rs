@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -255,21 +254,7 @@ fn an_orphaned_compose_project_is_pruned_by_project() {
     std::fs::create_dir(&dir).unwrap();
     cleanup.compose(&project, &dir);
     let port = free_port();
-    std::fs::write(
-        dir.join("docker-compose.yml"),
-        format!("version: '3'\nservices:\n  web:\n    image: {}\n    command: httpd -f -p 80\n    ports:\n      - \"{port}:80\"\n", image()),
-    )
-    .unwrap();
-    let up = Command::new("docker-compose")
-        .args(["up", "-d"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    compose_up_ok(&dir, None, port);
     // A live project is not touched.
     let (code, doc) = prune(&["--yes", "--project", &project]);
     assert_eq!((code, doc["actions"].as_array().unwrap().len()), (0, 0));
@@ -369,48 +354,6 @@ fn dry_run_and_no_terminal_change_nothing_and_keep_label_is_honoured() {
     assert_eq!(code, 0, "{doc:#}");
     assert_done_and_free(only_action(&doc));
     assert_eq!(state(&kept), "paused", "kept container untouched");
-}
-
-/// Starts a prune that pauses between plan and action; returns once it has planned. Its
-/// stderr keeps being drained, so it never writes into a closed pipe.
-fn delayed_prune(args: &[&str]) -> std::process::Child {
-    let mut all = vec![
-        "prune",
-        "--json",
-        "--yes",
-        "--grace",
-        "1s",
-        "--min-age",
-        "0s",
-        "--debug-act-delay",
-        "3s",
-    ];
-    all.extend_from_slice(args);
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("portreap"))
-        .args(&all)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (planned, wait) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut chunk = [0u8; 256];
-        let mut told = false;
-        while let Ok(n) = stderr.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&chunk[..n]);
-            if !told && String::from_utf8_lossy(&seen).contains("before acting") {
-                told = planned.send(()).is_ok();
-            }
-        }
-    });
-    wait.recv_timeout(Duration::from_secs(30))
-        .expect("prune never reached the point before acting");
-    child
 }
 
 fn finish(child: std::process::Child) -> (i32, Value) {

@@ -140,25 +140,8 @@ fn compose_project_and_service_are_named() {
     let project = unique("compose").replace('-', "");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    std::fs::write(
-        dir.path().join("docker-compose.yml"),
-        format!(
-            "version: '3'\nservices:\n  web:\n    image: {}\n    command: httpd -f -p 80\n    ports:\n      - \"{port}:80\"\n",
-            image()
-        ),
-    )
-    .unwrap();
     cleanup.compose(&project, dir.path());
-    let up = std::process::Command::new("docker-compose")
-        .args(["-p", &project, "up", "-d"])
-        .current_dir(dir.path())
-        .output()
-        .expect("run docker-compose");
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    compose_up_ok(dir.path(), Some(&project), port);
 
     let doc = scan_port(port);
     let found = entries(&doc, "tcp", port);

@@ -33,17 +33,7 @@ fn why_a_healthy_compose_service() {
     let project = unique("why").replace('-', "");
     cleanup.compose(&project, dir.path());
     let port = free_port();
-    std::fs::write(
-        dir.path().join("docker-compose.yml"),
-        format!("version: '3'\nservices:\n  web:\n    image: {}\n    command: httpd -f -p 80\n    ports:\n      - \"{port}:80\"\n", image()),
-    )
-    .unwrap();
-    let up = Command::new("docker-compose")
-        .args(["-p", &project, "up", "-d"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(up.status.success());
+    compose_up_ok(dir.path(), Some(&project), port);
     let text = why(&[&port.to_string()]);
     has(
         &text,
@@ -324,19 +314,7 @@ fn free_a_host_process_only_with_kill_processes() {
     if !require_engine() {
         return;
     }
-    let mut child = Command::new("python3")
-        .args(["-c", "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let port = line.trim().to_owned();
-    let child = ChildGuard(child);
+    let (child, port) = python_listener(std::path::Path::new("python3"), &[]);
 
     let (code, doc) = free_cmd(&[&port, "--yes"]);
     assert_eq!(code, 1, "still held: {doc:#}");
@@ -376,19 +354,7 @@ fn free_refuses_a_never_act_process() {
     let dir = tempfile::tempdir().unwrap();
     let fake = dir.path().join("vpnkit");
     std::fs::copy("/usr/bin/python3", &fake).unwrap();
-    let mut child = Command::new(&fake)
-        .args(["-c", "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let port = line.trim().to_owned();
-    let mut child = ChildGuard(child);
+    let (mut child, port) = python_listener(&fake, &[]);
     let (code, doc) = free_cmd(&[&port, "--yes", "--kill-processes"]);
     assert_eq!(code, 1, "{doc:#}");
     assert_eq!(doc["actions"], serde_json::json!([]));

@@ -12,28 +12,10 @@ fn ip(s: &str) -> IpAddr {
 
 fn container(id: &str, name: &str, state: ContainerState, addr: Option<&str>) -> Container {
     Container {
-        id: id.into(),
-        name: name.into(),
         image: "img".into(),
-        state,
-        health: None,
-        failing_streak: 0,
-        failing_since: None,
-        failing_since_exact: false,
-        pid: None,
-        exit_code: None,
-        error: None,
-        created: None,
-        started_at: None,
-        finished_at: None,
-        restart_policy: None,
-        restart_count: 0,
         network_mode: Some("bridge".into()),
         addresses: addr.into_iter().map(ip).collect(),
-        labels: Default::default(),
-        requested: Vec::new(),
-        live: Vec::new(),
-        engine: 0,
+        ..Container::new(id, name, state)
     }
 }
 

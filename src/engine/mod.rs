@@ -635,27 +635,15 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
         .unwrap_or_default()
         .into_iter()
         .collect();
+    let name = summary
+        .names
+        .as_ref()
+        .and_then(|n| n.first())
+        .map(|n| n.trim_start_matches('/').to_owned())
+        .unwrap_or_else(|| short(&id).to_owned());
+    let state = parse_state(&summary.state.map(|s| s.to_string()).unwrap_or_default());
     Some(Container {
-        name: summary
-            .names
-            .as_ref()
-            .and_then(|n| n.first())
-            .map(|n| n.trim_start_matches('/').to_owned())
-            .unwrap_or_else(|| short(&id).to_owned()),
         image: summary.image.clone().unwrap_or_default(),
-        state: parse_state(&summary.state.map(|s| s.to_string()).unwrap_or_default()),
-        health: None,
-        failing_streak: 0,
-        failing_since: None,
-        failing_since_exact: false,
-        pid: None,
-        exit_code: None,
-        error: None,
-        created: None,
-        started_at: None,
-        finished_at: None,
-        restart_policy: None,
-        restart_count: 0,
         network_mode: summary
             .host_config
             .as_ref()
@@ -667,10 +655,8 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
             .map(endpoint_addresses)
             .unwrap_or_default(),
         labels,
-        requested: Vec::new(),
         live,
-        engine: 0,
-        id,
+        ..Container::new(id, name, state)
     })
 }
 

@@ -157,10 +157,58 @@ pub struct Plan {
     pub refused: Vec<Held>,
 }
 
-fn keep_label(c: &Container) -> bool {
+/// The keep label's value, when it protects the container.
+fn keep_label(c: &Container) -> Option<&str> {
     c.labels
         .get(KEEP_LABEL)
-        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+        .map(String::as_str)
+        .filter(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+fn process_action(
+    process: &crate::model::Process,
+    kinds: Vec<Kind>,
+    ports: Vec<PortRef>,
+) -> PlannedAction {
+    PlannedAction {
+        kinds,
+        ports,
+        target: Target::Process {
+            pid: process.pid,
+            name: process.name.clone(),
+            start_ticks: process.start_ticks,
+            cmdline: process.cmdline.clone(),
+        },
+        container: None,
+    }
+}
+
+/// Stop or remove `c` (a dead container can only be removed), if `expect` still holds.
+fn container_action(
+    c: &Container,
+    index: usize,
+    kinds: Vec<Kind>,
+    ports: Vec<PortRef>,
+    stop_only: bool,
+    expect: Expect,
+) -> PlannedAction {
+    PlannedAction {
+        target: Target::Container {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            project: c.compose_project().map(str::to_owned),
+            engine: c.engine,
+            step: if stop_only && c.state != ContainerState::Dead {
+                ContainerStep::Stop
+            } else {
+                ContainerStep::Remove
+            },
+            expect,
+        },
+        kinds,
+        ports,
+        container: Some(index),
+    }
 }
 
 fn selected(f: &Finding, snapshot: &Snapshot, filters: &Filters) -> bool {
@@ -258,29 +306,20 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
                             port: e.port,
                         })
                         .collect();
-                    out.actions.push(PlannedAction {
-                        kinds: vec![f.kind],
-                        ports,
-                        target: Target::Process {
-                            pid,
-                            name: process.name.clone(),
-                            start_ticks: process.start_ticks,
-                            cmdline: process.cmdline.clone(),
-                        },
-                        container: None,
-                    });
+                    out.actions
+                        .push(process_action(process, vec![f.kind], ports));
                 }
             }
         }
     }
     for (index, (kinds, ports)) in by_container {
         let c = &snapshot.containers[index];
-        if keep_label(c) {
+        if let Some(label) = keep_label(c) {
             out.kept.push(Held {
                 kinds,
                 ports,
                 container: Some(index),
-                reason: format!("label {KEEP_LABEL}={}", c.labels[KEEP_LABEL]),
+                reason: format!("label {KEEP_LABEL}={label}"),
             });
             continue;
         }
@@ -297,24 +336,15 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
             });
             continue;
         }
-        out.actions.push(PlannedAction {
-            target: Target::Container {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                project: c.compose_project().map(str::to_owned),
-                engine: c.engine,
-                // A dead container cannot be stopped: removal is the only way out.
-                step: if filters.stop_only && c.state != ContainerState::Dead {
-                    ContainerStep::Stop
-                } else {
-                    ContainerStep::Remove
-                },
-                expect: expectation(snapshot, c, &kinds),
-            },
+        let expect = expectation(snapshot, c, &kinds);
+        out.actions.push(container_action(
+            c,
+            index,
             kinds,
             ports,
-            container: Some(index),
-        });
+            filters.stop_only,
+            expect,
+        ));
     }
     out
 }
@@ -516,53 +546,35 @@ pub fn plan_free(
         }
     }
     for (pid, (kinds, ports)) in by_pid {
-        let process = &snapshot.host.processes[&pid];
-        out.actions.push(PlannedAction {
-            kinds,
-            ports,
-            target: Target::Process {
-                pid,
-                name: process.name.clone(),
-                start_ticks: process.start_ticks,
-                cmdline: process.cmdline.clone(),
-            },
-            container: None,
-        });
+        out.actions
+            .push(process_action(&snapshot.host.processes[&pid], kinds, ports));
     }
     for (index, (kinds, ports)) in by_container {
         let c = &snapshot.containers[index];
-        if keep_label(c) {
+        if let Some(label) = keep_label(c) {
             out.kept.push(Held {
                 kinds,
                 ports,
                 container: Some(index),
-                reason: format!("label {KEEP_LABEL}={}", c.labels[KEEP_LABEL]),
+                reason: format!("label {KEEP_LABEL}={label}"),
             });
             continue;
         }
-        out.actions.push(PlannedAction {
-            target: Target::Container {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                project: c.compose_project().map(str::to_owned),
-                engine: c.engine,
-                step: if options.stop_only && c.state != ContainerState::Dead {
-                    ContainerStep::Stop
-                } else {
-                    ContainerStep::Remove
-                },
-                // Freeing does not rest on a finding: only "still the same container in
-                // the same state" must hold.
-                expect: Expect {
-                    states: vec![c.state.clone()],
-                    health: None,
-                    missing_paths: Vec::new(),
-                },
-            },
+        // Freeing does not rest on a finding: only "still the same container in the same
+        // state" must hold.
+        let expect = Expect {
+            states: vec![c.state.clone()],
+            health: None,
+            missing_paths: Vec::new(),
+        };
+        out.actions.push(container_action(
+            c,
+            index,
             kinds,
             ports,
-            container: Some(index),
-        });
+            options.stop_only,
+            expect,
+        ));
     }
     out
 }

@@ -21,33 +21,16 @@ fn ip(s: &str) -> IpAddr {
 
 fn container(id: &str, name: &str, state: ContainerState, port: u16) -> Container {
     Container {
-        id: id.into(),
-        name: name.into(),
         image: "img".into(),
-        state,
-        health: None,
-        failing_streak: 0,
-        failing_since: None,
-        failing_since_exact: false,
-        pid: None,
-        exit_code: None,
-        error: None,
-        created: None,
-        started_at: None,
-        finished_at: None,
-        restart_policy: None,
-        restart_count: 0,
         network_mode: Some("bridge".into()),
         addresses: vec![ip("172.17.0.9")],
-        labels: BTreeMap::new(),
-        requested: Vec::new(),
         live: vec![LiveBinding {
             proto: Proto::Tcp,
             container_port: 80,
             host_ip: ip("0.0.0.0"),
             host_port: port,
         }],
-        engine: 0,
+        ..Container::new(id, name, state)
     }
 }
 

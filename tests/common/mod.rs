@@ -7,8 +7,9 @@
 #![allow(dead_code)]
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::net::{Ipv6Addr, TcpListener, UdpSocket};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -313,4 +314,102 @@ pub fn stale_proxy(proto: &str, host_ip: &str, host_port: u16, target_ip: &str) 
         .spawn()
         .expect("start docker-proxy");
     ChildGuard(child)
+}
+
+/// Writes a one-service compose file (`web`, the test image, publishing `port`) into `dir`
+/// and runs Debian's `docker-compose up -d` there, as project `project` or the directory's
+/// default name.
+pub fn compose_up(dir: &std::path::Path, project: Option<&str>, port: u16) -> Output {
+    std::fs::write(
+        dir.join("docker-compose.yml"),
+        format!(
+            "version: '3'\nservices:\n  web:\n    image: {}\n    command: httpd -f -p 80\n    ports:\n      - \"{port}:80\"\n",
+            image()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("docker-compose");
+    if let Some(p) = project {
+        cmd.args(["-p", p]);
+    }
+    cmd.args(["up", "-d"])
+        .current_dir(dir)
+        .output()
+        .expect("run docker-compose")
+}
+
+/// [`compose_up`], which must succeed.
+pub fn compose_up_ok(dir: &std::path::Path, project: Option<&str>, port: u16) {
+    let up = compose_up(dir, project, port);
+    assert!(
+        up.status.success(),
+        "docker-compose up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+}
+
+/// Starts `program` (a python3 or a copy of it) listening on a free loopback TCP port, and
+/// returns it with the port. `extra` is passed after the script.
+pub fn python_listener(
+    program: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> (ChildGuard, String) {
+    let mut child = Command::new(program)
+        .args([
+            std::ffi::OsStr::new("-c"),
+            std::ffi::OsStr::new("import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)"),
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a listener");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (ChildGuard(child), line.trim().to_owned())
+}
+
+/// Starts a prune that pauses between plan and action; returns once it has planned. Its
+/// stderr keeps being drained, so it never writes into a closed pipe.
+pub fn delayed_prune(args: &[&str]) -> std::process::Child {
+    let mut all = vec![
+        "prune",
+        "--json",
+        "--yes",
+        "--grace",
+        "1s",
+        "--min-age",
+        "0s",
+        "--debug-act-delay",
+        "3s",
+    ];
+    all.extend_from_slice(args);
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("portreap"))
+        .args(&all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (planned, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 256];
+        let mut told = false;
+        while let Ok(n) = stderr.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&chunk[..n]);
+            if !told && String::from_utf8_lossy(&seen).contains("before acting") {
+                told = planned.send(()).is_ok();
+            }
+        }
+    });
+    wait.recv_timeout(Duration::from_secs(30))
+        .expect("prune never reached the point before acting");
+    child
 }
