@@ -125,30 +125,8 @@ fn blocked_start_names_the_container_holding_the_port() {
     let mut cleanup = Cleanup::default();
     let (holder, blocked) = (unique("holder"), unique("blocked"));
     let port = free_port();
-    run_container(
-        &mut cleanup,
-        &holder,
-        &["-p", &format!("{port}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
-    cleanup.container(&blocked);
-    let run = Command::new("docker")
-        .args([
-            "run",
-            "-d",
-            "--name",
-            &blocked,
-            "-p",
-            &format!("{port}:80"),
-            &image(),
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-        ])
-        .output()
-        .unwrap();
-    assert!(!run.status.success());
+    httpd(&mut cleanup, &holder, port);
+    assert_blocked(&mut cleanup, &blocked, port);
     let doc = scan_port(port);
     let f = only_finding(&doc, port);
     assert_eq!(
@@ -191,12 +169,7 @@ fn paused_container() {
     let mut cleanup = Cleanup::default();
     let name = unique("paused");
     let port = free_port();
-    run_container(
-        &mut cleanup,
-        &name,
-        &["-p", &format!("{port}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    httpd(&mut cleanup, &name, port);
     docker(&["pause", &name]);
     let doc = scan_port(port);
     let f = only_finding(&doc, port);
@@ -334,12 +307,7 @@ fn dormant_binding_of_an_exited_restart_always_container() {
         &["-p", &format!("{port}:80"), "--restart", "always"],
         &["httpd", "-f", "-p", "80"],
     );
-    run_container(
-        &mut cleanup,
-        &plain,
-        &["-p", &format!("{other}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    httpd(&mut cleanup, &plain, other);
     docker(&["stop", "-t", "1", &dormant, &plain]);
     let doc = json(&["scan", "--json", "--port", &format!("{port},{other}")]);
     let f = only_finding(&doc, port);
@@ -376,12 +344,7 @@ fn dead_container() {
     let mut cleanup = Cleanup::default();
     let name = unique("dead");
     let port = free_port();
-    let id = run_container(
-        &mut cleanup,
-        &name,
-        &["-p", &format!("{port}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    let id = httpd(&mut cleanup, &name, port);
     let root = docker(&["info", "--format", "{{.DockerRootDir}}"]);
     let file = format!("{root}/containers/{id}/hostname");
     let guard = Immutable(file.clone());

@@ -33,12 +33,7 @@ fn the_image_scans_the_host_like_the_binary() {
     let mut cleanup = Cleanup::default();
     let name = unique("img");
     let port = free_port();
-    run_container(
-        &mut cleanup,
-        &name,
-        &["-p", &format!("{port}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    httpd(&mut cleanup, &name, port);
     let parent = tempfile::tempdir().unwrap();
     let project = unique("imgproj").replace('-', "");
     let dir = parent.path().join(&project);

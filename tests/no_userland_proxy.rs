@@ -77,12 +77,7 @@ fn a_paused_containers_finding_applies_but_never_targets_dockerd() {
     let mut cleanup = Cleanup::default();
     let name = unique("noproxypause");
     let port = free_port();
-    run_container(
-        &mut cleanup,
-        &name,
-        &["-p", &format!("{port}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    httpd(&mut cleanup, &name, port);
     docker(&["pause", &name]);
     let doc = scan_port(port);
     let found = findings_on(&doc, port);

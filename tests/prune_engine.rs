@@ -214,12 +214,7 @@ fn leaks_are_pruned_by_default_orphaned_proxy_and_dead_container() {
     let mut cleanup = Cleanup::default();
     let name = unique("dead");
     let dport = free_port();
-    let id = run_container(
-        &mut cleanup,
-        &name,
-        &["-p", &format!("{dport}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    let id = httpd(&mut cleanup, &name, dport);
     let root = docker(&["info", "--format", "{{.DockerRootDir}}"]);
     let file = format!("{root}/containers/{id}/hostname");
     assert!(Command::new("chattr")
@@ -284,12 +279,7 @@ fn healthy_holders_are_never_planned() {
     );
     let running = unique("running");
     let rport = free_port();
-    run_container(
-        &mut cleanup,
-        &running,
-        &["-p", &format!("{rport}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    httpd(&mut cleanup, &running, rport);
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
     let lport = listener.local_addr().unwrap().port();
     let spec = format!("{hport},{rport},{lport}");

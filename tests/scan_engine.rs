@@ -174,12 +174,7 @@ fn default_view_shows_docker_ports_and_hides_plain_processes() {
     let name = unique("view");
     let (published, plain) = (free_port(), free_port());
     let _listener = std::net::TcpListener::bind(("127.0.0.1", plain)).unwrap();
-    run_container(
-        &mut cleanup,
-        &name,
-        &["-p", &format!("{published}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    httpd(&mut cleanup, &name, published);
 
     let doc = json(&["scan", "--json"]);
     assert_eq!(entries(&doc, "tcp", published).len(), 2, "{doc:#}");
@@ -220,12 +215,7 @@ fn recorded_snapshot_replays_to_the_same_answer() {
     let mut cleanup = Cleanup::default();
     let name = unique("record");
     let port = free_port();
-    run_container(
-        &mut cleanup,
-        &name,
-        &["-p", &format!("{port}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    httpd(&mut cleanup, &name, port);
     let live = scan_port(port);
     let out = portreap().args(["debug", "snapshot"]).output().unwrap();
     assert!(out.status.success());
@@ -251,12 +241,7 @@ fn a_binding_whose_proxies_died_is_a_reservation_without_socket() {
     let mut cleanup = Cleanup::default();
     let name = unique("reserve");
     let port = free_port();
-    run_container(
-        &mut cleanup,
-        &name,
-        &["-p", &format!("{port}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    httpd(&mut cleanup, &name, port);
     let doc = scan_port(port);
     let found = entries(&doc, "tcp", port);
     assert_eq!(found.len(), 2, "{doc:#}");

@@ -64,12 +64,7 @@ fn why_a_paused_container_and_its_json() {
     let mut cleanup = Cleanup::default();
     let name = unique("whypause");
     let port = free_port();
-    run_container(
-        &mut cleanup,
-        &name,
-        &["-p", &format!("{port}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    httpd(&mut cleanup, &name, port);
     docker(&["pause", &name]);
     let text = why(&[&port.to_string()]);
     has(&text, &format!("{port}/tcp is held by container {name}"));
@@ -158,30 +153,8 @@ fn why_a_port_a_created_container_failed_to_get_from_both_sides() {
     let mut cleanup = Cleanup::default();
     let (holder, blocked) = (unique("whyholder"), unique("whyblocked"));
     let port = free_port();
-    run_container(
-        &mut cleanup,
-        &holder,
-        &["-p", &format!("{port}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
-    cleanup.container(&blocked);
-    let run = Command::new("docker")
-        .args([
-            "run",
-            "-d",
-            "--name",
-            &blocked,
-            "-p",
-            &format!("{port}:80"),
-            &image(),
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-        ])
-        .output()
-        .unwrap();
-    assert!(!run.status.success());
+    httpd(&mut cleanup, &holder, port);
+    assert_blocked(&mut cleanup, &blocked, port);
     let text = why(&[&port.to_string()]);
     has(&text, &format!("{port}/tcp is held by container {holder}"));
     has(
@@ -264,12 +237,7 @@ fn free_a_healthy_container() {
     let mut cleanup = Cleanup::default();
     let name = unique("freeme");
     let port = free_port();
-    run_container(
-        &mut cleanup,
-        &name,
-        &["-p", &format!("{port}:80")],
-        &["httpd", "-f", "-p", "80"],
-    );
+    httpd(&mut cleanup, &name, port);
     // No terminal, no --yes: nothing happens.
     let (code, doc) = free_cmd(&[&port.to_string()]);
     assert_eq!(code, 1);

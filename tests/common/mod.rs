@@ -159,6 +159,34 @@ pub fn run_container(cleanup: &mut Cleanup, name: &str, args: &[&str], cmd: &[&s
     docker(&all)
 }
 
+/// A container of the test image serving HTTP, publishing `port` (on 0.0.0.0 and ::).
+pub fn httpd(cleanup: &mut Cleanup, name: &str, port: u16) -> String {
+    run_container(
+        cleanup,
+        name,
+        &["-p", &format!("{port}:80")],
+        &["httpd", "-f", "-p", "80"],
+    )
+}
+
+/// Tries to start a container publishing `port`, which something else holds: the start
+/// must fail (the container is left in state `created`, with the error recorded).
+pub fn assert_blocked(cleanup: &mut Cleanup, name: &str, port: u16) {
+    cleanup.container(name);
+    let publish = format!("{port}:80");
+    let image = image();
+    let run = Command::new("docker")
+        .args([
+            "run", "-d", "--name", name, "-p", &publish, &image, "httpd", "-f", "-p", "80",
+        ])
+        .output()
+        .expect("run docker");
+    assert!(
+        !run.status.success(),
+        "{name} started on a taken port {port}"
+    );
+}
+
 fn port_free(port: u16) -> bool {
     TcpListener::bind(("0.0.0.0", port)).is_ok()
         && TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).is_ok()
