@@ -120,7 +120,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         Some(Command::Debug(DebugCommand::Snapshot)) => {
-            let snapshot = gather(&global)?;
+            let snapshot = gather(&global, crate::host::Owners::All)?;
             let mut text = serde_json::to_string_pretty(&snapshot)?;
             text.push('\n');
             write_stdout(&text)?;
@@ -131,7 +131,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
 
 /// Reads the host and asks the engine at the same time: the engine round trips and the
 /// `/proc` walk are independent.
-fn gather(global: &Global) -> anyhow::Result<Snapshot> {
+fn gather(global: &Global, owners: crate::host::Owners) -> anyhow::Result<Snapshot> {
     if let Some(path) = &global.snapshot {
         let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         return serde_json::from_slice(&raw)
@@ -140,7 +140,7 @@ fn gather(global: &Global) -> anyhow::Result<Snapshot> {
     let (host, engines) = std::thread::scope(|scope| {
         let host = scope.spawn(|| {
             let start = std::time::Instant::now();
-            let host = crate::host::collect(&global.proc_root);
+            let host = crate::host::collect(&global.proc_root, owners);
             if let Ok(h) = &host {
                 crate::messages::detail(&format!(
                     "host: {} sockets, {} owning processes, {} unreadable, in {:.1} ms",
@@ -168,7 +168,7 @@ fn gather(global: &Global) -> anyhow::Result<Snapshot> {
         }
         (host.join(), engines)
     });
-    let host = match host {
+    let mut host = match host {
         Ok(host) => host?,
         Err(panic) => std::panic::resume_unwind(panic),
     };
@@ -189,6 +189,25 @@ fn gather(global: &Global) -> anyhow::Result<Snapshot> {
         containers.extend(e.containers);
         others.push(e.status);
     }
+    if owners == crate::host::Owners::Forwarders {
+        // A plain process on a port some container asks for must be named: walk the
+        // skipped processes for those sockets only.
+        let asked: std::collections::HashSet<(crate::model::Proto, u16)> = containers
+            .iter()
+            .flat_map(|c| {
+                let live = c.live.iter().map(|b| (b.proto, b.host_port));
+                let requested = c.requested.iter().flat_map(|r| {
+                    r.host_ports
+                        .into_iter()
+                        .flat_map(move |range| (range.start..=range.end).map(move |p| (r.proto, p)))
+                });
+                live.chain(requested).collect::<Vec<_>>()
+            })
+            .collect();
+        crate::host::resolve_more(&mut host, &global.proc_root, |s| {
+            asked.contains(&(s.proto, s.port))
+        });
+    }
     Ok(Snapshot {
         taken_at,
         host,
@@ -200,7 +219,13 @@ fn gather(global: &Global) -> anyhow::Result<Snapshot> {
 }
 
 fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
-    let snapshot = gather(global)?;
+    // The default view shows Docker's ports only, and needs only their owners.
+    let owners = if options.all || options.ports.is_some() {
+        crate::host::Owners::All
+    } else {
+        crate::host::Owners::Forwarders
+    };
+    let snapshot = gather(global, owners)?;
     let analysis = analyze(&snapshot);
     let keep = |p: &PortEntry| match &options.ports {
         Some(spec) => spec.matches(p.proto, p.port),
@@ -297,7 +322,7 @@ fn act(
             }
         }
     };
-    let snapshot = gather(global)?;
+    let snapshot = gather(global, crate::host::Owners::All)?;
     if !snapshot.engines_complete() {
         crate::messages::stderr_line(&format!(
             "portreap: acting needs the engine's whole answer ({})",
@@ -485,7 +510,7 @@ fn report_named_ports(json: bool, free: &[(crate::model::Proto, u16, bool)]) {
 }
 
 fn why(global: &Global, args: &crate::cli::WhyArgs) -> anyhow::Result<Exit> {
-    let snapshot = gather(global)?;
+    let snapshot = gather(global, crate::host::Owners::All)?;
     let analysis = analyze(&snapshot);
     if let Some(name) = &args.container {
         let wanted = name.trim_start_matches('/');

@@ -87,6 +87,9 @@ pub struct HostFacts {
     /// User names of the processes' owners, from the host's passwd file.
     #[serde(default)]
     pub users: BTreeMap<u32, String>,
+    /// Processes whose descriptors were not read (see `host::Owners::Forwarders`).
+    #[serde(skip)]
+    pub skipped_pids: Vec<u32>,
 }
 
 /// Lifecycle state of a container, as the engine names it.

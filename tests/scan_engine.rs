@@ -282,3 +282,55 @@ fn a_binding_whose_proxies_died_is_a_reservation_without_socket() {
         .unwrap()
         .contains("no socket backs it"));
 }
+
+/// The default view reads only forwarders' descriptors (and, for ports a container asks
+/// for, the other processes'): its answer must equal the full walk's, restricted to the
+/// same ports.
+#[test]
+fn the_default_view_equals_the_full_walk_on_its_ports() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let (published, wanted) = (free_port(), free_port());
+    httpd(&mut cleanup, &unique("walk"), published);
+    // An exited --restart always container asks for a port a plain process now holds:
+    // the plain owner must be named in the default view too.
+    let dormant = unique("walkdormant");
+    run_container(
+        &mut cleanup,
+        &dormant,
+        &["-p", &format!("{wanted}:80"), "--restart", "always"],
+        &["httpd", "-f", "-p", "80"],
+    );
+    docker(&["stop", "-t", "1", &dormant]);
+    let _plain = std::net::TcpListener::bind(("0.0.0.0", wanted)).unwrap();
+    let _other = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    // A container blocked by a plain process: its finding names that process.
+    let taken = free_port();
+    let _taker = std::net::TcpListener::bind(("0.0.0.0", taken)).unwrap();
+    assert_blocked(&mut cleanup, &unique("walkblocked"), taken);
+
+    let default = json(&["scan", "--json"]);
+    let full = json(&["scan", "--json", "--all"]);
+    let docker_ports: Vec<&serde_json::Value> = full["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["owner"]["kind"] != "process" && p["owner"]["kind"] != "unknown"
+                || p["findings"] != serde_json::json!([])
+        })
+        .collect();
+    let shown: Vec<&serde_json::Value> = default["ports"].as_array().unwrap().iter().collect();
+    assert_eq!(shown, docker_ports);
+    assert_eq!(default["findings"], full["findings"]);
+    let f = findings_on(&default, wanted);
+    assert_eq!(f[0]["kind"], "dormant-binding");
+    // The holder of the wanted port is named in the default view's facts too.
+    let why = portreap()
+        .args(["why", &wanted.to_string()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&why.stdout).contains("is held by process"));
+}

@@ -20,35 +20,132 @@ use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, TcpState};
 
 use crate::model::{HostFacts, Process, Proto, Socket};
 
-/// Reads the host's listening TCP and bound UDP sockets (IPv4 and IPv6) and their owners.
-pub fn collect(proc_root: &Path) -> anyhow::Result<HostFacts> {
-    let mut sockets = list_sockets()?;
-    let mut by_inode: HashMap<u32, Vec<usize>> = HashMap::with_capacity(sockets.len());
-    for (i, s) in sockets.iter().enumerate() {
-        by_inode.entry(s.inode).or_default().push(i);
-    }
-    let walk = walk_fds(proc_root, &by_inode);
-    let mut processes = BTreeMap::new();
-    for (inode, pids) in walk.owners {
-        for &i in &by_inode[&inode] {
-            sockets[i].pids = pids.clone();
+/// Whose descriptors to read to find sockets' owners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owners {
+    /// Every process: every socket gets its owner (`scan --all`, `why`, `free`, `prune`).
+    All,
+    /// Only processes that can hold a port for a container (forwarders, the engine,
+    /// processes in a container's cgroup); the others are kept for [`resolve_more`]. Reading
+    /// descriptor links dominates a scan, and busy hosts have thousands that are not
+    /// Docker's.
+    Forwarders,
+}
+
+/// Reads the host's listening TCP and bound UDP sockets (IPv4 and IPv6) and the owners
+/// that `owners` asks for.
+pub fn collect(proc_root: &Path, owners: Owners) -> anyhow::Result<HostFacts> {
+    let sockets = list_sockets()?;
+    let mut facts = HostFacts {
+        sockets,
+        ..HostFacts::default()
+    };
+    let pids = match list_pids(proc_root) {
+        Ok(pids) => pids,
+        Err(e) => {
+            facts.proc_error = Some(e);
+            return Ok(facts);
         }
-        for pid in pids {
-            if let std::collections::btree_map::Entry::Vacant(slot) = processes.entry(pid) {
+    };
+    let (walk, skipped): (Vec<u32>, Vec<u32>) = match owners {
+        Owners::All => (pids, Vec::new()),
+        Owners::Forwarders => pids
+            .into_iter()
+            .partition(|&pid| may_forward(proc_root, pid)),
+    };
+    facts.skipped_pids = skipped;
+    attach(&mut facts, proc_root, &walk, |_| true);
+    Ok(facts)
+}
+
+/// Finds the owners of the sockets `wanted` selects among the processes a
+/// [`Owners::Forwarders`] collection skipped (a plain process on a port a container asks
+/// for must be named, not guessed). Does nothing when nothing wanted lacks an owner.
+pub fn resolve_more(facts: &mut HostFacts, proc_root: &Path, wanted: impl Fn(&Socket) -> bool) {
+    if !facts.sockets.iter().any(|s| s.pids.is_empty() && wanted(s)) {
+        return;
+    }
+    let skipped = std::mem::take(&mut facts.skipped_pids);
+    attach(facts, proc_root, &skipped, |s| {
+        s.pids.is_empty() && wanted(s)
+    });
+}
+
+/// Walks the descriptors of `pids` for the sockets `select` picks, and records owners and
+/// their processes.
+fn attach(facts: &mut HostFacts, proc_root: &Path, pids: &[u32], select: impl Fn(&Socket) -> bool) {
+    let mut by_inode: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, s) in facts.sockets.iter().enumerate() {
+        if select(s) {
+            by_inode.entry(s.inode).or_default().push(i);
+        }
+    }
+    if by_inode.is_empty() {
+        return;
+    }
+    let walk = walk_fds(proc_root, pids, &by_inode);
+    facts.unreadable_processes += walk.unreadable;
+    for (inode, owners) in walk.owners {
+        for &i in &by_inode[&inode] {
+            facts.sockets[i].pids = owners.clone();
+        }
+        for pid in owners {
+            if let std::collections::btree_map::Entry::Vacant(slot) = facts.processes.entry(pid) {
                 if let Some(process) = read_process(proc_root, pid) {
                     slot.insert(process);
                 }
             }
         }
     }
-    let users = user_names(&processes);
-    Ok(HostFacts {
-        users,
-        sockets,
-        processes,
-        unreadable_processes: walk.unreadable,
-        proc_error: walk.proc_error,
-    })
+    facts.users = user_names(&facts.processes);
+}
+
+fn list_pids(proc_root: &Path) -> Result<Vec<u32>, String> {
+    let entries =
+        fs::read_dir(proc_root).map_err(|e| format!("cannot read {}: {e}", proc_root.display()))?;
+    Ok(entries
+        .flatten()
+        .filter_map(|e| {
+            std::str::from_utf8(e.file_name().as_bytes())
+                .ok()?
+                .parse()
+                .ok()
+        })
+        .collect())
+}
+
+/// Whether the process may hold a port for a container: by name (the forwarders and
+/// engines portreap knows; `ssh` for Colima and Lima) or by living in a container's cgroup
+/// (a `--network host` container). Cheap: two small reads, no descriptor walk.
+fn may_forward(proc_root: &Path, pid: u32) -> bool {
+    let dir = proc_root.join(pid.to_string());
+    let Ok(comm) = fs::read_to_string(dir.join("comm")) else {
+        return false;
+    };
+    let name = comm.trim_end();
+    const NAMES: [&str; 10] = [
+        "docker-proxy",
+        "dockerd",
+        "conmon",
+        "com.docker.back",
+        "rootlesskit",
+        "limactl",
+        "wslrelay",
+        "wslrelay.exe",
+        "ssh",
+        "docker-desktop-",
+    ];
+    if NAMES.contains(&name)
+        || name.starts_with("vpnkit")
+        || name.starts_with("rootlessport")
+        || name.starts_with("OrbStack")
+    {
+        return true;
+    }
+    fs::read_to_string(dir.join("cgroup"))
+        .ok()
+        .and_then(|raw| procfs::parse_cgroup_container_id(&raw))
+        .is_some()
 }
 
 fn list_sockets() -> anyhow::Result<Vec<Socket>> {
@@ -85,33 +182,18 @@ fn list_sockets() -> anyhow::Result<Vec<Socket>> {
 struct FdWalk {
     owners: HashMap<u32, Vec<u32>>,
     unreadable: usize,
-    proc_error: Option<String>,
 }
 
-/// Maps the wanted socket inodes to the PIDs holding them. A process whose descriptor
-/// table cannot be read is counted, so a socket without owner can be explained.
-fn walk_fds(proc_root: &Path, wanted: &HashMap<u32, Vec<usize>>) -> FdWalk {
+/// Maps the wanted socket inodes to the PIDs (among `pids`) holding them. A process whose
+/// descriptor table cannot be read is counted, so a socket without owner can be explained.
+fn walk_fds(proc_root: &Path, pids: &[u32], wanted: &HashMap<u32, Vec<usize>>) -> FdWalk {
     let mut walk = FdWalk {
         owners: HashMap::new(),
         unreadable: 0,
-        proc_error: None,
-    };
-    let entries = match fs::read_dir(proc_root) {
-        Ok(entries) => entries,
-        Err(e) => {
-            walk.proc_error = Some(format!("cannot read {}: {e}", proc_root.display()));
-            return walk;
-        }
     };
     let mut link_path = proc_root.to_path_buf();
-    for entry in entries.flatten() {
-        let Some(pid) = std::str::from_utf8(entry.file_name().as_bytes())
-            .ok()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let fd_dir = entry.path().join("fd");
+    for &pid in pids {
+        let fd_dir = proc_root.join(pid.to_string()).join("fd");
         let fds = match fs::read_dir(&fd_dir) {
             Ok(fds) => fds,
             // The process exited while we walked: nothing to attribute.
