@@ -487,6 +487,7 @@ fn port_is_free(proto: crate::model::Proto, port: u16) -> bool {
     ["0.0.0.0", "::"].iter().all(|ip| {
         crate::prune::system::probe(&crate::analyze::findings::PortRef {
             proto,
+            // Both literals above are valid addresses.
             ip: ip.parse().expect("literal address"),
             port,
         })

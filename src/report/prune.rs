@@ -223,6 +223,7 @@ pub fn json(snapshot: &Snapshot, plan: &Plan, reports: &[Report], dry_run: bool)
         kept: plan.kept.iter().map(|h| held_doc(snapshot, h)).collect(),
         refused: plan.refused.iter().map(|h| held_doc(snapshot, h)).collect(),
     };
+    // Serialising plain structs of strings, numbers and booleans cannot fail.
     let mut out = serde_json::to_string_pretty(&doc).expect("JSON of plain data");
     out.push('\n');
     out

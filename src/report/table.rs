@@ -56,6 +56,7 @@ fn describe(snapshot: &Snapshot, entry: &PortEntry) -> (String, String, String, 
     let held_by = || format!("{process} {}", pids(entry));
     match &entry.owner {
         Owner::Container { via, .. } => {
+            // Owner::Container indexes come from this snapshot's container list.
             let c = entry
                 .container(snapshot)
                 .expect("container owner has a container");

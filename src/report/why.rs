@@ -167,6 +167,7 @@ fn explain_holder(
     let findings = findings_for(analysis, &h.entries);
     let headline = match &first.owner {
         Owner::Container { via, .. } => {
+            // Owner::Container indexes come from this snapshot's container list.
             let c = first
                 .container(snapshot)
                 .expect("container owner has a container");
@@ -551,6 +552,7 @@ pub fn json_section(
             }
         })
         .collect();
+    // Serialising plain structs of strings, numbers and booleans cannot fail.
     serde_json::to_value(docs).expect("JSON of plain data")
 }
 
