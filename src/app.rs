@@ -232,7 +232,9 @@ fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
         None => options.all || p.involves_docker(),
     };
     if options.json {
-        write_stdout(&report::json::scan(&snapshot, &analysis, keep))?;
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        report::json::write_scan(&mut out, &snapshot, &analysis, keep)?;
+        out.flush()?;
     } else {
         write_stdout(&report::table::scan(
             &snapshot,

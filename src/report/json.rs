@@ -17,8 +17,37 @@ struct ScanDoc<'a> {
     /// Further engines asked (`--all-engines`); empty otherwise.
     engines: Vec<EngineDoc<'a>>,
     host: HostDoc<'a>,
-    ports: Vec<PortDoc<'a>>,
+    ports: LazyPorts<'a>,
     findings: Vec<FindingDoc<'a>>,
+}
+
+/// The port list, serialised one entry at a time: a busy host has tens of thousands, and
+/// their documents need not all exist at once.
+struct LazyPorts<'a> {
+    snapshot: &'a Snapshot,
+    shown: Vec<&'a PortEntry>,
+}
+
+impl Serialize for LazyPorts<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.shown.iter().map(|p| port_doc(self.snapshot, p)))
+    }
+}
+
+fn port_doc<'a>(snapshot: &'a Snapshot, p: &'a PortEntry) -> PortDoc<'a> {
+    PortDoc {
+        proto: p.proto.as_str(),
+        ip: p.ip.to_string(),
+        port: p.port,
+        bound: p.bound,
+        pids: &p.pids,
+        process: p.process.as_deref(),
+        cmdline: p.holder(snapshot).map(|h| h.cmdline.as_slice()),
+        uid: p.holder(snapshot).and_then(|h| h.uid),
+        owner: owner_doc(p),
+        container: p.container(snapshot).map(|c| container_doc(snapshot, c)),
+        findings: p.findings.iter().map(|k| k.id()).collect(),
+    }
 }
 
 #[derive(Serialize)]
@@ -165,12 +194,22 @@ fn owner_doc(entry: &PortEntry) -> OwnerDoc {
     doc
 }
 
-/// Renders `scan --json`: the whole document, one line per call, newline-terminated.
-pub fn scan<'a>(
+/// Renders `scan --json` into a string (for `why --json`, which extends it, and tests).
+pub fn scan(snapshot: &Snapshot, analysis: &Analysis, keep: impl Fn(&PortEntry) -> bool) -> String {
+    let mut out = Vec::new();
+    // Writing into memory cannot fail.
+    write_scan(&mut out, snapshot, analysis, keep).expect("writing JSON into memory");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Writes the `scan --json` document, newline-terminated, straight to `out`: a host with
+/// tens of thousands of sockets would otherwise hold the whole text in memory.
+pub fn write_scan<'a>(
+    out: &mut impl std::io::Write,
     snapshot: &'a Snapshot,
     analysis: &'a Analysis,
     keep: impl Fn(&PortEntry) -> bool,
-) -> String {
+) -> std::io::Result<()> {
     let engine_doc = |engine: &'a crate::model::EngineStatus| EngineDoc {
         endpoint: &engine.endpoint,
         source: &engine.source,
@@ -181,12 +220,12 @@ pub fn scan<'a>(
         error: engine.error.as_deref(),
     };
     let shown: Vec<&PortEntry> = analysis.ports.iter().filter(|p| keep(p)).collect();
+    let shown_ports: std::collections::HashSet<_> =
+        shown.iter().map(|p| (p.proto, p.ip, p.port)).collect();
     let on_shown_port = |f: &Finding| {
-        f.ports.iter().any(|r| {
-            shown
-                .iter()
-                .any(|p| (p.proto, p.ip, p.port) == (r.proto, r.ip, r.port))
-        })
+        f.ports
+            .iter()
+            .any(|r| shown_ports.contains(&(r.proto, r.ip, r.port)))
     };
     let doc = ScanDoc {
         schema_version: SCHEMA_VERSION,
@@ -198,22 +237,7 @@ pub fn scan<'a>(
             compose_dirs_checked: snapshot.fs.visible,
             compose_note: snapshot.fs.note.as_deref(),
         },
-        ports: shown
-            .iter()
-            .map(|p| PortDoc {
-                proto: p.proto.as_str(),
-                ip: p.ip.to_string(),
-                port: p.port,
-                bound: p.bound,
-                pids: &p.pids,
-                process: p.process.as_deref(),
-                cmdline: p.holder(snapshot).map(|h| h.cmdline.as_slice()),
-                uid: p.holder(snapshot).and_then(|h| h.uid),
-                owner: owner_doc(p),
-                container: p.container(snapshot).map(|c| container_doc(snapshot, c)),
-                findings: p.findings.iter().map(|k| k.id()).collect(),
-            })
-            .collect(),
+        ports: LazyPorts { snapshot, shown },
         findings: analysis
             .findings
             .iter()
@@ -222,8 +246,6 @@ pub fn scan<'a>(
             .map(|f| finding_doc(snapshot, f))
             .collect(),
     };
-    // Serialising plain structs of strings and numbers cannot fail.
-    let mut out = serde_json::to_string_pretty(&doc).expect("JSON of plain data");
-    out.push('\n');
-    out
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    out.write_all(b"\n")
 }
