@@ -119,6 +119,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             write_stdout(&String::from_utf8_lossy(&out))?;
             Ok(Exit::Ok)
         }
+        Some(Command::Debug(DebugCommand::Panic)) => {
+            panic!("deliberate panic (portreap debug panic)")
+        }
         Some(Command::Debug(DebugCommand::Snapshot)) => {
             let snapshot = gather(&global, crate::host::Owners::All)?;
             let mut text = serde_json::to_string_pretty(&snapshot)?;

@@ -242,6 +242,8 @@ pub struct WhyArgs {
 pub enum DebugCommand {
     /// Print the raw facts (host sockets, processes, containers) as JSON.
     Snapshot,
+    /// Panic on purpose, to test the panic report.
+    Panic,
 }
 
 #[cfg(test)]

@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -9,8 +10,21 @@ fn main() -> ExitCode {
             default_hook(info);
             return;
         }
-        eprintln!(
-            "portreap: internal error: {info}; please report it with the output of `portreap debug snapshot`"
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = message.replace('\n', " ");
+        // stderr may be closed; a failed report must not panic again.
+        let _ = writeln!(
+            std::io::stderr(),
+            "portreap: internal error: {message}{place}; please report it with the output of `portreap debug snapshot`"
         );
     }));
     portreap::run().into()

@@ -431,3 +431,20 @@ fn closed_stderr_and_broken_stdout_are_not_failures() {
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn a_panic_is_one_line_and_a_failure() {
+    let out = portreap()
+        .args(["debug", "panic"])
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("portreap: internal error: ") && stderr.contains("please report"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}

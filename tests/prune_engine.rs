@@ -361,14 +361,21 @@ fn races_between_plan_and_action_are_skipped() {
     }
     let mut cleanup = Cleanup::default();
     let tag = unique("race");
-    let (gone, revived) = (unique("gone"), unique("revived"));
+    let (gone, revived, recreated) = (unique("gone"), unique("revived"), unique("recreated"));
     labelled(&mut cleanup, &gone, &tag, &[]);
     labelled(&mut cleanup, &revived, &tag, &[]);
-    docker(&["pause", &gone]);
-    docker(&["pause", &revived]);
+    labelled(&mut cleanup, &recreated, &tag, &[]);
+    for name in [&gone, &revived, &recreated] {
+        docker(&["pause", name]);
+    }
     let child = delayed_prune(&["--include-suspects", "--label", &label(&tag)]);
     docker(&["rm", "-f", &gone]);
     docker(&["unpause", &revived]);
+    // Removed and created again under the same name, paused like the old one: another
+    // container (another id), which the plan never saw.
+    docker(&["rm", "-f", &recreated]);
+    labelled(&mut cleanup, &recreated, &tag, &[]);
+    docker(&["pause", &recreated]);
     let (code, doc) = finish(child);
     assert_eq!(code, 1, "{doc:#}");
     let detail = |name: &str| {
@@ -388,6 +395,15 @@ fn races_between_plan_and_action_are_skipped() {
     assert_eq!(
         detail(&gone),
         ("skipped".into(), "the container no longer exists".into())
+    );
+    assert_eq!(
+        detail(&recreated),
+        ("skipped".into(), "the container no longer exists".into())
+    );
+    assert_eq!(
+        state(&recreated),
+        "paused",
+        "the new container of the same name is untouched"
     );
     assert_eq!(
         detail(&revived),
