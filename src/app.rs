@@ -367,7 +367,7 @@ fn act(
                 dry_run: bool,
                 free: &[(crate::model::Proto, u16, bool)]|
      -> anyhow::Result<()> {
-        if options.json {
+        if options.json || options.report.is_some() {
             let doc = report::prune::json(&snapshot, &plan, reports, dry_run);
             let mut doc: serde_json::Value = serde_json::from_str(&doc)?;
             if let Verb::Free { .. } = verb {
@@ -378,7 +378,30 @@ fn act(
             }
             let mut text = serde_json::to_string_pretty(&doc)?;
             text.push('\n');
-            write_stdout(&text)?;
+            if options.json {
+                write_stdout(&text)?;
+            }
+            if let Some(path) = &options.report {
+                std::fs::write(path, &text)
+                    .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            }
+        }
+        if let Some((path, append)) = &options.summary {
+            let title = match verb {
+                Verb::Prune(_) => "prune",
+                Verb::Free { .. } => "free",
+            };
+            let text = report::prune::markdown(&snapshot, &plan, reports, dry_run, title);
+            let written = if *append {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut f| f.write_all(text.as_bytes()))
+            } else {
+                std::fs::write(path, text)
+            };
+            written.with_context(|| format!("cannot write the summary to {}", path.display()))?;
         }
         Ok(())
     };

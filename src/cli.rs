@@ -166,6 +166,15 @@ pub struct ActArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Also write the JSON report to this file (whatever goes to stdout).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+
+    /// Write a short Markdown summary of what was found and freed to this file; without it,
+    /// and with GITHUB_STEP_SUMMARY set, the summary is appended there.
+    #[arg(long, value_name = "FILE")]
+    pub summary_markdown: Option<std::path::PathBuf>,
+
     /// Pause between planning and acting (tests of races).
     #[arg(long, value_name = "DURATION", hide = true)]
     pub debug_act_delay: Option<String>,

@@ -170,6 +170,10 @@ pub struct Act {
     pub wait: Duration,
     /// Pause before acting (tests).
     pub act_delay: Option<Duration>,
+    /// Where to write the JSON report as well.
+    pub report: Option<PathBuf>,
+    /// Where the Markdown summary goes, and whether to append (GitHub's step summary).
+    pub summary: Option<(PathBuf, bool)>,
 }
 
 impl Act {
@@ -195,6 +199,15 @@ impl Act {
                 .as_deref()
                 .map(|d| duration("debug-act-delay", d))
                 .transpose()?,
+            report: args.report.clone(),
+            summary: match (
+                &args.summary_markdown,
+                std::env::var_os("GITHUB_STEP_SUMMARY"),
+            ) {
+                (Some(path), _) => Some((path.clone(), false)),
+                (None, Some(path)) if !path.is_empty() => Some((PathBuf::from(path), true)),
+                (None, _) => None,
+            },
         })
     }
 }

@@ -647,3 +647,80 @@ fn a_container_younger_than_the_grace_age_is_left_alone_unless_asked() {
     assert_eq!(code, 0, "{doc:#}");
     assert_done_and_free(only_action(&doc));
 }
+
+#[test]
+fn reports_for_pipelines_a_json_file_and_a_markdown_summary() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = unique("report");
+    let name = unique("report");
+    let port = labelled(&mut cleanup, &name, &tag, &[]);
+    docker(&["pause", &name]);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let step_summary = dir.path().join("step-summary.md");
+    std::fs::write(&step_summary, "earlier step\n").unwrap();
+    // Human output on stdout, the JSON report in a file, the summary appended to
+    // GITHUB_STEP_SUMMARY as GitHub Actions expects.
+    let out = portreap()
+        .args([
+            "prune",
+            "--yes",
+            "--grace",
+            "1s",
+            "--min-age",
+            "0s",
+            "--include-suspects",
+        ])
+        .args([
+            "--label",
+            &label(&tag),
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .env("GITHUB_STEP_SUMMARY", &step_summary)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("done     remove container {name}"))
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_done_and_free(only_action(&doc));
+    let md = std::fs::read_to_string(&step_summary).unwrap();
+    assert!(md.starts_with("earlier step\n### portreap prune\n"), "{md}");
+    assert!(md.contains(&format!("| remove-container | remove container {name} | paused-container | 0.0.0.0:{port}/tcp, [::]:{port}/tcp | done | yes |")), "{md}");
+    assert!(md.contains("1 done, 0 skipped, 0 failed."), "{md}");
+
+    // An explicit file wins over the environment, and is written whole.
+    let explicit = dir.path().join("summary.md");
+    let out = portreap()
+        .args([
+            "prune",
+            "--dry-run",
+            "--label",
+            &label(&tag),
+            "--summary-markdown",
+            explicit.to_str().unwrap(),
+        ])
+        .env("GITHUB_STEP_SUMMARY", &step_summary)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(&explicit).unwrap(),
+        "### portreap prune (dry run)\n\nNothing to act on.\n\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&step_summary).unwrap(),
+        md,
+        "the step summary is left alone"
+    );
+}

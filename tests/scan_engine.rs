@@ -324,7 +324,27 @@ fn the_default_view_equals_the_full_walk_on_its_ports() {
         .collect();
     let shown: Vec<&serde_json::Value> = default["ports"].as_array().unwrap().iter().collect();
     assert_eq!(shown, docker_ports);
-    assert_eq!(default["findings"], full["findings"]);
+    // Reasons may say "exited 0s ago" in one scan and "1s ago" in the next: compare the
+    // findings without the clock.
+    let timeless = |doc: &serde_json::Value| -> Vec<serde_json::Value> {
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                let reason: String = f["reason"]
+                    .as_str()
+                    .unwrap()
+                    .chars()
+                    .filter(|c| !c.is_ascii_digit())
+                    .collect();
+                f["reason"] = reason.into();
+                f
+            })
+            .collect()
+    };
+    assert_eq!(timeless(&default), timeless(&full));
     let f = findings_on(&default, wanted);
     assert_eq!(f[0]["kind"], "dormant-binding");
     // The holder of the wanted port is named in the default view's facts too.

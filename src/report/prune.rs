@@ -228,3 +228,61 @@ pub fn json(snapshot: &Snapshot, plan: &Plan, reports: &[Report], dry_run: bool)
     out.push('\n');
     out
 }
+
+/// A short Markdown summary for pipeline pages (GitHub's step summary and the like).
+pub fn markdown(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    reports: &[Report],
+    dry_run: bool,
+    verb: &str,
+) -> String {
+    let mut out = format!(
+        "### portreap {verb}{}\n\n",
+        if dry_run { " (dry run)" } else { "" }
+    );
+    if reports.is_empty() {
+        out.push_str("Nothing to act on.\n");
+    } else {
+        out.push_str("| action | target | findings | ports | outcome | ports free after |\n");
+        out.push_str("|---|---|---|---|---|---|\n");
+        for r in reports {
+            let a = &r.action;
+            let free = match r.port_free_after {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "-",
+            };
+            let outcome = match r.outcome.detail() {
+                Some(d) => format!("{} ({})", r.outcome.as_str(), d.replace('|', "\\|")),
+                None => r.outcome.as_str().to_owned(),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {outcome} | {free} |\n",
+                a.action().as_str(),
+                a.describe().replace('|', "\\|"),
+                if a.kinds.is_empty() {
+                    "-".to_owned()
+                } else {
+                    kinds(a)
+                },
+                ports(&a.ports),
+            ));
+        }
+        out.push('\n');
+        out.push_str(&summary(reports));
+        out.push('\n');
+    }
+    for k in &plan.kept {
+        out.push_str(&format!(
+            "- kept {}: {}\n",
+            held_name(snapshot, k),
+            k.reason
+        ));
+    }
+    for r in &plan.refused {
+        out.push_str(&format!("- left {}: {}\n", ports(&r.ports), r.reason));
+    }
+    out.push('\n');
+    out
+}
