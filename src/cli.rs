@@ -208,6 +208,11 @@ pub struct PruneArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub min_age: String,
 
+    /// Act only on holders older than this (containers by creation, processes by start),
+    /// e.g. 30m, 2h, 7d: a cron job never races a developer's fresh `compose up`.
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<String>,
+
     /// How to act.
     #[command(flatten)]
     pub act: ActArgs,

@@ -107,7 +107,7 @@ impl Scan {
     }
 }
 
-/// Parses `5s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
+/// Parses `5s`, `500ms`, `2m`, `1.5s`, `2h`, `7d`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -122,15 +122,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86_400.0,
         other => {
             return Err(format!(
-                "unknown unit '{other}' in '{text}' (use ms, s, m or h)"
+                "unknown unit '{other}' in '{text}' (use ms, s, m, h or d)"
             ))
         }
     };
-    if !(seconds > 0.0 && seconds <= 86_400.0) {
+    if !(seconds > 0.0 && seconds <= 365.0 * 86_400.0) {
         return Err(format!(
-            "'{text}' is out of range (more than 0, at most 24h)"
+            "'{text}' is out of range (more than 0, at most 365d)"
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
@@ -147,7 +148,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        for bad in ["", "0", "0s", "-1s", "abc", "5x", "1.2.3s", "100h", "nan"] {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        for bad in ["", "0", "0s", "-1s", "abc", "5x", "1.2.3s", "400d", "nan"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -238,8 +240,14 @@ impl Verb {
         } else {
             parse_duration(&args.min_age).map_err(|e| UsageError(format!("--min-age: {e}")))?
         };
+        let older_than = args
+            .older_than
+            .as_deref()
+            .map(|d| parse_duration(d).map_err(|e| UsageError(format!("--older-than: {e}"))))
+            .transpose()?;
         Ok(Verb::Prune(crate::prune::Filters {
             min_age,
+            older_than,
             include_suspects: args.include_suspects,
             kinds: args.kind.clone(),
             ports: merged(&args.port),

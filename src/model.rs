@@ -70,6 +70,9 @@ pub struct Process {
     pub start_ticks: Option<u64>,
     /// The container whose cgroup the process lives in, if any.
     pub container_id: Option<String>,
+    /// Start time in seconds since the Unix epoch (from the start ticks and boot time).
+    #[serde(default)]
+    pub started: Option<i64>,
 }
 
 /// Everything read from the host.

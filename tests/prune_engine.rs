@@ -724,3 +724,60 @@ fn reports_for_pipelines_a_json_file_and_a_markdown_summary() {
         "the step summary is left alone"
     );
 }
+
+#[test]
+fn older_than_leaves_fresh_holders_to_their_developer() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = unique("older");
+    let name = unique("older");
+    labelled(&mut cleanup, &name, &tag, &[]);
+    docker(&["pause", &name]);
+    let port = free_port();
+    let _proxy = stale_proxy("tcp", "127.0.0.1", port, "172.17.255.239");
+    let (code, doc) = prune(&[
+        "--yes",
+        "--include-suspects",
+        "--label",
+        &label(&tag),
+        "--older-than",
+        "1h",
+    ]);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(doc["actions"], serde_json::json!([]));
+    assert!(
+        doc["kept"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not older than --older-than 3600s"),
+        "{doc:#}"
+    );
+    assert_eq!(state(&name), "paused");
+    // The fresh stale proxy is spared by the policy too.
+    eventually(Duration::from_secs(10), || {
+        (!entries(&scan_port(port), "tcp", port).is_empty()).then_some(())
+    })
+    .expect("proxy never listened");
+    let (_, doc) = prune(&["--yes", "--port", &port.to_string(), "--older-than", "1h"]);
+    assert_eq!(doc["actions"], serde_json::json!([]));
+    assert!(
+        doc["kept"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("docker-proxy pid"),
+        "{doc:#}"
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let (code, doc) = prune(&[
+        "--yes",
+        "--include-suspects",
+        "--label",
+        &label(&tag),
+        "--older-than",
+        "1s",
+    ]);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_done_and_free(only_action(&doc));
+}

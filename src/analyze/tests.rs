@@ -52,6 +52,7 @@ impl Host {
                 cmdline: cmdline.split(' ').map(str::to_owned).collect(),
                 start_ticks: Some(100),
                 container_id: container.map(str::to_owned),
+                started: None,
             },
         );
         self

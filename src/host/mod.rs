@@ -249,6 +249,27 @@ fn user_names(processes: &BTreeMap<u32, Process>) -> BTreeMap<u32, String> {
         .collect()
 }
 
+/// Seconds since the epoch at boot (`btime` in `/proc/stat`), read once.
+fn boot_time() -> Option<i64> {
+    static BOOT: std::sync::OnceLock<Option<i64>> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Clock ticks per second, the unit of a process's start time.
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
 /// Reads what portreap needs to know about one process; `None` if it exited meanwhile.
 pub fn read_process(proc_root: &Path, pid: u32) -> Option<Process> {
     let dir = proc_root.join(pid.to_string());
@@ -260,6 +281,7 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Option<Process> {
         .ok()
         .and_then(|raw| procfs::parse_cgroup_container_id(&raw));
     Some(Process {
+        started: boot_time().map(|boot| boot + (stat.start_ticks / clock_ticks()) as i64),
         pid,
         ppid: stat.ppid,
         uid: fs::metadata(&dir).ok().map(|m| m.uid()),

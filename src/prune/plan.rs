@@ -28,6 +28,9 @@ pub struct Filters {
     /// Containers created less than this long ago are left alone (a `compose up` may be
     /// starting them); zero disables the guard.
     pub min_age: std::time::Duration,
+    /// Act only on holders older than this (containers by creation, processes by start):
+    /// a cron job's policy, on top of `min_age`.
+    pub older_than: Option<std::time::Duration>,
 }
 
 /// What to do to a container.
@@ -306,6 +309,29 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
                             port: e.port,
                         })
                         .collect();
+                    if let Some(limit) = filters.older_than {
+                        let age = process
+                            .started
+                            .zip(snapshot.taken_at)
+                            .map(|(s, now)| now - s);
+                        if age.is_none_or(|a| a < secs(limit)) {
+                            out.kept.push(Held {
+                                kinds: vec![f.kind],
+                                ports,
+                                container: None,
+                                reason: format!(
+                                    "{} pid {pid} started {} ago, not older than --older-than {}s",
+                                    process.name,
+                                    age.map_or(
+                                        "an unknown time".into(),
+                                        crate::analyze::time::human
+                                    ),
+                                    limit.as_secs()
+                                ),
+                            });
+                            continue;
+                        }
+                    }
                     out.actions
                         .push(process_action(process, vec![f.kind], ports));
                 }
@@ -322,6 +348,21 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
                 reason: format!("label {KEEP_LABEL}={label}"),
             });
             continue;
+        }
+        if let Some(limit) = filters.older_than {
+            if let Some(age) = too_young(snapshot, c, limit) {
+                out.kept.push(Held {
+                    kinds,
+                    ports,
+                    container: Some(index),
+                    reason: format!(
+                        "created {} ago, not older than --older-than {}s",
+                        crate::analyze::time::human(age),
+                        limit.as_secs()
+                    ),
+                });
+                continue;
+            }
         }
         if let Some(age) = too_young(snapshot, c, filters.min_age) {
             out.kept.push(Held {
@@ -347,6 +388,10 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
         ));
     }
     out
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// The container's age when it is below `min_age`; an unknown creation time counts as

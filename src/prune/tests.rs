@@ -46,6 +46,7 @@ fn proxy_process(pid: u32, port: u16) -> Process {
             .collect(),
         start_ticks: Some(4242),
         container_id: None,
+        started: None,
     }
 }
 
@@ -616,4 +617,38 @@ fn the_grace_age_keeps_young_containers() {
     snap.containers[1].created = None;
     let p = plan::plan(&snap, &analyze(&snap), &young);
     assert_eq!(names(&p), ["kill docker-proxy pid 50"]);
+}
+
+#[test]
+fn older_than_keeps_fresh_holders_containers_and_processes() {
+    let mut snap = scene();
+    snap.taken_at = Some(1_795_614_697); // 2026-11-25T13:51:37Z
+    snap.containers[1].created = Some("2026-11-25T13:00:00Z".into()); // 51 min old
+    snap.host.processes.get_mut(&50).unwrap().started = Some(1_795_614_697 - 600); // 10 min
+    let policy = |limit: u64| Filters {
+        older_than: Some(Duration::from_secs(limit)),
+        ..Filters::default()
+    };
+    let p = plan::plan(&snap, &analyze(&snap), &policy(1800));
+    assert_eq!(names(&p), ["remove container old"]);
+    assert!(
+        p.kept.iter().any(|k| k.reason
+            == "docker-proxy pid 50 started 10 min ago, not older than --older-than 1800s"),
+        "{:?}",
+        p.kept
+    );
+    let p = plan::plan(&snap, &analyze(&snap), &policy(3600));
+    assert!(names(&p).is_empty());
+    assert!(
+        p.kept
+            .iter()
+            .any(|k| k.reason == "created 51 min ago, not older than --older-than 3600s"),
+        "{:?}",
+        p.kept
+    );
+    let p = plan::plan(&snap, &analyze(&snap), &policy(60));
+    assert_eq!(
+        names(&p),
+        ["kill docker-proxy pid 50", "remove container old"]
+    );
 }
