@@ -107,6 +107,28 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             &crate::config::Verb::free(&args),
         ),
         Some(Command::Why(args)) => why(&global, &args),
+        Some(Command::Baseline(crate::cli::BaselineCommand::Save { file })) => {
+            let snapshot = gather(&global, crate::host::Owners::All)?;
+            if !snapshot.engines_complete() {
+                crate::messages::stderr_line(&format!(
+                    "portreap: a baseline needs the engine's whole answer ({})",
+                    report::table::engine_line(&snapshot)
+                ));
+                return Ok(Exit::EngineUnreachable);
+            }
+            let baseline = crate::prune::baseline::record(&snapshot);
+            let mut text = serde_json::to_string_pretty(&baseline)?;
+            text.push('\n');
+            std::fs::write(&file, text)
+                .with_context(|| format!("cannot write the baseline to {}", file.display()))?;
+            crate::messages::note(&format!(
+                "baseline: {} containers, {} processes holding sockets, saved to {}",
+                baseline.containers.len(),
+                baseline.processes.len(),
+                file.display()
+            ));
+            Ok(Exit::Ok)
+        }
         Some(Command::Completions { shell }) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "portreap", &mut out);
@@ -338,6 +360,17 @@ fn act(
     let analysis = analyze(&snapshot);
     let plan = match verb {
         Verb::Prune(filters) => crate::prune::plan(&snapshot, &analysis, filters),
+        Verb::Since {
+            baseline,
+            kill_processes,
+            filters,
+        } => crate::prune::baseline::plan_since(
+            &snapshot,
+            &analysis,
+            baseline,
+            *kill_processes,
+            filters,
+        ),
         Verb::Free {
             ports,
             kill_processes,
@@ -360,7 +393,7 @@ fn act(
                 .into_iter()
                 .map(|(proto, port)| (proto, port, port_is_free(proto, port)))
                 .collect(),
-            Verb::Prune(_) => Vec::new(),
+            Verb::Prune(_) | Verb::Since { .. } => Vec::new(),
         }
     };
     let emit = |reports: &[Report],
@@ -388,7 +421,7 @@ fn act(
         }
         if let Some((path, append)) = &options.summary {
             let title = match verb {
-                Verb::Prune(_) => "prune",
+                Verb::Prune(_) | Verb::Since { .. } => "prune",
                 Verb::Free { .. } => "free",
             };
             let text = report::prune::markdown(&snapshot, &plan, reports, dry_run, title);
@@ -407,7 +440,9 @@ fn act(
     };
     let verdict = |reports: &[Report], free: &[(crate::model::Proto, u16, bool)]| -> Exit {
         let ok = match verb {
-            Verb::Prune(_) => reports.iter().all(|r| r.outcome == Outcome::Done),
+            Verb::Prune(_) | Verb::Since { .. } => {
+                reports.iter().all(|r| r.outcome == Outcome::Done)
+            }
             Verb::Free { .. } => free.iter().all(|(_, _, f)| *f),
         };
         if ok {
@@ -418,7 +453,7 @@ fn act(
     };
 
     let nothing = match verb {
-        Verb::Prune(_) => "Nothing to prune.",
+        Verb::Prune(_) | Verb::Since { .. } => "Nothing to prune.",
         Verb::Free { .. } => "Nothing to act on.",
     };
     let plan_text = report::prune::plan_text(&snapshot, &plan, nothing);

@@ -98,6 +98,9 @@ pub enum Command {
     /// Free the named ports, whatever holds them: containers (even healthy ones), stale
     /// proxies, and with --kill-processes plain processes. Never the engine or PID 1.
     Free(FreeArgs),
+    /// Record or use a CI baseline: the port holders a host had when a job started.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -203,6 +206,15 @@ pub struct PruneArgs {
     #[arg(long, value_name = "KEY[=VALUE]", value_parser = crate::prune::plan::parse_label)]
     pub label: Vec<(String, Option<String>)>,
 
+    /// Act on every port holder that was not in this baseline (`baseline save`), whatever
+    /// its health, and on nothing that was: the cleanup step of a CI job.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["include_suspects", "kind"])]
+    pub since_baseline: Option<std::path::PathBuf>,
+
+    /// With --since-baseline, also signal plain processes started after the baseline.
+    #[arg(long, requires = "since_baseline")]
+    pub kill_processes: bool,
+
     /// Leave containers created less than this long ago (a compose up may be starting
     /// them); 0s turns the guard off.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
@@ -249,6 +261,17 @@ pub struct WhyArgs {
     /// The scan document restricted to these ports, with a `why` section.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `baseline` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Save the host's port holders (container ids, process identities) to FILE; at the
+    /// end of the job, `prune --since-baseline FILE` removes what the job left.
+    Save {
+        /// Where to write it (JSON).
+        file: std::path::PathBuf,
+    },
 }
 
 /// Hidden developer tools.

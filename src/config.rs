@@ -223,6 +223,15 @@ fn merged(specs: &[PortSpec]) -> Option<PortSpec> {
 pub enum Verb {
     /// `prune`: findings, filtered.
     Prune(crate::prune::Filters),
+    /// `prune --since-baseline`: every holder the baseline does not know.
+    Since {
+        /// The baseline.
+        baseline: crate::prune::baseline::Baseline,
+        /// Plain processes too.
+        kill_processes: bool,
+        /// Narrowing by port, project and label.
+        filters: crate::prune::Filters,
+    },
     /// `free`: whatever holds these ports.
     Free {
         /// The ports.
@@ -235,6 +244,30 @@ pub enum Verb {
 impl Verb {
     /// `prune` options.
     pub fn prune(args: &crate::cli::PruneArgs) -> Result<Self, UsageError> {
+        if let Some(path) = &args.since_baseline {
+            let raw = std::fs::read(path).map_err(|e| {
+                UsageError(format!(
+                    "--since-baseline: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let baseline = serde_json::from_slice(&raw).map_err(|e| {
+                UsageError(format!(
+                    "--since-baseline: {} is not a portreap baseline: {e}",
+                    path.display()
+                ))
+            })?;
+            return Ok(Verb::Since {
+                baseline,
+                kill_processes: args.kill_processes,
+                filters: crate::prune::Filters {
+                    ports: merged(&args.port),
+                    project: args.project.clone(),
+                    labels: args.label.clone(),
+                    ..crate::prune::Filters::default()
+                },
+            });
+        }
         let min_age = if args.min_age.trim() == "0" || args.min_age.trim() == "0s" {
             Duration::ZERO
         } else {

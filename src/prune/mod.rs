@@ -1,5 +1,6 @@
 //! `prune`: plan (pure) → confirm → re-check and act → verify.
 
+pub mod baseline;
 pub mod execute;
 pub mod lock;
 pub mod plan;

@@ -161,14 +161,14 @@ pub struct Plan {
 }
 
 /// The keep label's value, when it protects the container.
-fn keep_label(c: &Container) -> Option<&str> {
+pub(crate) fn keep_label(c: &Container) -> Option<&str> {
     c.labels
         .get(KEEP_LABEL)
         .map(String::as_str)
         .filter(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
 
-fn process_action(
+pub(crate) fn process_action(
     process: &crate::model::Process,
     kinds: Vec<Kind>,
     ports: Vec<PortRef>,
@@ -187,7 +187,7 @@ fn process_action(
 }
 
 /// Stop or remove `c` (a dead container can only be removed), if `expect` still holds.
-fn container_action(
+pub(crate) fn container_action(
     c: &Container,
     index: usize,
     kinds: Vec<Kind>,
@@ -236,9 +236,13 @@ fn selected(f: &Finding, snapshot: &Snapshot, filters: &Filters) -> bool {
         return true;
     }
     // Project and label filters select containers; a process finding never matches them.
-    let Some(c) = f.container.and_then(|i| snapshot.containers.get(i)) else {
-        return false;
-    };
+    f.container
+        .and_then(|i| snapshot.containers.get(i))
+        .is_some_and(|c| container_selected(c, filters))
+}
+
+/// Whether a container passes the project and label filters.
+pub(crate) fn container_selected(c: &Container, filters: &Filters) -> bool {
     if let Some(project) = &filters.project {
         if c.compose_project() != Some(project.as_str()) {
             return false;

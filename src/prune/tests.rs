@@ -652,3 +652,43 @@ fn older_than_keeps_fresh_holders_containers_and_processes() {
         ["kill docker-proxy pid 50", "remove container old"]
     );
 }
+
+#[test]
+fn since_baseline_acts_on_what_is_new_and_keeps_the_rest() {
+    use super::baseline::{plan_since, record};
+    let snap = scene();
+    let analysis = analyze(&snap);
+    // Everything existed at the baseline: nothing to do, containers holding ports kept.
+    let p = plan_since(&snap, &analysis, &record(&snap), false, &Filters::default());
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(p
+        .kept
+        .iter()
+        .all(|k| k.reason == "in the baseline: not created by this job"));
+    // An empty baseline: every holder is the job's, healthy or not; the keep label still
+    // protects...
+    let empty = super::baseline::Baseline::default();
+    let p = plan_since(&snap, &analysis, &empty, false, &Filters::default());
+    let mut got = names(&p);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "kill docker-proxy pid 50",
+            "remove container admin",
+            "remove container old"
+        ]
+    );
+    assert!(p
+        .kept
+        .iter()
+        .any(|k| k.reason == "label portreap.keep=true"));
+    // ...and label narrowing leaves processes out.
+    let team = Filters {
+        labels: vec![("team".into(), Some("db".into()))],
+        ..Filters::default()
+    };
+    let p = plan_since(&snap, &analysis, &empty, false, &team);
+    assert!(names(&p).is_empty());
+    assert_eq!(p.kept.len(), 1);
+}
