@@ -515,7 +515,11 @@ fn act(
         .build()
         .context("cannot start the async runtime")?;
     let reports = runtime.block_on(crate::prune::execute(&system, &plan, timing, |r| {
-        say(options.json, &report::prune::progress_line(r));
+        if options.log_json {
+            crate::messages::stderr_line(&report::prune::log_line(r));
+        } else {
+            say(options.json, &report::prune::progress_line(r));
+        }
     }));
     say(options.json, &report::prune::summary(&reports));
     let free = named_ports_free();

@@ -169,6 +169,11 @@ pub struct ActArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// How to log each action as it completes: `text` lines, or `json` lines on stderr
+    /// (for cron and log collectors).
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"], default_value = "text")]
+    pub log_format: String,
+
     /// Also write the JSON report to this file (whatever goes to stdout).
     #[arg(long, value_name = "FILE")]
     pub report: Option<std::path::PathBuf>,

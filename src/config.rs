@@ -172,6 +172,8 @@ pub struct Act {
     pub wait: Duration,
     /// Pause before acting (tests).
     pub act_delay: Option<Duration>,
+    /// Log each action as a JSON line on stderr.
+    pub log_json: bool,
     /// Where to write the JSON report as well.
     pub report: Option<PathBuf>,
     /// Where the Markdown summary goes, and whether to append (GitHub's step summary).
@@ -201,6 +203,7 @@ impl Act {
                 .as_deref()
                 .map(|d| duration("debug-act-delay", d))
                 .transpose()?,
+            log_json: args.log_format == "json",
             report: args.report.clone(),
             summary: match (
                 &args.summary_markdown,

@@ -781,3 +781,42 @@ fn older_than_leaves_fresh_holders_to_their_developer() {
     assert_eq!(code, 0, "{doc:#}");
     assert_done_and_free(only_action(&doc));
 }
+
+#[test]
+fn json_log_lines_for_cron() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = unique("log");
+    let name = unique("log");
+    labelled(&mut cleanup, &name, &tag, &[]);
+    docker(&["pause", &name]);
+    let out = portreap()
+        .args([
+            "prune",
+            "--yes",
+            "--grace",
+            "1s",
+            "--min-age",
+            "0s",
+            "--include-suspects",
+        ])
+        .args(["--label", &label(&tag), "--log-format", "json", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(event["event"], "action");
+    assert_eq!(event["outcome"], "done");
+    assert_eq!(event["target"], format!("remove container {name}"));
+    assert!(event["ts"].as_u64().unwrap() > 1_700_000_000);
+    // stdout still carries only the report.
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["actions"][0]["outcome"], "done");
+}

@@ -89,6 +89,26 @@ pub fn progress_line(report: &Report) -> String {
     }
 }
 
+/// One action as a JSON line, for log collectors (`--log-format json`).
+pub fn log_line(report: &Report) -> String {
+    let a = &report.action;
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    serde_json::json!({
+        "ts": ts,
+        "event": "action",
+        "action": a.action().as_str(),
+        "target": a.describe(),
+        "kinds": a.kinds.iter().map(|k| k.id()).collect::<Vec<_>>(),
+        "ports": a.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "outcome": report.outcome.as_str(),
+        "detail": report.outcome.detail(),
+        "port_free_after": report.port_free_after,
+    })
+    .to_string()
+}
+
 /// `3 done, 1 skipped, 0 failed.`
 pub fn summary(reports: &[Report]) -> String {
     let count = |f: fn(&Outcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
