@@ -99,7 +99,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Some(Command::Prune(args)) => act(
             &global,
             &crate::config::Act::new(&args.act)?,
-            &crate::config::Verb::prune(&args)?,
+            &crate::config::Verb::prune(
+                &args,
+                crate::settings::load(global.config.as_deref())?.as_ref(),
+            )?,
         ),
         Some(Command::Free(args)) => act(
             &global,
@@ -127,6 +130,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
                 baseline.processes.len(),
                 file.display()
             ));
+            Ok(Exit::Ok)
+        }
+        Some(Command::Config) => {
+            let loaded = crate::settings::load(global.config.as_deref())?;
+            let (_, settings) = crate::config::prune_filters(None, loaded.as_ref())?;
+            let mut text = match &loaded {
+                Some(l) => format!("config file: {}\n", l.path.display()),
+                None => "config file: none\n".to_owned(),
+            };
+            for s in settings {
+                text.push_str(&format!(
+                    "prune.{:<18} {:<36} ({})\n",
+                    s.name, s.value, s.source
+                ));
+            }
+            write_stdout(&text)?;
             Ok(Exit::Ok)
         }
         Some(Command::Completions { shell }) => {

@@ -56,6 +56,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub all_engines: bool,
 
+    /// Config file for unattended runs (TOML; default: $XDG_CONFIG_HOME/portreap/config.toml
+    /// when it exists). Flags override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
     /// Bound on every engine call (e.g. 5s, 500ms, 2m).
     #[arg(long, global = true, value_name = "DURATION", default_value = "5s")]
     pub timeout: String,
@@ -101,6 +106,9 @@ pub enum Command {
     /// Record or use a CI baseline: the port holders a host had when a job started.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Print the effective prune settings and where each comes from (flag, config file,
+    /// default).
+    Config,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -222,8 +230,8 @@ pub struct PruneArgs {
 
     /// Leave containers created less than this long ago (a compose up may be starting
     /// them); 0s turns the guard off.
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
-    pub min_age: String,
+    #[arg(long, value_name = "DURATION")]
+    pub min_age: Option<String>,
 
     /// Act only on holders older than this (containers by creation, processes by start),
     /// e.g. 30m, 2h, 7d: a cron job never races a developer's fresh `compose up`.

@@ -37,6 +37,8 @@ pub struct Global {
     pub snapshot: Option<PathBuf>,
     /// Query every local engine socket too.
     pub all_engines: bool,
+    /// The config file asked for.
+    pub config: Option<PathBuf>,
 }
 
 impl Global {
@@ -54,6 +56,7 @@ impl Global {
             proc_root: args.proc_root.clone(),
             snapshot: args.snapshot.clone(),
             all_engines: args.all_engines,
+            config: args.config.clone(),
         })
     }
 
@@ -245,8 +248,11 @@ pub enum Verb {
 }
 
 impl Verb {
-    /// `prune` options.
-    pub fn prune(args: &crate::cli::PruneArgs) -> Result<Self, UsageError> {
+    /// `prune` options, with the config file's defaults under the flags.
+    pub fn prune(
+        args: &crate::cli::PruneArgs,
+        loaded: Option<&crate::settings::Loaded>,
+    ) -> Result<Self, UsageError> {
         if let Some(path) = &args.since_baseline {
             let raw = std::fs::read(path).map_err(|e| {
                 UsageError(format!(
@@ -271,26 +277,8 @@ impl Verb {
                 },
             });
         }
-        let min_age = if args.min_age.trim() == "0" || args.min_age.trim() == "0s" {
-            Duration::ZERO
-        } else {
-            parse_duration(&args.min_age).map_err(|e| UsageError(format!("--min-age: {e}")))?
-        };
-        let older_than = args
-            .older_than
-            .as_deref()
-            .map(|d| parse_duration(d).map_err(|e| UsageError(format!("--older-than: {e}"))))
-            .transpose()?;
-        Ok(Verb::Prune(crate::prune::Filters {
-            min_age,
-            older_than,
-            include_suspects: args.include_suspects,
-            kinds: args.kind.clone(),
-            ports: merged(&args.port),
-            project: args.project.clone(),
-            labels: args.label.clone(),
-            stop_only: args.act.stop_only,
-        }))
+        let (filters, _) = prune_filters(Some(args), loaded)?;
+        Ok(Verb::Prune(filters))
     }
 
     /// `free` options.
@@ -300,4 +288,160 @@ impl Verb {
             kill_processes: args.kill_processes,
         }
     }
+}
+
+/// One effective setting, for `portreap config`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    /// Its name in the config file.
+    pub name: &'static str,
+    /// Its value, as text.
+    pub value: String,
+    /// `--flag`, the config file's path, or `default`.
+    pub source: String,
+}
+
+fn parse_min_age(text: &str) -> Result<Duration, String> {
+    if matches!(text.trim(), "0" | "0s") {
+        Ok(Duration::ZERO)
+    } else {
+        parse_duration(text)
+    }
+}
+
+/// The prune filters from flags over the config file over the defaults, and where each
+/// setting came from. `args` is `None` for `portreap config`.
+pub fn prune_filters(
+    args: Option<&crate::cli::PruneArgs>,
+    loaded: Option<&crate::settings::Loaded>,
+) -> Result<(crate::prune::Filters, Vec<Setting>), UsageError> {
+    use crate::prune::plan::{parse_kind, parse_label, Protect};
+    let file = loaded.map(|l| &l.file.prune);
+    let from_file = || loaded.map_or_else(String::new, |l| l.path.display().to_string());
+    let bad = |key: &str, e: String| match loaded {
+        Some(l) => l.error(key, &e),
+        None => UsageError(e),
+    };
+    let mut settings = Vec::new();
+    let mut note = |name, value: String, source: String| {
+        settings.push(Setting {
+            name,
+            value,
+            source,
+        })
+    };
+
+    let (include_suspects, source) = match (
+        args.is_some_and(|a| a.include_suspects),
+        file.and_then(|f| f.include_suspects),
+    ) {
+        (true, _) => (true, "--include-suspects".to_owned()),
+        (false, Some(v)) => (v, from_file()),
+        (false, None) => (false, "default".to_owned()),
+    };
+    note("include_suspects", include_suspects.to_string(), source);
+
+    let (kinds, source) = match (
+        args.map(|a| a.kind.clone()).filter(|k| !k.is_empty()),
+        file.and_then(|f| f.kinds.as_ref()),
+    ) {
+        (Some(k), _) => (k, "--kind".to_owned()),
+        (None, Some(names)) => (
+            names
+                .iter()
+                .map(|n| parse_kind(n).map_err(|e| bad("kinds", e)))
+                .collect::<Result<Vec<_>, _>>()?,
+            from_file(),
+        ),
+        (None, None) => (Vec::new(), "default".to_owned()),
+    };
+    note(
+        "kinds",
+        if kinds.is_empty() {
+            "leaks (and suspects if included)".into()
+        } else {
+            kinds.iter().map(|k| k.id()).collect::<Vec<_>>().join(",")
+        },
+        source,
+    );
+
+    let (older_than, source) = match (
+        args.and_then(|a| a.older_than.as_deref()),
+        file.and_then(|f| f.older_than.as_deref()),
+    ) {
+        (Some(t), _) => (
+            Some(parse_duration(t).map_err(|e| UsageError(format!("--older-than: {e}")))?),
+            "--older-than".to_owned(),
+        ),
+        (None, Some(t)) => (
+            Some(parse_duration(t).map_err(|e| bad("older_than", e))?),
+            from_file(),
+        ),
+        (None, None) => (None, "default".to_owned()),
+    };
+    note(
+        "older_than",
+        older_than.map_or("none".into(), |d| format!("{}s", d.as_secs())),
+        source,
+    );
+
+    let (min_age, source) = match (
+        args.and_then(|a| a.min_age.as_deref()),
+        file.and_then(|f| f.min_age.as_deref()),
+    ) {
+        (Some(t), _) => (
+            parse_min_age(t).map_err(|e| UsageError(format!("--min-age: {e}")))?,
+            "--min-age".to_owned(),
+        ),
+        (None, Some(t)) => (
+            parse_min_age(t).map_err(|e| bad("min_age", e))?,
+            from_file(),
+        ),
+        (None, None) => (Duration::from_secs(30), "default".to_owned()),
+    };
+    note("min_age", format!("{}s", min_age.as_secs()), source);
+
+    let mut protect = Protect::default();
+    if let Some(f) = file {
+        protect.projects = f.protect_projects.clone();
+        protect.images = f.protect_images.clone();
+        protect.ports = f
+            .protect_ports
+            .as_deref()
+            .map(|p| {
+                p.parse::<PortSpec>()
+                    .map_err(|e| bad("protect_ports", e.to_string()))
+            })
+            .transpose()?;
+        protect.labels = f
+            .keep_labels
+            .iter()
+            .map(|l| parse_label(l).map_err(|e| bad("keep_labels", e)))
+            .collect::<Result<_, _>>()?;
+        let src = from_file();
+        note(
+            "protect_projects",
+            f.protect_projects.join(","),
+            src.clone(),
+        );
+        note("protect_images", f.protect_images.join(","), src.clone());
+        note(
+            "protect_ports",
+            f.protect_ports.clone().unwrap_or_default(),
+            src.clone(),
+        );
+        note("keep_labels", f.keep_labels.join(","), src);
+    }
+    let filters = crate::prune::Filters {
+        include_suspects,
+        kinds,
+        older_than,
+        min_age,
+        protect,
+        ports: args.and_then(|a| merged(&a.port)),
+        project: args.and_then(|a| a.project.clone()),
+        labels: args.map(|a| a.label.clone()).unwrap_or_default(),
+        stop_only: args.is_some_and(|a| a.act.stop_only),
+    };
+    Ok((filters, settings))
 }

@@ -13,6 +13,7 @@ pub mod model;
 pub mod portspec;
 pub mod prune;
 pub mod report;
+pub mod settings;
 
 mod app;
 

@@ -448,3 +448,72 @@ fn a_panic_is_one_line_and_a_failure() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn the_config_file_sets_defaults_flags_win_and_errors_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[prune]\ninclude_suspects = true\nolder_than = \"2h\"\nprotect_ports = \"5432\"\n",
+    )
+    .unwrap();
+    let out = portreap()
+        .args(["config", "--config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("prune.include_suspects   true"), "{text}");
+    assert!(text.contains(&format!("({})", good.display())), "{text}");
+    assert!(
+        text.contains("prune.min_age            30s") && text.contains("(default)"),
+        "{text}"
+    );
+    // The XDG default location is read when present.
+    let xdg = dir.path().join("xdg");
+    std::fs::create_dir_all(xdg.join("portreap")).unwrap();
+    std::fs::copy(&good, xdg.join("portreap/config.toml")).unwrap();
+    let out = portreap()
+        .arg("config")
+        .env("XDG_CONFIG_HOME", &xdg)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("prune.older_than         7200s"));
+
+    for (text, expect) in [
+        (
+            "[prune]\ninclude_suspects = true\nbogus = 1\n",
+            ":3: unknown field `bogus`",
+        ),
+        (
+            "[prune]\nkinds = [\"nope\"]\n",
+            ":2: kinds: unknown kind 'nope'",
+        ),
+        (
+            "[prune]\n\nolder_than = \"soon\"\n",
+            ":3: older_than: 'soon' is not a duration",
+        ),
+        ("[prune\n", ":1:"),
+    ] {
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, text).unwrap();
+        let out = portreap()
+            .args(["config", "--config", bad.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}{expect}", bad.display())),
+            "{stderr}"
+        );
+    }
+    let out = portreap()
+        .args(["config", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -820,3 +820,64 @@ fn json_log_lines_for_cron() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["actions"][0]["outcome"], "done");
 }
+
+#[test]
+fn the_config_file_drives_an_unattended_prune() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = unique("conf");
+    let name = unique("conf");
+    labelled(&mut cleanup, &name, &tag, &[]);
+    docker(&["pause", &name]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    // Suspects included and no grace age, by the file; the label protects.
+    std::fs::write(
+        &config,
+        format!(
+            "[prune]\ninclude_suspects = true\nmin_age = \"0s\"\nkeep_labels = [\"{}\"]\n",
+            label(&tag)
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = portreap()
+            .args([
+                "prune",
+                "--json",
+                "--yes",
+                "--grace",
+                "1s",
+                "--label",
+                &label(&tag),
+                "--config",
+                config.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code().unwrap(), doc)
+    };
+    let (code, doc) = run(&[]);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(doc["actions"], serde_json::json!([]));
+    assert!(
+        doc["kept"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("protected by the config file: label portreap.test"),
+        "{doc:#}"
+    );
+    // Without the protection, the file's include_suspects makes the paused container a target.
+    std::fs::write(
+        &config,
+        "[prune]\ninclude_suspects = true\nmin_age = \"0s\"\n",
+    )
+    .unwrap();
+    let (code, doc) = run(&[]);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_done_and_free(only_action(&doc));
+}

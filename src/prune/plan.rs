@@ -31,6 +31,55 @@ pub struct Filters {
     /// Act only on holders older than this (containers by creation, processes by start):
     /// a cron job's policy, on top of `min_age`.
     pub older_than: Option<std::time::Duration>,
+    /// What the config file protects.
+    pub protect: Protect,
+}
+
+/// Holders the config file says are never acted on.
+#[derive(Clone, Debug, Default)]
+pub struct Protect {
+    /// Compose projects.
+    pub projects: Vec<String>,
+    /// Images, as the container names them.
+    pub images: Vec<String>,
+    /// Ports.
+    pub ports: Option<PortSpec>,
+    /// Labels (`KEY` or `KEY=VALUE`) that protect like `portreap.keep`.
+    pub labels: Vec<(String, Option<String>)>,
+}
+
+impl Protect {
+    /// Why a container is protected, if it is.
+    fn container(&self, c: &Container, ports: &[PortRef]) -> Option<String> {
+        if let Some(p) = c
+            .compose_project()
+            .filter(|p| self.projects.iter().any(|q| q == p))
+        {
+            return Some(format!("protected by the config file: compose project {p}"));
+        }
+        if self.images.contains(&c.image) {
+            return Some(format!("protected by the config file: image {}", c.image));
+        }
+        let labelled = |(k, v): &&(String, Option<String>)| match (c.labels.get(k), v) {
+            (Some(_), None) => true,
+            (Some(have), Some(want)) => have == want,
+            (None, _) => false,
+        };
+        if let Some((k, _)) = self.labels.iter().find(labelled) {
+            return Some(format!("protected by the config file: label {k}"));
+        }
+        self.ports(ports)
+    }
+
+    /// Why ports are protected, if one is.
+    fn ports(&self, ports: &[PortRef]) -> Option<String> {
+        let spec = self.ports.as_ref()?;
+        let hit = ports.iter().find(|p| spec.matches(p.proto, p.port))?;
+        Some(format!(
+            "protected by the config file: port {}/{}",
+            hit.port, hit.proto
+        ))
+    }
 }
 
 /// What to do to a container.
@@ -313,6 +362,15 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
                             port: e.port,
                         })
                         .collect();
+                    if let Some(why) = filters.protect.ports(&ports) {
+                        out.kept.push(Held {
+                            kinds: vec![f.kind],
+                            ports,
+                            container: None,
+                            reason: why,
+                        });
+                        continue;
+                    }
                     if let Some(limit) = filters.older_than {
                         let age = process
                             .started
@@ -350,6 +408,15 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
                 ports,
                 container: Some(index),
                 reason: format!("label {KEEP_LABEL}={label}"),
+            });
+            continue;
+        }
+        if let Some(why) = filters.protect.container(c, &ports) {
+            out.kept.push(Held {
+                kinds,
+                ports,
+                container: Some(index),
+                reason: why,
             });
             continue;
         }

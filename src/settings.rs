@@ -1,0 +1,107 @@
+//! The config file for unattended runs (TOML): defaults for `prune` that flags override.
+//! `--config FILE`, else `$XDG_CONFIG_HOME/portreap/config.toml` (default
+//! `~/.config/portreap/config.toml`) when it exists.
+//!
+//! ```toml
+//! [prune]
+//! include_suspects = true
+//! kinds = ["orphaned-proxy", "dead-container"]
+//! older_than = "30m"
+//! min_age = "1m"
+//! protect_projects = ["db"]
+//! protect_images = ["postgres:16"]
+//! protect_ports = "5432,6379"
+//! keep_labels = ["team=data"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::UsageError;
+
+/// The file's contents.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// Defaults for `prune`.
+    #[serde(default)]
+    pub prune: PruneFile,
+}
+
+/// `[prune]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneFile {
+    /// Act on suspects too.
+    pub include_suspects: Option<bool>,
+    /// Only these kinds.
+    pub kinds: Option<Vec<String>>,
+    /// Only holders older than this.
+    pub older_than: Option<String>,
+    /// The grace age.
+    pub min_age: Option<String>,
+    /// Compose projects never acted on.
+    #[serde(default)]
+    pub protect_projects: Vec<String>,
+    /// Images never acted on.
+    #[serde(default)]
+    pub protect_images: Vec<String>,
+    /// Ports never acted on.
+    pub protect_ports: Option<String>,
+    /// Labels (`KEY` or `KEY=VALUE`) that protect a container, besides `portreap.keep`.
+    #[serde(default)]
+    pub keep_labels: Vec<String>,
+}
+
+/// A loaded file and where it came from.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its text, for error positions.
+    pub text: String,
+    /// Its contents.
+    pub file: File,
+}
+
+impl Loaded {
+    /// `FILE:LINE: key: message` for a bad value of `key`.
+    pub fn error(&self, key: &str, message: &str) -> UsageError {
+        let line = self
+            .text
+            .lines()
+            .position(|l| l.trim_start().starts_with(key) && l.contains('='))
+            .map_or(0, |i| i + 1);
+        UsageError(format!("{}:{line}: {key}: {message}", self.path.display()))
+    }
+}
+
+fn default_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")))?;
+    Some(base.join("portreap").join("config.toml"))
+}
+
+/// Loads the config: the explicit one must exist; the default one may not.
+pub fn load(explicit: Option<&Path>) -> Result<Option<Loaded>, UsageError> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => match default_path() {
+            Some(p) if p.exists() => p,
+            _ => return Ok(None),
+        },
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| UsageError(format!("--config: cannot read {}: {e}", path.display())))?;
+    let file: File = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(0, |span| {
+            text[..span.start.min(text.len())].matches('\n').count() + 1
+        });
+        let message = e.message().replace('\n', " ");
+        UsageError(format!("{}:{line}: {}", path.display(), message.trim()))
+    })?;
+    Ok(Some(Loaded { path, text, file }))
+}
