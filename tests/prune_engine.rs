@@ -735,6 +735,9 @@ fn older_than_leaves_fresh_holders_to_their_developer() {
     let name = unique("older");
     labelled(&mut cleanup, &name, &tag, &[]);
     docker(&["pause", &name]);
+    // The dev host's long-lived healthy service, of the same owner.
+    let service = unique("olderservice");
+    labelled(&mut cleanup, &service, &tag, &[]);
     let port = free_port();
     let _proxy = stale_proxy("tcp", "127.0.0.1", port, "172.17.255.239");
     let (code, doc) = prune(&[
@@ -780,6 +783,11 @@ fn older_than_leaves_fresh_holders_to_their_developer() {
     ]);
     assert_eq!(code, 0, "{doc:#}");
     assert_done_and_free(only_action(&doc));
+    assert_eq!(
+        state(&service),
+        "running",
+        "a healthy service survives the cron policy"
+    );
 }
 
 #[test]
