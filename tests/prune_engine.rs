@@ -56,6 +56,14 @@ fn labelled(cleanup: &mut Cleanup, name: &str, tag: &str, args: &[&str]) -> u16 
     port
 }
 
+/// A paused container of this test (a `paused-container` suspect), and its label tag.
+fn paused(cleanup: &mut Cleanup, what: &str) -> (String, String) {
+    let (tag, name) = (unique(what), unique(what));
+    labelled(cleanup, &name, &tag, &[]);
+    docker(&["pause", &name]);
+    (tag, name)
+}
+
 fn only_action(doc: &Value) -> &Value {
     let actions = doc["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 1, "{doc:#}");
@@ -578,10 +586,7 @@ fn on_a_terminal_prune_asks_first() {
         return;
     }
     let mut cleanup = Cleanup::default();
-    let tag = unique("ask");
-    let name = unique("ask");
-    labelled(&mut cleanup, &name, &tag, &[]);
-    docker(&["pause", &name]);
+    let (tag, name) = paused(&mut cleanup, "ask");
     let args = format!("--include-suspects --label {}", label(&tag));
     let screen = prune_on_a_terminal(&args, "n\n");
     assert!(
@@ -603,10 +608,7 @@ fn a_container_younger_than_the_grace_age_is_left_alone_unless_asked() {
         return;
     }
     let mut cleanup = Cleanup::default();
-    let tag = unique("young");
-    let name = unique("young");
-    labelled(&mut cleanup, &name, &tag, &[]);
-    docker(&["pause", &name]);
+    let (tag, name) = paused(&mut cleanup, "young");
     // Default guard: 30 s. A container a compose up just started is not touched.
     let out = portreap()
         .args([
@@ -731,10 +733,7 @@ fn older_than_leaves_fresh_holders_to_their_developer() {
         return;
     }
     let mut cleanup = Cleanup::default();
-    let tag = unique("older");
-    let name = unique("older");
-    labelled(&mut cleanup, &name, &tag, &[]);
-    docker(&["pause", &name]);
+    let (tag, name) = paused(&mut cleanup, "older");
     // The dev host's long-lived healthy service, of the same owner.
     let service = unique("olderservice");
     labelled(&mut cleanup, &service, &tag, &[]);
@@ -796,10 +795,7 @@ fn json_log_lines_for_cron() {
         return;
     }
     let mut cleanup = Cleanup::default();
-    let tag = unique("log");
-    let name = unique("log");
-    labelled(&mut cleanup, &name, &tag, &[]);
-    docker(&["pause", &name]);
+    let (tag, name) = paused(&mut cleanup, "log");
     let out = portreap()
         .args([
             "prune",
@@ -835,10 +831,7 @@ fn the_config_file_drives_an_unattended_prune() {
         return;
     }
     let mut cleanup = Cleanup::default();
-    let tag = unique("conf");
-    let name = unique("conf");
-    labelled(&mut cleanup, &name, &tag, &[]);
-    docker(&["pause", &name]);
+    let (tag, _name) = paused(&mut cleanup, "conf");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     // Suspects included and no grace age, by the file; the label protects.
