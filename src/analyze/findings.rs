@@ -246,11 +246,7 @@ fn orphaned_proxies(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
             let mut pids: Vec<u32> = entries.iter().flat_map(|e| e.pids.iter().copied()).collect();
             pids.sort_unstable();
             pids.dedup();
-            let listen = entries
-                .iter()
-                .map(|e| SocketAddr::new(e.ip, e.port).to_string())
-                .collect::<Vec<_>>()
-                .join(" and ");
+            let listen = listening(&entries);
             let pid_list = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
             let why = match to {
                 Some(to) => {
@@ -268,28 +264,48 @@ fn orphaned_proxies(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
                 }
                 None => format!("listens on {listen}; no container publishes {port}/{proto}"),
             };
-            let mut reason = format!("docker-proxy pid {pid_list} {why}");
-            let protected: Vec<String> = pids
-                .iter()
-                .filter_map(|pid| snapshot.host.processes.get(pid))
-                .filter_map(never_act)
-                .collect();
-            let action = if protected.is_empty() {
-                Action::KillProcess
-            } else {
-                reason.push_str(&format!("; not acted on: {}", protected.join(", ")));
-                Action::None
-            };
-            Finding {
-                kind: Kind::OrphanedProxy,
-                ports: entries.iter().map(|e| port_ref(e)).collect(),
-                container: None,
-                pids,
-                reason,
-                action,
-            }
+            let reason = format!("docker-proxy pid {pid_list} {why}");
+            orphaned_forwarder(snapshot, &entries, pids, reason)
         })
         .collect()
+}
+
+/// `0.0.0.0:3105 and [::]:3105`.
+fn listening(entries: &[&PortEntry]) -> String {
+    entries
+        .iter()
+        .map(|e| SocketAddr::new(e.ip, e.port).to_string())
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// The `orphaned-proxy` finding for forwarders `pids` holding `entries`: a kill, unless one
+/// of them is on the never-act list, which the reason then says.
+fn orphaned_forwarder(
+    snapshot: &Snapshot,
+    entries: &[&PortEntry],
+    pids: Vec<u32>,
+    mut reason: String,
+) -> Finding {
+    let protected: Vec<String> = pids
+        .iter()
+        .filter_map(|pid| snapshot.host.processes.get(pid))
+        .filter_map(never_act)
+        .collect();
+    let action = if protected.is_empty() {
+        Action::KillProcess
+    } else {
+        reason.push_str(&format!("; not acted on: {}", protected.join(", ")));
+        Action::None
+    };
+    Finding {
+        kind: Kind::OrphanedProxy,
+        ports: entries.iter().map(|e| port_ref(e)).collect(),
+        container: None,
+        pids,
+        reason,
+        action,
+    }
 }
 
 /// A Podman `conmon` holding published ports for a container the (Podman) engine no longer
@@ -307,11 +323,7 @@ fn orphaned_conmons(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
     groups
         .into_iter()
         .map(|((pid, id), entries)| {
-            let listen = entries
-                .iter()
-                .map(|e| SocketAddr::new(e.ip, e.port).to_string())
-                .collect::<Vec<_>>()
-                .join(" and ");
+            let listen = listening(&entries);
             let known = snapshot.containers.iter().find(|c| c.id == id);
             let name = match &entries[0].owner {
                 Owner::Conmon {
@@ -324,24 +336,9 @@ fn orphaned_conmons(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
                 Some(c) => format!("which is {}", c.state),
                 None => "which the engine no longer knows".to_owned(),
             };
-            let mut reason =
+            let reason =
                 format!("conmon pid {pid} holds {listen} for Podman container {name}, {state}");
-            let protected = snapshot.host.processes.get(&pid).and_then(never_act);
-            let action = match protected {
-                Some(why) => {
-                    reason.push_str(&format!("; not acted on: {why}"));
-                    Action::None
-                }
-                None => Action::KillProcess,
-            };
-            Finding {
-                kind: Kind::OrphanedProxy,
-                ports: entries.iter().map(|e| port_ref(e)).collect(),
-                container: None,
-                pids: vec![pid],
-                reason,
-                action,
-            }
+            orphaned_forwarder(snapshot, &entries, vec![pid], reason)
         })
         .collect()
 }

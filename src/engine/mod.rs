@@ -37,8 +37,21 @@ pub struct EngineFacts {
     pub containers: Vec<Container>,
 }
 
-/// Asks several engines at once (`--all-engines`); the answers come back in the order
-/// asked, each container tagged with its engine's position.
+impl EngineFacts {
+    /// An engine that gave no usable answer, and why.
+    fn unanswered(mut status: EngineStatus, reason: String) -> Self {
+        status.error = Some(reason);
+        EngineFacts {
+            status,
+            containers: Vec::new(),
+        }
+    }
+}
+
+/// Asks the engines (the resolved one, and with `--all-engines` the other local ones) at
+/// once. Never fails: an engine that cannot be reached is a fact to report, not an error.
+/// Every call is bounded by `timeout`. The answers come back in the order asked, each
+/// container tagged with its engine's position.
 pub fn collect_all(
     endpoints: Vec<Result<Endpoint, String>>,
     timeout: Duration,
@@ -51,12 +64,11 @@ pub fn collect_all(
         Err(e) => {
             return endpoints
                 .into_iter()
-                .map(|_| EngineFacts {
-                    status: EngineStatus {
-                        error: Some(format!("cannot start the async runtime: {e}")),
-                        ..EngineStatus::default()
-                    },
-                    containers: Vec::new(),
+                .map(|_| {
+                    EngineFacts::unanswered(
+                        EngineStatus::default(),
+                        format!("cannot start the async runtime: {e}"),
+                    )
                 })
                 .collect()
         }
@@ -75,13 +87,7 @@ pub fn collect_all(
                         };
                         collect_async(&endpoint, timeout, status).await
                     }
-                    Err(reason) => EngineFacts {
-                        status: EngineStatus {
-                            error: Some(reason),
-                            ..EngineStatus::default()
-                        },
-                        containers: Vec::new(),
-                    },
+                    Err(reason) => EngineFacts::unanswered(EngineStatus::default(), reason),
                 };
                 for c in &mut facts.containers {
                     c.engine = i;
@@ -92,53 +98,14 @@ pub fn collect_all(
     })
 }
 
-/// Asks the engine for every container. Never fails: an engine that cannot be reached is a
-/// fact to report, not an error. Every call is bounded by `timeout`.
-pub fn collect(endpoint: Result<Endpoint, String>, timeout: Duration) -> EngineFacts {
-    let mut status = EngineStatus::default();
-    let endpoint = match endpoint {
-        Ok(endpoint) => endpoint,
-        Err(reason) => {
-            status.error = Some(reason);
-            return EngineFacts {
-                status,
-                containers: Vec::new(),
-            };
-        }
-    };
-    status.endpoint = endpoint.url.clone();
-    status.source = endpoint.source.clone();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            status.error = Some(format!("cannot start the async runtime: {e}"));
-            return EngineFacts {
-                status,
-                containers: Vec::new(),
-            };
-        }
-    };
-    runtime.block_on(collect_async(&endpoint, timeout, status))
-}
-
 async fn collect_async(
     endpoint: &Endpoint,
     timeout: Duration,
     mut status: EngineStatus,
 ) -> EngineFacts {
-    let unreachable = |mut status: EngineStatus, reason: String| EngineFacts {
-        status: {
-            status.error = Some(reason);
-            status
-        },
-        containers: Vec::new(),
-    };
     let docker = match connect(endpoint, timeout) {
         Ok(docker) => docker,
-        Err(reason) => return unreachable(status, reason),
+        Err(reason) => return EngineFacts::unanswered(status, reason),
     };
     let (version, info) = futures_util::future::join(
         bounded(timeout, docker.version()),
@@ -147,7 +114,7 @@ async fn collect_async(
     .await;
     let version = match version {
         Ok(v) => v,
-        Err(e) => return unreachable(status, e.into()),
+        Err(e) => return EngineFacts::unanswered(status, e.into()),
     };
     status.reachable = true;
     let podman = version
@@ -173,11 +140,7 @@ async fn collect_async(
     let (summaries, odd_states) = match listed {
         Ok(listed) => listed,
         Err(reason) => {
-            status.error = Some(format!("cannot list containers: {reason}"));
-            return EngineFacts {
-                status,
-                containers: Vec::new(),
-            };
+            return EngineFacts::unanswered(status, format!("cannot list containers: {reason}"))
         }
     };
 
