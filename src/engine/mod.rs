@@ -107,9 +107,11 @@ async fn collect_async(
         Ok(docker) => docker,
         Err(reason) => return EngineFacts::unanswered(status, reason),
     };
-    let (version, info) = futures_util::future::join(
+    // The version and the containers are asked at once: nothing in the list depends on
+    // the version, and each round trip costs a busy engine CPU that the host walk needs.
+    let (version, listed) = futures_util::future::join(
         bounded(timeout, docker.version()),
-        bounded(timeout, docker.info()),
+        list_and_inspect(&docker, endpoint, timeout),
     )
     .await;
     let version = match version {
@@ -125,32 +127,74 @@ async fn collect_async(
     status.kind = Some(if podman { "Podman" } else { "Docker" }.to_owned());
     status.version = version.version;
     status.api_version = version.api_version;
-    status.root_dir = info.ok().and_then(|i| i.docker_root_dir);
-
-    let options = ListContainersOptionsBuilder::new().all(true).build();
-    let listed = match bounded(timeout, docker.list_containers(Some(options))).await {
-        Ok(list) => Ok((list, HashMap::new())),
-        Err(e) if e.unfit => raw::list(endpoint, timeout).await.map_err(|m| CallError {
-            message: m,
-            status: None,
-            unfit: true,
-        }),
-        Err(e) => Err(e),
-    };
-    let (summaries, odd_states) = match listed {
+    let (inspected, root_hint) = match listed {
         Ok(listed) => listed,
         Err(reason) => {
             return EngineFacts::unanswered(status, format!("cannot list containers: {reason}"))
         }
     };
+    let mut containers = Vec::with_capacity(inspected.len());
+    let mut problems = Vec::new();
+    for item in inspected {
+        match item {
+            Ok(Some(c)) => containers.push(c),
+            Ok(None) => {}
+            Err(e) => problems.push(e),
+        }
+    }
+    containers.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    // The root directory only decides whether compose paths can be judged from here. A
+    // started container's inspect already names it; `/info` is the slowest call an
+    // engine answers (it runs its runtimes to ask their versions), so it is asked only
+    // when compose containers exist and none of them told.
+    status.root_dir = match root_hint {
+        Some(root) => Some(root),
+        None if containers.iter().any(|c| c.compose_paths().is_some()) => {
+            bounded(timeout, docker.info())
+                .await
+                .ok()
+                .and_then(|i| i.docker_root_dir)
+        }
+        None => None,
+    };
+    if !problems.is_empty() {
+        status.error = Some(problems.join("; "));
+    }
+    EngineFacts { status, containers }
+}
 
-    let inspected: Vec<Result<Option<Container>, String>> = stream::iter(summaries)
+/// One listed container after its inspect: the container (`None` if it vanished meanwhile)
+/// or why it could not be read.
+type Answer = Result<Option<Container>, String>;
+
+/// The inspected containers and the engine's root directory if a container's files
+/// revealed it.
+type Inspected = (Vec<Answer>, Option<String>);
+
+/// Lists every container and inspects them concurrently (bounded): no per-container round
+/// trip waits for another.
+async fn list_and_inspect(
+    docker: &Docker,
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> Result<Inspected, CallError> {
+    let options = ListContainersOptionsBuilder::new().all(true).build();
+    let (summaries, odd_states) =
+        match bounded(timeout, docker.list_containers(Some(options))).await {
+            Ok(list) => (list, HashMap::new()),
+            Err(e) if e.unfit => raw::list(endpoint, timeout).await.map_err(|m| CallError {
+                message: m,
+                status: None,
+                unfit: true,
+            })?,
+            Err(e) => return Err(e),
+        };
+    let inspected: Vec<(Answer, Option<String>)> = stream::iter(summaries)
         .map(|summary| {
-            let docker = &docker;
             let odd_states = &odd_states;
             async move {
                 let Some(id) = summary.id.clone() else {
-                    return Ok(None);
+                    return (Ok(None), None);
                 };
                 let inspected = match bounded(timeout, docker.inspect_container(&id, None)).await {
                     Ok(detail) => Ok((detail, None)),
@@ -166,19 +210,29 @@ async fn collect_async(
                     Err(e) => Err(e),
                 };
                 match inspected {
-                    Ok((detail, odd)) => Ok(convert(&detail).map(|mut c| {
-                        // A state the models do not know, kept as the engine said it.
-                        if let Some(state) = odd.or_else(|| odd_states.get(&id).cloned()) {
-                            c.state = ContainerState::Other(state);
-                        }
-                        c
-                    })),
+                    Ok((detail, odd)) => {
+                        let root = detail
+                            .hostname_path
+                            .as_deref()
+                            .and_then(|p| root_dir_from(p, &id));
+                        let container = convert(&detail).map(|mut c| {
+                            // A state the models do not know, kept as the engine said it.
+                            if let Some(state) = odd.or_else(|| odd_states.get(&id).cloned()) {
+                                c.state = ContainerState::Other(state);
+                            }
+                            c
+                        });
+                        (Ok(container), root)
+                    }
                     // Removed between list and inspect: it holds nothing any more.
-                    Err(e) if e.status == Some(404) => Ok(None),
+                    Err(e) if e.status == Some(404) => (Ok(None), None),
                     // Keep what the list call said rather than lose the container.
                     Err(e) => match from_summary(&summary) {
-                        Some(c) => Ok(Some(c)),
-                        None => Err(format!("cannot inspect container {}: {e}", short(&id))),
+                        Some(c) => (Ok(Some(c)), None),
+                        None => (
+                            Err(format!("cannot inspect container {}: {e}", short(&id))),
+                            None,
+                        ),
                     },
                 }
             }
@@ -186,21 +240,18 @@ async fn collect_async(
         .buffer_unordered(INSPECT_CONCURRENCY)
         .collect()
         .await;
+    let root = inspected.iter().find_map(|(_, root)| root.clone());
+    Ok((inspected.into_iter().map(|(c, _)| c).collect(), root))
+}
 
-    let mut containers = Vec::with_capacity(inspected.len());
-    let mut problems = Vec::new();
-    for item in inspected {
-        match item {
-            Ok(Some(c)) => containers.push(c),
-            Ok(None) => {}
-            Err(e) => problems.push(e),
-        }
-    }
-    containers.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-    if !problems.is_empty() {
-        status.error = Some(problems.join("; "));
-    }
-    EngineFacts { status, containers }
+/// Docker keeps a started container's files in `<DockerRootDir>/containers/<id>/`; its
+/// `HostnamePath` names one of them. Other layouts (Podman's) reveal nothing.
+fn root_dir_from(hostname_path: &str, id: &str) -> Option<String> {
+    let root = hostname_path
+        .strip_suffix("/hostname")?
+        .strip_suffix(id)?
+        .strip_suffix("/containers/")?;
+    (root.starts_with('/') && !id.is_empty()).then(|| root.to_owned())
 }
 
 /// A connection for acting on containers (prune, free). Every call is bounded.
@@ -626,6 +677,28 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_dir_comes_from_a_started_containers_files() {
+        let id = "a5f169ec5ea40e53aa4b049c29904c1d17d166e00291dfef830f0fa3373992fc";
+        assert_eq!(
+            root_dir_from(&format!("/var/lib/docker/containers/{id}/hostname"), id).as_deref(),
+            Some("/var/lib/docker")
+        );
+        assert_eq!(
+            root_dir_from(&format!("/data/docker/containers/{id}/hostname"), id).as_deref(),
+            Some("/data/docker")
+        );
+        // Podman's layout, another container's path, a created container's empty path.
+        let podman = format!("/run/containers/storage/overlay-containers/{id}/userdata/hostname");
+        assert_eq!(root_dir_from(&podman, id), None);
+        assert_eq!(
+            root_dir_from("/var/lib/docker/containers/other/hostname", id),
+            None
+        );
+        assert_eq!(root_dir_from("", id), None);
+        assert_eq!(root_dir_from("/containers//hostname", ""), None);
+    }
 
     #[test]
     fn recorded_inspect_converts() {
