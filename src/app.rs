@@ -175,7 +175,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
 
 /// Reads the host and asks the engine at the same time: the engine round trips and the
 /// `/proc` walk are independent.
-fn gather(global: &Global, owners: crate::host::Owners) -> anyhow::Result<Snapshot> {
+fn gather(global: &Global, owners: crate::host::Owners<'_>) -> anyhow::Result<Snapshot> {
     if let Some(path) = &global.snapshot {
         let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         return serde_json::from_slice(&raw)
@@ -197,7 +197,11 @@ fn gather(global: &Global, owners: crate::host::Owners) -> anyhow::Result<Snapsh
             host
         });
         let start = std::time::Instant::now();
-        let engines = crate::engine::collect_all(global.endpoints(), global.timeout);
+        let ports = match owners {
+            crate::host::Owners::OnPorts(spec) => Some(spec),
+            crate::host::Owners::All | crate::host::Owners::Forwarders => None,
+        };
+        let engines = crate::engine::collect_all(global.endpoints(), global.timeout, ports);
         for e in &engines {
             crate::messages::detail(&format!(
                 "engine: {} containers from {} in {:.1} ms",
@@ -233,7 +237,7 @@ fn gather(global: &Global, owners: crate::host::Owners) -> anyhow::Result<Snapsh
         containers.extend(e.containers);
         others.push(e.status);
     }
-    if owners == crate::host::Owners::Forwarders {
+    if matches!(owners, crate::host::Owners::Forwarders) {
         // A plain process on a port some container asks for must be named: walk the
         // skipped processes for those sockets only.
         let asked: std::collections::HashSet<(crate::model::Proto, u16)> = containers
@@ -264,10 +268,10 @@ fn gather(global: &Global, owners: crate::host::Owners) -> anyhow::Result<Snapsh
 
 fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
     // The default view shows Docker's ports only, and needs only their owners.
-    let owners = if options.all || options.ports.is_some() {
-        crate::host::Owners::All
-    } else {
-        crate::host::Owners::Forwarders
+    let owners = match (&options.ports, options.all) {
+        (Some(spec), _) => crate::host::Owners::OnPorts(spec),
+        (None, true) => crate::host::Owners::All,
+        (None, false) => crate::host::Owners::Forwarders,
     };
     let snapshot = gather(global, owners)?;
     let analysis = analyze(&snapshot);
@@ -597,7 +601,19 @@ fn report_named_ports(json: bool, free: &[(crate::model::Proto, u16, bool)]) {
 }
 
 fn why(global: &Global, args: &crate::cli::WhyArgs) -> anyhow::Result<Exit> {
-    let snapshot = gather(global, crate::host::Owners::All)?;
+    let spec = crate::portspec::PortSpec(
+        args.ports
+            .iter()
+            .flat_map(|s| s.0.iter().copied())
+            .collect(),
+    );
+    // A container's ports are known only once the engine answered: every owner then.
+    let owners = if args.container.is_some() {
+        crate::host::Owners::All
+    } else {
+        crate::host::Owners::OnPorts(&spec)
+    };
+    let snapshot = gather(global, owners)?;
     let analysis = analyze(&snapshot);
     if let Some(name) = &args.container {
         let wanted = name.trim_start_matches('/');
@@ -634,12 +650,6 @@ fn why(global: &Global, args: &crate::cli::WhyArgs) -> anyhow::Result<Exit> {
         write_stdout(&report::why::container_text(&snapshot, &analysis, index))?;
         return Ok(Exit::Ok);
     }
-    let spec = crate::portspec::PortSpec(
-        args.ports
-            .iter()
-            .flat_map(|s| s.0.iter().copied())
-            .collect(),
-    );
     if args.json {
         return why_json(&snapshot, &analysis, &spec);
     }

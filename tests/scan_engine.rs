@@ -313,16 +313,30 @@ fn the_default_view_equals_the_full_walk_on_its_ports() {
 
     let default = json(&["scan", "--json"]);
     let full = json(&["scan", "--json", "--all"]);
+    // Only this test's ports: tests running beside it change theirs between the two scans.
+    let other = _other.local_addr().unwrap().port();
+    let ours = |p: &serde_json::Value| {
+        [published, wanted, taken, other]
+            .iter()
+            .any(|port| p["port"] == *port)
+    };
     let docker_ports: Vec<&serde_json::Value> = full["ports"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|p| ours(p))
         .filter(|p| {
             p["owner"]["kind"] != "process" && p["owner"]["kind"] != "unknown"
                 || p["findings"] != serde_json::json!([])
         })
         .collect();
-    let shown: Vec<&serde_json::Value> = default["ports"].as_array().unwrap().iter().collect();
+    let shown: Vec<&serde_json::Value> = default["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| ours(p))
+        .collect();
+    assert!(!shown.is_empty());
     assert_eq!(shown, docker_ports);
     // Reasons may say "exited 0s ago" in one scan and "1s ago" in the next: compare the
     // findings without the clock.
@@ -331,6 +345,7 @@ fn the_default_view_equals_the_full_walk_on_its_ports() {
             .as_array()
             .unwrap()
             .iter()
+            .filter(|f| f["ports"].as_array().unwrap().iter().any(ours))
             .map(|f| {
                 let mut f = f.clone();
                 let reason: String = f["reason"]
@@ -353,4 +368,159 @@ fn the_default_view_equals_the_full_walk_on_its_ports() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&why.stdout).contains("is held by process"));
+}
+
+/// `why PORT` and `scan --port` read less than a full scan: owners only for the sockets on
+/// their ports, inspects only for the containers that can bear on them. Their answer must
+/// equal the one computed from the full facts (`debug snapshot`, replayed).
+#[test]
+fn why_and_port_scans_equal_the_full_facts_on_their_ports() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let base = free_ports(8);
+    let port = |i: u16| base + i;
+    // A running container publishing two ports; a paused one publishing two.
+    run_container(
+        &mut cleanup,
+        &unique("eqrun"),
+        &[
+            "-p",
+            &format!("{}:80", port(0)),
+            "-p",
+            &format!("{}:81", port(1)),
+        ],
+        &["httpd", "-f", "-p", "80"],
+    );
+    let paused = unique("eqpaused");
+    run_container(
+        &mut cleanup,
+        &paused,
+        &[
+            "-p",
+            &format!("{}:80", port(2)),
+            "-p",
+            &format!("{}:81", port(3)),
+        ],
+        &["httpd", "-f", "-p", "80"],
+    );
+    docker(&["pause", &paused]);
+    // A plain process on a port an exited --restart always container wants.
+    let dormant = unique("eqdormant");
+    run_container(
+        &mut cleanup,
+        &dormant,
+        &["-p", &format!("{}:80", port(4)), "--restart", "always"],
+        &["httpd", "-f", "-p", "80"],
+    );
+    docker(&["stop", "-t", "1", &dormant]);
+    let _plain = std::net::TcpListener::bind(("0.0.0.0", port(4))).unwrap();
+    // A compose project superseded by the one its directory names today: the old one holds
+    // a port the current one wants, and the current one's running member publishes an
+    // unrelated port (it must be inspected all the same: the verdict needs its age).
+    let dir = tempfile::tempdir().unwrap();
+    let current = unique("eqcurrent").replace('-', "");
+    let project_dir = dir.path().join(&current);
+    std::fs::create_dir(&project_dir).unwrap();
+    let working_dir = format!(
+        "com.docker.compose.project.working_dir={}",
+        project_dir.display()
+    );
+    let old_project = format!("com.docker.compose.project={current}old");
+    let new_project = format!("com.docker.compose.project={current}");
+    run_container(
+        &mut cleanup,
+        &unique("eqold"),
+        &[
+            "-l",
+            &old_project,
+            "-l",
+            &working_dir,
+            "-p",
+            &format!("{}:80", port(5)),
+        ],
+        &["httpd", "-f", "-p", "80"],
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    run_container(
+        &mut cleanup,
+        &unique("eqnew"),
+        &[
+            "-l",
+            &new_project,
+            "-l",
+            &working_dir,
+            "-p",
+            &format!("{}:80", port(6)),
+        ],
+        &["httpd", "-f", "-p", "80"],
+    );
+    let blocked = unique("eqnewblocked");
+    cleanup.container(&blocked);
+    docker(&[
+        "create",
+        "--name",
+        &blocked,
+        "-l",
+        &new_project,
+        "-l",
+        &working_dir,
+        "-p",
+        &format!("{}:80", port(5)),
+        &image(),
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+
+    let snapshot = tempfile::NamedTempFile::new().unwrap();
+    let out = portreap().args(["debug", "snapshot"]).output().unwrap();
+    assert!(out.status.success());
+    std::fs::write(snapshot.path(), &out.stdout).unwrap();
+    let full = snapshot.path().to_str().unwrap();
+    // Reasons may say "up 3s" in one run and "up 4s" in the next: compare without digits.
+    let timeless = |mut doc: Value| -> Value {
+        fn strip(v: &mut Value) {
+            match v {
+                Value::String(s) => s.retain(|c| !c.is_ascii_digit()),
+                Value::Array(items) => items.iter_mut().for_each(strip),
+                Value::Object(map) => map.values_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        strip(&mut doc["findings"]);
+        strip(&mut doc["why"]);
+        doc["ports"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .for_each(|p| strip(&mut p["container"]["status"]));
+        doc
+    };
+    for p in [port(0), port(2), port(4), port(5), port(6)] {
+        let p = p.to_string();
+        let live = timeless(json(&["why", &p, "--json"]));
+        let replay = timeless(json(&["why", &p, "--json", "--snapshot", full]));
+        assert_eq!(live["ports"], replay["ports"], "why {p}");
+        assert_eq!(live["findings"], replay["findings"], "why {p}");
+        assert_eq!(live["why"], replay["why"], "why {p}");
+        assert!(!live["ports"].as_array().unwrap().is_empty(), "why {p}");
+        let live = timeless(json(&["scan", "--json", "--port", &p]));
+        let replay = timeless(json(&["scan", "--json", "--port", &p, "--snapshot", full]));
+        assert_eq!(live["ports"], replay["ports"], "scan --port {p}");
+        assert_eq!(live["findings"], replay["findings"], "scan --port {p}");
+    }
+    // The cases are the ones meant: each port's verdict.
+    let kinds = |p: u16| -> Vec<String> {
+        findings_on(&json(&["why", &p.to_string(), "--json"]), p)
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(kinds(port(2)).contains(&"paused-container".to_owned()));
+    assert!(kinds(port(4)).contains(&"dormant-binding".to_owned()));
+    assert!(kinds(port(5)).contains(&"orphaned-compose".to_owned()));
+    assert!(kinds(port(0)).is_empty());
 }

@@ -22,7 +22,7 @@ use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
 
 use crate::model::{Container, ContainerState, EngineStatus, LiveBinding, Proto, RequestedBinding};
-use crate::portspec::PortRange;
+use crate::portspec::{PortRange, PortSpec};
 use endpoint::{Endpoint, Transport};
 
 /// How many inspect calls run at once: enough to hide latency, few enough not to flood a
@@ -52,9 +52,13 @@ impl EngineFacts {
 /// once. Never fails: an engine that cannot be reached is a fact to report, not an error.
 /// Every call is bounded by `timeout`. The answers come back in the order asked, each
 /// container tagged with its engine's position.
+///
+/// With `ports`, only the containers that can bear on those ports are inspected (see
+/// [`inspect_for_ports`]); the others keep what the list call says of them.
 pub fn collect_all(
     endpoints: Vec<Result<Endpoint, String>>,
     timeout: Duration,
+    ports: Option<&PortSpec>,
 ) -> Vec<EngineFacts> {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -85,7 +89,7 @@ pub fn collect_all(
                             source: endpoint.source.clone(),
                             ..EngineStatus::default()
                         };
-                        collect_async(&endpoint, timeout, status).await
+                        collect_async(&endpoint, timeout, ports, status).await
                     }
                     Err(reason) => EngineFacts::unanswered(EngineStatus::default(), reason),
                 };
@@ -101,6 +105,7 @@ pub fn collect_all(
 async fn collect_async(
     endpoint: &Endpoint,
     timeout: Duration,
+    ports: Option<&PortSpec>,
     mut status: EngineStatus,
 ) -> EngineFacts {
     let docker = match connect(endpoint, timeout) {
@@ -111,7 +116,7 @@ async fn collect_async(
     // the version, and each round trip costs a busy engine CPU that the host walk needs.
     let (version, listed) = futures_util::future::join(
         bounded(timeout, docker.version()),
-        list_and_inspect(&docker, endpoint, timeout),
+        list_and_inspect(&docker, endpoint, timeout, ports),
     )
     .await;
     let version = match version {
@@ -171,12 +176,13 @@ type Answer = Result<Option<Container>, String>;
 /// revealed it.
 type Inspected = (Vec<Answer>, Option<String>);
 
-/// Lists every container and inspects them concurrently (bounded): no per-container round
-/// trip waits for another.
+/// Lists every container and inspects them (those `ports` needs, or all) concurrently,
+/// bounded: no per-container round trip waits for another.
 async fn list_and_inspect(
     docker: &Docker,
     endpoint: &Endpoint,
     timeout: Duration,
+    ports: Option<&PortSpec>,
 ) -> Result<Inspected, CallError> {
     let options = ListContainersOptionsBuilder::new().all(true).build();
     let (summaries, odd_states) =
@@ -189,59 +195,125 @@ async fn list_and_inspect(
             })?,
             Err(e) => return Err(e),
         };
-    let inspected: Vec<(Answer, Option<String>)> = stream::iter(summaries)
-        .map(|summary| {
-            let odd_states = &odd_states;
-            async move {
-                let Some(id) = summary.id.clone() else {
-                    return (Ok(None), None);
-                };
-                let inspected = match bounded(timeout, docker.inspect_container(&id, None)).await {
-                    Ok(detail) => Ok((detail, None)),
-                    Err(e) if e.unfit => {
-                        raw::inspect(endpoint, &id, timeout)
-                            .await
-                            .map_err(|m| CallError {
-                                message: m,
-                                status: None,
-                                unfit: true,
-                            })
-                    }
-                    Err(e) => Err(e),
-                };
-                match inspected {
-                    Ok((detail, odd)) => {
-                        let root = detail
-                            .hostname_path
-                            .as_deref()
-                            .and_then(|p| root_dir_from(p, &id));
-                        let container = convert(&detail).map(|mut c| {
-                            // A state the models do not know, kept as the engine said it.
-                            if let Some(state) = odd.or_else(|| odd_states.get(&id).cloned()) {
-                                c.state = ContainerState::Other(state);
-                            }
-                            c
-                        });
-                        (Ok(container), root)
-                    }
-                    // Removed between list and inspect: it holds nothing any more.
-                    Err(e) if e.status == Some(404) => (Ok(None), None),
-                    // Keep what the list call said rather than lose the container.
-                    Err(e) => match from_summary(&summary) {
-                        Some(c) => (Ok(Some(c)), None),
-                        None => (
-                            Err(format!("cannot inspect container {}: {e}", short(&id))),
-                            None,
-                        ),
-                    },
-                }
+    let wanted = match ports {
+        Some(ports) => inspect_for_ports(&summaries, ports),
+        None => vec![true; summaries.len()],
+    };
+    let (summaries, listed_only): (Vec<_>, Vec<_>) = summaries
+        .into_iter()
+        .zip(wanted)
+        .partition(|(_, wanted)| *wanted);
+    let listed_only = listed_only.into_iter().filter_map(|(summary, _)| {
+        from_summary(&summary).map(|mut c| {
+            if let Some(state) = summary.id.as_ref().and_then(|id| odd_states.get(id)) {
+                c.state = ContainerState::Other(state.clone());
             }
+            (Ok(Some(c)), None)
         })
-        .buffer_unordered(INSPECT_CONCURRENCY)
-        .collect()
-        .await;
+    });
+    let inspected: Vec<(Answer, Option<String>)> =
+        stream::iter(summaries.into_iter().map(|(summary, _)| summary))
+            .map(|summary| {
+                let odd_states = &odd_states;
+                async move {
+                    let Some(id) = summary.id.clone() else {
+                        return (Ok(None), None);
+                    };
+                    let inspected =
+                        match bounded(timeout, docker.inspect_container(&id, None)).await {
+                            Ok(detail) => Ok((detail, None)),
+                            Err(e) if e.unfit => raw::inspect(endpoint, &id, timeout)
+                                .await
+                                .map_err(|m| CallError {
+                                    message: m,
+                                    status: None,
+                                    unfit: true,
+                                }),
+                            Err(e) => Err(e),
+                        };
+                    match inspected {
+                        Ok((detail, odd)) => {
+                            let root = detail
+                                .hostname_path
+                                .as_deref()
+                                .and_then(|p| root_dir_from(p, &id));
+                            let container = convert(&detail).map(|mut c| {
+                                // A state the models do not know, kept as the engine said it.
+                                if let Some(state) = odd.or_else(|| odd_states.get(&id).cloned()) {
+                                    c.state = ContainerState::Other(state);
+                                }
+                                c
+                            });
+                            (Ok(container), root)
+                        }
+                        // Removed between list and inspect: it holds nothing any more.
+                        Err(e) if e.status == Some(404) => (Ok(None), None),
+                        // Keep what the list call said rather than lose the container.
+                        Err(e) => match from_summary(&summary) {
+                            Some(c) => (Ok(Some(c)), None),
+                            None => (
+                                Err(format!("cannot inspect container {}: {e}", short(&id))),
+                                None,
+                            ),
+                        },
+                    }
+                }
+            })
+            .buffer_unordered(INSPECT_CONCURRENCY)
+            .chain(stream::iter(listed_only))
+            .collect()
+            .await;
     let root = inspected.iter().find_map(|(_, root)| root.clone());
     Ok((inspected.into_iter().map(|(c, _)| c).collect(), root))
+}
+
+/// Which listed containers can bear on `ports`, and so need their full inspect; the list
+/// call's record is exact for the others as far as those ports go. Inspected are:
+/// containers not running (their requested bindings, which make them wanters, and their
+/// exit and restart facts are only in the inspect); containers on the host's network or
+/// another container's (their processes hold host ports directly); running containers
+/// publishing one of the ports (the holders); and the compose containers started from the
+/// same directory as any of those (a superseded project is judged against its
+/// successor's creation times and requested ports).
+fn inspect_for_ports(summaries: &[ContainerSummary], ports: &PortSpec) -> Vec<bool> {
+    let mut wanted: Vec<bool> = summaries
+        .iter()
+        .map(|s| {
+            let running = s.state.is_some_and(|state| state.to_string() == "running");
+            let shared_network = s
+                .host_config
+                .as_ref()
+                .and_then(|h| h.network_mode.as_deref())
+                .is_some_and(|mode| mode == "host" || mode.starts_with("container:"));
+            let publishes = s.ports.iter().flatten().any(|p| {
+                let proto = match p.typ.map(|t| t.to_string()).as_deref() {
+                    Some("udp") => Proto::Udp,
+                    Some("tcp") | None => Proto::Tcp,
+                    Some(_) => return false,
+                };
+                p.public_port.is_some_and(|port| ports.matches(proto, port))
+            });
+            !running || shared_network || publishes
+        })
+        .collect();
+    let working_dir = |s: &ContainerSummary| {
+        s.labels
+            .as_ref()
+            .and_then(|l| l.get(crate::model::labels::WORKING_DIR))
+            .cloned()
+    };
+    let dirs: std::collections::HashSet<String> = summaries
+        .iter()
+        .zip(&wanted)
+        .filter(|(_, wanted)| **wanted)
+        .filter_map(|(s, _)| working_dir(s))
+        .collect();
+    for (s, wanted) in summaries.iter().zip(wanted.iter_mut()) {
+        if working_dir(s).is_some_and(|dir| dirs.contains(&dir)) {
+            *wanted = true;
+        }
+    }
+    wanted
 }
 
 /// Docker keeps a started container's files in `<DockerRootDir>/containers/<id>/`; its

@@ -8,7 +8,7 @@
 pub mod compose;
 pub mod procfs;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -18,42 +18,59 @@ use anyhow::Context as _;
 use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, TcpState};
 
 use crate::model::{HostFacts, Process, Proto, Socket};
+use crate::portspec::PortSpec;
 
-/// Whose descriptors to read to find sockets' owners.
+/// Whose descriptors to read, and for which sockets, to find sockets' owners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Owners {
-    /// Every process: every socket gets its owner (`scan --all`, `why`, `free`, `prune`).
+pub enum Owners<'a> {
+    /// Every process: every socket gets its owner (`scan --all`, `free`, `prune`).
     All,
     /// Only processes that can hold a port for a container (forwarders, the engine,
     /// processes in a container's cgroup); the others are kept for [`resolve_more`]. Reading
     /// descriptor links dominates a scan, and busy hosts have thousands that are not
     /// Docker's.
     Forwarders,
+    /// Every process, for the sockets on these ports only (`why PORT`, `scan --ports`). A
+    /// socket's owner depends on its own holders alone, so those sockets get the owners
+    /// the full walk gives; only the processes holding them are read.
+    OnPorts(&'a PortSpec),
 }
 
 /// Reads the host's listening TCP and bound UDP sockets (IPv4 and IPv6) and the owners
 /// that `owners` asks for.
-pub fn collect(proc_root: &Path, owners: Owners) -> anyhow::Result<HostFacts> {
-    let sockets = list_sockets()?;
+pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts> {
+    // The kernel's socket list and the descriptor walk are independent: the walk records
+    // every socket a process holds, and the two are joined afterwards.
+    let (sockets, walked) = std::thread::scope(|scope| {
+        let sockets = scope.spawn(list_sockets);
+        let walked = list_pids(proc_root).map(|pids| {
+            let (walk, skipped): (Vec<u32>, Vec<u32>) = match owners {
+                Owners::All | Owners::OnPorts(_) => (pids, Vec::new()),
+                Owners::Forwarders => pids
+                    .into_iter()
+                    .partition(|&pid| may_forward(proc_root, pid)),
+            };
+            (walk_fds(proc_root, &walk, None), skipped)
+        });
+        match sockets.join() {
+            Ok(sockets) => (sockets, walked),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
     let mut facts = HostFacts {
-        sockets,
+        sockets: sockets?,
         ..HostFacts::default()
     };
-    let pids = match list_pids(proc_root) {
-        Ok(pids) => pids,
-        Err(e) => {
-            facts.proc_error = Some(e);
-            return Ok(facts);
+    match walked {
+        Ok((walk, skipped)) => {
+            facts.skipped_pids = skipped;
+            attach(&mut facts, proc_root, walk, |s| match owners {
+                Owners::OnPorts(spec) => spec.matches(s.proto, s.port),
+                Owners::All | Owners::Forwarders => true,
+            });
         }
-    };
-    let (walk, skipped): (Vec<u32>, Vec<u32>) = match owners {
-        Owners::All => (pids, Vec::new()),
-        Owners::Forwarders => pids
-            .into_iter()
-            .partition(|&pid| may_forward(proc_root, pid)),
-    };
-    facts.skipped_pids = skipped;
-    attach(&mut facts, proc_root, &walk, |_| true);
+        Err(e) => facts.proc_error = Some(e),
+    }
     Ok(facts)
 }
 
@@ -61,38 +78,39 @@ pub fn collect(proc_root: &Path, owners: Owners) -> anyhow::Result<HostFacts> {
 /// [`Owners::Forwarders`] collection skipped (a plain process on a port a container asks
 /// for must be named, not guessed). Does nothing when nothing wanted lacks an owner.
 pub fn resolve_more(facts: &mut HostFacts, proc_root: &Path, wanted: impl Fn(&Socket) -> bool) {
-    if !facts.sockets.iter().any(|s| s.pids.is_empty() && wanted(s)) {
+    let select = |s: &Socket| s.pids.is_empty() && wanted(s);
+    let inodes: HashSet<u32> = facts
+        .sockets
+        .iter()
+        .filter(|s| select(s))
+        .map(|s| s.inode)
+        .collect();
+    if inodes.is_empty() {
         return;
     }
     let skipped = std::mem::take(&mut facts.skipped_pids);
-    attach(facts, proc_root, &skipped, |s| {
-        s.pids.is_empty() && wanted(s)
-    });
+    let walk = walk_fds(proc_root, &skipped, Some(&inodes));
+    attach(facts, proc_root, walk, select);
 }
 
-/// Walks the descriptors of `pids` for the sockets `select` picks, and records owners and
-/// their processes.
-fn attach(facts: &mut HostFacts, proc_root: &Path, pids: &[u32], select: impl Fn(&Socket) -> bool) {
-    let mut by_inode: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (i, s) in facts.sockets.iter().enumerate() {
-        if select(s) {
-            by_inode.entry(s.inode).or_default().push(i);
-        }
-    }
-    if by_inode.is_empty() {
-        return;
-    }
-    let walk = walk_fds(proc_root, pids, &by_inode);
+/// Records the owners a walk found for the sockets `select` picks, and reads those owners'
+/// processes (only theirs: most holders of sockets hold no listening one).
+fn attach(facts: &mut HostFacts, proc_root: &Path, walk: FdWalk, select: impl Fn(&Socket) -> bool) {
     facts.unreadable_processes += walk.unreadable;
-    for (inode, owners) in walk.owners {
-        for &i in &by_inode[&inode] {
-            facts.sockets[i].pids = owners.clone();
+    let mut owners: BTreeSet<u32> = BTreeSet::new();
+    for socket in facts.sockets.iter_mut() {
+        if !select(socket) {
+            continue;
         }
-        for pid in owners {
-            if let std::collections::btree_map::Entry::Vacant(slot) = facts.processes.entry(pid) {
-                if let Some(process) = read_process(proc_root, pid) {
-                    slot.insert(process);
-                }
+        if let Some(pids) = walk.owners.get(&socket.inode) {
+            socket.pids.clone_from(pids);
+            owners.extend(pids.iter().copied());
+        }
+    }
+    for pid in owners {
+        if let std::collections::btree_map::Entry::Vacant(slot) = facts.processes.entry(pid) {
+            if let Some(process) = read_process(proc_root, pid) {
+                slot.insert(process);
             }
         }
     }
@@ -194,7 +212,7 @@ enum Table {
     Unreadable,
 }
 
-/// Maps the wanted socket inodes to the PIDs (among `pids`) holding them. A process whose
+/// Maps socket inodes (the `wanted` ones, or all) to the PIDs (among `pids`) holding them. A process whose
 /// descriptor table cannot be read is counted, so a socket without owner can be explained.
 ///
 /// Every descriptor of every process is read: stopping at the first holder would miss the
@@ -202,7 +220,7 @@ enum Table {
 /// `free --kill-processes` must see them all. Speed comes instead from one `readlinkat`
 /// per descriptor relative to the table's directory (no path walk from `/` each time) and
 /// from spreading the processes over the cores.
-fn walk_fds(proc_root: &Path, pids: &[u32], wanted: &HashMap<u32, Vec<usize>>) -> FdWalk {
+fn walk_fds(proc_root: &Path, pids: &[u32], wanted: Option<&HashSet<u32>>) -> FdWalk {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let Ok(proc_dir) = rustix::fs::open(
         proc_root,
@@ -234,10 +252,7 @@ fn walk_fds(proc_root: &Path, pids: &[u32], wanted: &HashMap<u32, Vec<usize>>) -
                 match read_table(&proc_dir, pid, wanted, &mut dirents) {
                     Table::Holds(inodes) => {
                         for inode in inodes {
-                            let holders = walk.owners.entry(inode).or_default();
-                            if !holders.contains(&pid) {
-                                holders.push(pid);
-                            }
+                            walk.owners.entry(inode).or_default().push(pid);
                         }
                     }
                     Table::Gone => {}
@@ -278,7 +293,7 @@ fn walk_fds(proc_root: &Path, pids: &[u32], wanted: &HashMap<u32, Vec<usize>>) -
 fn read_table(
     proc_dir: &rustix::fd::OwnedFd,
     pid: u32,
-    wanted: &HashMap<u32, Vec<usize>>,
+    wanted: Option<&HashSet<u32>>,
     dirents: &mut Vec<u8>,
 ) -> Table {
     use rustix::io::Errno;
@@ -325,11 +340,14 @@ fn read_table(
                 Err(_) => continue,
             };
             if let Some(inode) = procfs::parse_socket_link(&link[..len]) {
-                if wanted.contains_key(&inode) && !held.contains(&inode) {
+                if wanted.is_none_or(|w| w.contains(&inode)) {
                     held.push(inode);
                 }
             }
         }
+        // A descriptor duplicated (dup, or inherited twice) names its socket twice.
+        held.sort_unstable();
+        held.dedup();
         return Table::Holds(held);
     }
 }
