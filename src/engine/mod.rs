@@ -371,11 +371,12 @@ impl Client {
         Ok(bounded(bound, docker.stop_container(id, Some(options))).await?)
     }
 
-    /// Removes (forcibly, so a dead or restarting container goes too); volumes are kept.
-    pub async fn remove(&self, id: &str) -> Result<(), String> {
+    /// Removes; volumes are kept. With `force` a container that runs is killed first,
+    /// without it the engine refuses one.
+    pub async fn remove(&self, id: &str, force: bool) -> Result<(), String> {
         let options = RemoveContainerOptions {
             v: false,
-            force: true,
+            force,
             link: false,
         };
         Ok(bounded(

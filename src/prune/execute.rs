@@ -10,8 +10,10 @@ use super::plan::{ContainerStep, Expect, Plan, PlannedAction, Target};
 use crate::analyze::findings::{never_act, PortRef};
 use crate::model::{Container, ContainerState, Process};
 
-/// How many actions run at once.
-const CONCURRENCY: usize = 4;
+/// How many actions run at once: most of an action is waiting on the engine (a stop's
+/// grace, a removal), so enough to keep it busy; `docker rm` of many containers runs its
+/// removals concurrently too.
+const CONCURRENCY: usize = 16;
 
 /// Signals portreap sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,8 +53,8 @@ pub trait Ops {
     async fn unpause(&self, engine: usize, id: &str) -> Result<(), String>;
     /// Stops with a grace period.
     async fn stop(&self, engine: usize, id: &str, grace: Duration) -> Result<(), String>;
-    /// Removes.
-    async fn remove(&self, engine: usize, id: &str) -> Result<(), String>;
+    /// Removes. Without `force` the engine refuses a container that runs.
+    async fn remove(&self, engine: usize, id: &str, force: bool) -> Result<(), String>;
     /// Pins the process with this PID, if it exists.
     fn pin(&self, pid: u32) -> Result<Option<Self::Pin>, String>;
     /// Reads the process with this PID now (after pinning, so it is the pinned one).
@@ -237,13 +239,19 @@ async fn act_on_container<O: Ops>(
             return Outcome::Failed(format!("unpause failed: {e}"));
         }
     }
-    if now.state != ContainerState::Dead {
+    // Exited, created and dead containers have no process to stop. They are removed
+    // without force: one started since the re-check is refused by the engine, not killed.
+    let has_process = !matches!(
+        now.state,
+        ContainerState::Exited | ContainerState::Created | ContainerState::Dead
+    );
+    if has_process {
         if let Err(e) = ops.stop(engine, id, timing.grace).await {
             return Outcome::Failed(format!("stop failed: {e}"));
         }
     }
     if step == ContainerStep::Remove {
-        if let Err(e) = ops.remove(engine, id).await {
+        if let Err(e) = ops.remove(engine, id, has_process).await {
             return Outcome::Failed(format!("remove failed: {e}"));
         }
     }

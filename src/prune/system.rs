@@ -118,8 +118,8 @@ impl Ops for System {
         self.client(engine)?.stop(id, grace).await
     }
 
-    async fn remove(&self, engine: usize, id: &str) -> Result<(), String> {
-        self.client(engine)?.remove(id).await
+    async fn remove(&self, engine: usize, id: &str, force: bool) -> Result<(), String> {
+        self.client(engine)?.remove(id, force).await
     }
 
     fn pin(&self, pid: u32) -> Result<Option<PidFd>, String> {

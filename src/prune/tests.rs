@@ -280,9 +280,12 @@ impl Ops for Fake {
         self.0.borrow_mut().calls.push(format!("stop {id}"));
         Ok(())
     }
-    async fn remove(&self, _engine: usize, id: &str) -> Result<(), String> {
+    async fn remove(&self, _engine: usize, id: &str, force: bool) -> Result<(), String> {
         let mut w = self.0.borrow_mut();
-        w.calls.push(format!("remove {id}"));
+        w.calls.push(format!(
+            "remove {id}{}",
+            if force { " --force" } else { "" }
+        ));
         if w.fail_remove {
             return Err("device or resource busy".into());
         }
@@ -360,7 +363,13 @@ fn unchanged_targets_are_acted_on_in_order_of_operations() {
     // Paused: unpause, stop, remove. Dead: no stop. Polite proxy: SIGTERM only.
     assert_eq!(
         calls,
-        ["Term 50", "unpause a1", "stop a1", "remove a1", "remove d1"]
+        [
+            "Term 50",
+            "unpause a1",
+            "stop a1",
+            "remove a1 --force",
+            "remove d1"
+        ]
     );
 }
 
