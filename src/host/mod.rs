@@ -1,11 +1,12 @@
-//! Host facts: listening sockets from the kernel (netlink, through `netstat2`) and the
-//! processes that hold them, from `/proc`.
+//! Host facts: listening sockets from the kernel (`sock_diag` netlink, see [`diag`]) and
+//! the processes that hold them, from `/proc`.
 //!
-//! PIDs are resolved here rather than by `netstat2`, because its `/proc` walk panics when
-//! `/proc` is unreadable and hides permission errors; portreap must say when an owner could
-//! not be read, and why.
+//! PIDs are resolved here, not by a socket library's own `/proc` walk (`netstat2`'s panics
+//! when `/proc` is unreadable and hides permission errors): portreap must say when an owner
+//! could not be read, and why.
 
 pub mod compose;
+pub mod diag;
 pub mod procfs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -14,11 +15,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use anyhow::Context as _;
-use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, TcpState};
-
 use crate::model::{HostFacts, Process, Proto, Socket};
-use crate::portspec::PortSpec;
+use crate::portspec::{PortRange, PortSpec};
 
 /// Whose descriptors to read, and for which sockets, to find sockets' owners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +40,7 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
     // The kernel's socket list and the descriptor walk are independent: the walk records
     // every socket a process holds, and the two are joined afterwards.
     let (sockets, walked) = std::thread::scope(|scope| {
-        let sockets = scope.spawn(list_sockets);
+        let sockets = scope.spawn(|| list_sockets(owners));
         let walked = list_pids(proc_root).map(|pids| {
             let (walk, skipped): (Vec<u32>, Vec<u32>) = match owners {
                 Owners::All | Owners::OnPorts(_) => (pids, Vec::new()),
@@ -165,33 +163,51 @@ fn may_forward(proc_root: &Path, pid: u32) -> bool {
         .is_some()
 }
 
-fn list_sockets() -> anyhow::Result<Vec<Socket>> {
-    let iter = netstat2::iterate_sockets_info_without_pids(
-        AddressFamilyFlags::IPV4 | AddressFamilyFlags::IPV6,
-        ProtocolFlags::TCP | ProtocolFlags::UDP,
-    )
-    .context("cannot list sockets through netlink (sock_diag)")?;
+/// Every listening TCP and bound UDP socket, IPv4 and IPv6; with [`Owners::OnPorts`] only
+/// those on the ports (the kernel filters, as for `ss 'sport = :PORT'`).
+fn list_sockets(owners: Owners<'_>) -> anyhow::Result<Vec<Socket>> {
     let mut sockets = Vec::new();
-    for info in iter {
-        let info = info.context("cannot read a socket from netlink (sock_diag)")?;
-        let (proto, ip, port) = match &info.protocol_socket_info {
-            ProtocolSocketInfo::Tcp(tcp) if tcp.state == TcpState::Listen => {
-                (Proto::Tcp, tcp.local_addr, tcp.local_port)
-            }
-            ProtocolSocketInfo::Tcp(_) => continue,
-            ProtocolSocketInfo::Udp(udp) => (Proto::Udp, udp.local_addr, udp.local_port),
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let ranges: Option<Vec<PortRange>> = match owners {
+            Owners::OnPorts(spec) => Some(
+                spec.0
+                    .iter()
+                    .filter(|sel| sel.proto.is_none_or(|p| p == proto))
+                    .map(|sel| sel.range)
+                    .collect(),
+            ),
+            Owners::All | Owners::Forwarders => None,
         };
-        if port == 0 {
+        if ranges.as_ref().is_some_and(Vec::is_empty) {
             continue;
         }
-        sockets.push(Socket {
-            proto,
-            ip,
-            port,
-            inode: info.inode,
-            uid: info.uid,
-            pids: Vec::new(),
-        });
+        let filter = ranges
+            .as_deref()
+            .filter(|r| r.len() <= diag::MAX_FILTERED_RANGES);
+        for family in [libc::AF_INET, libc::AF_INET6] {
+            let family = family as u8;
+            let answer = diag::dump(family, proto, filter).or_else(|e| match filter {
+                // A kernel that refuses the filter still lists; the ports are picked
+                // here then.
+                Some(_) => diag::dump(family, proto, None),
+                None => Err(e),
+            });
+            match answer {
+                Ok(found) => sockets.extend(found.into_iter().filter(|s| {
+                    ranges
+                        .as_ref()
+                        .is_none_or(|r| r.iter().any(|range| range.contains(s.port)))
+                })),
+                // A kernel without IPv6 has no IPv6 sockets to list.
+                Err(e)
+                    if i32::from(family) == libc::AF_INET6
+                        && matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EAFNOSUPPORT)) => {}
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context("cannot list sockets through netlink (sock_diag)"))
+                }
+            }
+        }
     }
     Ok(sockets)
 }
