@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""portreap against the tools people use today, side by side on one machine.
+
+Builds the load itself (listening TCP sockets spread over processes; containers publishing
+ports, one paused, a third exited), runs portreap and the reference commands in
+alternation (the order rotates every round, so drift and caches hit every command alike),
+and prints medians, ratios and peak memory. Cleans up what it made, however it ends.
+Everything it creates is named prt-bench-<pid>-*; prune is confined to those containers by
+a label.
+
+Needs root, the engine running (bash .ci/setup), GNU time for peak memory (apt-get
+install time) and a release build (made here).
+
+    python3 docker/bench.py compare [--sockets 5000] [--procs 50] [--containers 30]
+    python3 docker/bench.py growth         # 1k/5k/20k sockets x 10/100/300 containers
+    python3 docker/bench.py prune [--leaks 100]
+    python3 docker/bench.py all
+Options: --runs N (rounds per measurement), --bin PATH (portreap binary).
+"""
+
+import argparse
+import concurrent.futures
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+PREFIX = f"prt-bench-{os.getpid()}"
+LABEL = f"portreap.bench={os.getpid()}"
+IMAGE = os.environ.get("PORTREAP_TEST_IMAGE", "portreap-test-busybox:1")
+FIRST_LISTEN_PORT = 10000
+FIRST_CONTAINER_PORT = 31000
+
+LISTENER = """
+import resource, socket, sys, time
+n, first = int(sys.argv[1]), int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 64), hard))
+held = []
+for port in range(first, first + n):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(1)
+    held.append(s)
+print("ready", flush=True)
+time.sleep(86400)
+"""
+
+
+def say(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+def docker(*args, check=True):
+    return subprocess.run(
+        ["docker", *args], check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ).stdout
+
+
+def parallel(fn, items, workers=8):
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fn, items))
+
+
+class Load:
+    """Listening sockets in processes, and containers publishing ports."""
+
+    def __init__(self):
+        self.listeners = []
+        self.containers = 0
+
+    def listen(self, sockets, procs):
+        self.stop_listeners()
+        per = -(-sockets // procs)
+        for i in range(procs):
+            p = subprocess.Popen(
+                [sys.executable, "-c", LISTENER, str(per), str(FIRST_LISTEN_PORT + i * per)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self.listeners.append(p)
+        for p in self.listeners:
+            if p.stdout.readline().strip() != "ready":
+                raise SystemExit("bench: a listener failed to start (ports taken?)")
+
+    def stop_listeners(self):
+        for p in self.listeners:
+            p.kill()
+            p.wait()
+        self.listeners = []
+
+    def grow_containers(self, total):
+        """Adds containers up to `total`: one paused, a third exited, the rest running."""
+        new = range(self.containers + 1, total + 1)
+
+        def run(i):
+            docker("run", "-d", "--name", f"{PREFIX}-{i}", "-l", LABEL,
+                   "-p", f"{FIRST_CONTAINER_PORT + i}:80", IMAGE, "httpd", "-f", "-p", "80")
+
+        parallel(run, new)
+        if self.containers == 0 and total > 0:
+            docker("pause", f"{PREFIX}-1")
+        stop = [f"{PREFIX}-{i}" for i in new if i % 3 == 0]
+        if stop:
+            docker("stop", "-t", "0", *stop)
+        self.containers = total
+
+    def cleanup(self):
+        self.stop_listeners()
+        ids = docker("ps", "-aq", "--filter", f"label={LABEL}", check=False).split()
+        if ids:
+            docker("rm", "-f", *ids, check=False)
+        self.containers = 0
+
+
+def run_once(cmd):
+    """Wall time (s) of one run; fails loudly if the command fails."""
+    start = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if p.returncode not in (0, 1):
+        raise SystemExit(f"bench: {' '.join(cmd)} failed: {p.stderr.decode(errors='replace').strip()}")
+    return elapsed
+
+
+def peak_rss(cmd):
+    """Peak resident memory (KiB) of one run, as GNU time reports it (a child of Python
+    would count Python's own pages from before its exec)."""
+    if not os.path.exists("/usr/bin/time"):
+        return None
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    return int(p.stderr.strip().splitlines()[-1])
+
+
+def measure(commands, runs, warmup=2):
+    """Runs `commands` (name -> argv) in rotating order; median ms and peak RSS per name."""
+    names = list(commands)
+    for _ in range(warmup):
+        for name in names:
+            run_once(commands[name])
+    times = {n: [] for n in names}
+    for r in range(runs):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            times[name].append(run_once(commands[name]) * 1000)
+    return {n: (statistics.median(times[n]), peak_rss(commands[n])) for n in names}
+
+
+def mib(kib):
+    return "n/a" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def reference_and_portreap(bin_path, port):
+    return {
+        "ss -ltnpH": ["ss", "-ltnpH"],
+        "portreap scan --json": [bin_path, "scan", "--json"],
+        "docker ps -a": ["docker", "ps", "-a"],
+        "portreap scan --all --json": [bin_path, "scan", "--all", "--json"],
+        f"ss -ltnpH 'sport = :{port}'": ["ss", "-ltnpH", f"sport = :{port}"],
+        f"portreap why {port}": [bin_path, "why", str(port)],
+    }
+
+
+def compare(load, args):
+    say(f"bench: {args.sockets} sockets in {args.procs} processes, {args.containers} containers")
+    load.listen(args.sockets, args.procs)
+    load.grow_containers(args.containers)
+    port = FIRST_LISTEN_PORT + args.sockets // 2
+    results = measure(reference_and_portreap(args.bin, port), args.runs)
+    med = {n: ms for n, (ms, _) in results.items()}
+    names = list(results)
+    targets = {
+        names[1]: (med[names[1]] / med[names[0]], "`ss -ltnpH`", 0.5),
+        names[3]: (med[names[3]] / (med[names[0]] + med[names[2]]), "`ss -ltnpH` + `docker ps -a`", 1.0),
+        names[5]: (med[names[5]] / med[names[4]], f"`{names[4]}`", 0.5),
+    }
+    print(f"\n{args.sockets} sockets / {args.procs} processes / {args.containers} containers, "
+          f"median of {args.runs} alternating runs\n")
+    print("| command | median | peak RSS | ratio | target |")
+    print("|---|---:|---:|---|---|")
+    for name in names:
+        ms, kib = results[name]
+        ratio, ref, goal = targets.get(name, (None, "", None))
+        ratio_text = f"{ratio:.2f}x {ref}" if ratio is not None else ""
+        goal_text = f"<= {goal}x {'met' if ratio <= goal else 'NOT met'}" if goal else ""
+        print(f"| `{name}` | {ms:.1f} ms | {mib(kib)} | {ratio_text} | {goal_text} |")
+
+
+def growth(load, args):
+    rows = []
+    for containers in (10, 100, 300):
+        load.grow_containers(containers)
+        for sockets in (1000, 5000, 20000):
+            say(f"bench: growth point {sockets} sockets, {containers} containers")
+            load.listen(sockets, args.procs)
+            port = FIRST_LISTEN_PORT + sockets // 2
+            commands = reference_and_portreap(args.bin, port)
+            results = measure(commands, args.runs, warmup=1)
+            rows.append((sockets, containers, results))
+    names = list(rows[0][2])
+    print(f"\nGrowth: median of {args.runs} alternating runs, ms (peak RSS of portreap)\n")
+    print("| sockets | containers | " + " | ".join(f"`{n.split(chr(39))[0].strip()}`" for n in names) + " |")
+    print("|---:|---:|" + "---:|" * len(names))
+    for sockets, containers, results in rows:
+        cells = []
+        for n in names:
+            ms, kib = results[n]
+            cells.append(f"{ms:.1f} ({mib(kib)})" if n.startswith("portreap") else f"{ms:.1f}")
+        print(f"| {sockets} | {containers} | " + " | ".join(cells) + " |")
+
+
+def prune(load, args):
+    """Removing leaked containers: portreap prune against docker rm -f on the same set."""
+    n = args.leaks
+
+    def make(kind):
+        names = [f"{PREFIX}-leak-{i}" for i in range(n)]
+
+        def run(i):
+            docker("run", "-d", "--name", names[i], "-l", LABEL, "--restart", "always",
+                   "-p", f"{FIRST_CONTAINER_PORT - 1 - i}:80", IMAGE, "httpd", "-f", "-p", "80")
+
+        parallel(run, range(n))
+        if kind == "exited":
+            docker("stop", "-t", "0", *names)
+        else:
+            docker("pause", *names)
+        return names
+
+    cases = {
+        # Exited --restart always containers (dormant-binding): a pure removal for both.
+        "exited": ["dormant-binding", []],
+        # Paused containers: docker rm -f kills at once; prune unpauses, stops with its
+        # grace (busybox ignores SIGTERM as PID 1, so the whole grace is waited) and removes.
+        "paused": ["paused-container", ["--grace", "1s"]],
+    }
+    print(f"\nPrune throughput: {n} leaked containers, median of {args.prune_rounds} alternating rounds\n")
+    print("| leak | `docker rm -f` | `portreap prune` | ratio | target |")
+    print("|---|---:|---:|---|---|")
+    for kind, (finding, extra) in cases.items():
+        rm_times, prune_times = [], []
+        for r in range(args.prune_rounds):
+            for tool in (("rm", "prune") if r % 2 == 0 else ("prune", "rm")):
+                say(f"bench: {n} {kind} containers, {tool}")
+                names = make(kind)
+                if tool == "rm":
+                    t = run_once(["docker", "rm", "-f", *names])
+                    rm_times.append(t)
+                else:
+                    t = run_once([args.bin, "prune", "--yes", "--min-age", "0s", "--kind", finding,
+                                     "--label", LABEL, *extra])
+                    prune_times.append(t)
+                left = docker("ps", "-aq", "--filter", f"name={PREFIX}-leak-").split()
+                if left:
+                    raise SystemExit(f"bench: {tool} left {len(left)} {kind} containers")
+        rm_med, prune_med = statistics.median(rm_times), statistics.median(prune_times)
+        ratio = prune_med / rm_med
+        print(f"| {kind} ({finding}) | {rm_med:.2f} s | {prune_med:.2f} s | {ratio:.2f}x | "
+              f"<= 1.0x {'met' if ratio <= 1.0 else 'NOT met'} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", default="compare", choices=["compare", "growth", "prune", "all"])
+    parser.add_argument("--sockets", type=int, default=5000)
+    parser.add_argument("--procs", type=int, default=50)
+    parser.add_argument("--containers", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--leaks", type=int, default=100)
+    parser.add_argument("--prune-rounds", type=int, default=3)
+    parser.add_argument("--bin", default="target/release/portreap")
+    args = parser.parse_args()
+    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    if args.bin == "target/release/portreap":
+        subprocess.run(["cargo", "build", "--release", "--locked", "-q"], check=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    load = Load()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    try:
+        print(f"machine: {os.cpu_count()} cores, {os.uname().release}; "
+              f"{docker('version', '--format', 'Docker {{.Server.Version}}').strip()}")
+        if args.mode in ("compare", "all"):
+            compare(load, args)
+            load.cleanup()
+        if args.mode in ("prune", "all"):
+            prune(load, args)
+        if args.mode in ("growth", "all"):
+            growth(load, args)
+    finally:
+        load.cleanup()
+
+
+if __name__ == "__main__":
+    main()
