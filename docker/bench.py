@@ -192,26 +192,22 @@ def compare(load, args):
 
 
 def growth(load, args):
-    rows = []
+    columns = ["ss -ltnpH", "scan --json", "docker ps -a", "scan --all --json",
+               "ss -ltnpH 'sport = :P'", "why P"]
+    print(f"\nGrowth: median of {args.runs} alternating runs, ms (peak RSS of portreap)\n")
+    print("| sockets | containers | " + " | ".join(f"`{c}`" for c in columns) + " |")
+    print("|---:|---:|" + "---:|" * len(columns), flush=True)
     for containers in (10, 100, 300):
         load.grow_containers(containers)
         for sockets in (1000, 5000, 20000):
             say(f"bench: growth point {sockets} sockets, {containers} containers")
             load.listen(sockets, args.procs)
             port = FIRST_LISTEN_PORT + sockets // 2
-            commands = reference_and_portreap(args.bin, port)
-            results = measure(commands, args.runs, warmup=1)
-            rows.append((sockets, containers, results))
-    names = list(rows[0][2])
-    print(f"\nGrowth: median of {args.runs} alternating runs, ms (peak RSS of portreap)\n")
-    print("| sockets | containers | " + " | ".join(f"`{n.split(chr(39))[0].strip()}`" for n in names) + " |")
-    print("|---:|---:|" + "---:|" * len(names))
-    for sockets, containers, results in rows:
-        cells = []
-        for n in names:
-            ms, kib = results[n]
-            cells.append(f"{ms:.1f} ({mib(kib)})" if n.startswith("portreap") else f"{ms:.1f}")
-        print(f"| {sockets} | {containers} | " + " | ".join(cells) + " |")
+            results = measure(reference_and_portreap(args.bin, port), args.runs, warmup=1)
+            cells = []
+            for name, (ms, kib) in results.items():
+                cells.append(f"{ms:.1f} ({mib(kib)})" if name.startswith("portreap") else f"{ms:.1f}")
+            print(f"| {sockets} | {containers} | " + " | ".join(cells) + " |", flush=True)
 
 
 def prune(load, args):

@@ -372,7 +372,15 @@ fn act(
             }
         }
     };
-    let snapshot = gather(global, crate::host::Owners::All)?;
+    // Read what the verb can act on: prune acts on findings, which the forwarders' view
+    // gives exactly (tests/scan_engine.rs); free on the holders of its ports; a baseline
+    // cleanup on any holder.
+    let owners = match verb {
+        Verb::Prune(_) => crate::host::Owners::Forwarders,
+        Verb::Free { ports, .. } => crate::host::Owners::OnPorts(ports),
+        Verb::Since { .. } => crate::host::Owners::All,
+    };
+    let snapshot = gather(global, owners)?;
     if !snapshot.engines_complete() {
         crate::messages::stderr_line(&format!(
             "portreap: acting needs the engine's whole answer ({})",

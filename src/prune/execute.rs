@@ -10,10 +10,10 @@ use super::plan::{ContainerStep, Expect, Plan, PlannedAction, Target};
 use crate::analyze::findings::{never_act, PortRef};
 use crate::model::{Container, ContainerState, Process};
 
-/// How many actions run at once: most of an action is waiting on the engine (a stop's
-/// grace, a removal), so enough to keep it busy; `docker rm` of many containers runs its
-/// removals concurrently too.
-const CONCURRENCY: usize = 16;
+/// How many actions run at once: most of an action is waiting (a stop's grace, the
+/// engine's removal), and the waits overlap. The docker CLI runs up to 50 removals or
+/// stops at once too.
+const CONCURRENCY: usize = 50;
 
 /// Signals portreap sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
