@@ -197,11 +197,8 @@ fn gather(global: &Global, owners: crate::host::Owners<'_>) -> anyhow::Result<Sn
             host
         });
         let start = std::time::Instant::now();
-        let ports = match owners {
-            crate::host::Owners::OnPorts(spec) => Some(spec),
-            crate::host::Owners::All | crate::host::Owners::Forwarders => None,
-        };
-        let engines = crate::engine::collect_all(global.endpoints(), global.timeout, ports);
+        let engines =
+            crate::engine::collect_all(global.endpoints(), global.timeout, owners.ports());
         for e in &engines {
             crate::messages::detail(&format!(
                 "engine: {} containers from {} in {:.1} ms",

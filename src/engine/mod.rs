@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerInspectResponse, ContainerSummary, EndpointSettings, PortBinding, PortMap,
+    ContainerInspectResponse, ContainerSummary, EndpointSettings, PortBinding, PortMap, PortSummary,
 };
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, RemoveContainerOptions, StopContainerOptions,
@@ -203,14 +203,10 @@ async fn list_and_inspect(
         .into_iter()
         .zip(wanted)
         .partition(|(_, wanted)| *wanted);
-    let listed_only = listed_only.into_iter().filter_map(|(summary, _)| {
-        from_summary(&summary).map(|mut c| {
-            if let Some(state) = summary.id.as_ref().and_then(|id| odd_states.get(id)) {
-                c.state = ContainerState::Other(state.clone());
-            }
-            (Ok(Some(c)), None)
-        })
-    });
+    let listed_only = listed_only
+        .into_iter()
+        .filter_map(|(summary, _)| from_listing(&summary, &odd_states))
+        .map(|c| (Ok(Some(c)), None));
     let inspected: Vec<(Answer, Option<String>)> =
         stream::iter(summaries.into_iter().map(|(summary, _)| summary))
             .map(|summary| {
@@ -249,7 +245,7 @@ async fn list_and_inspect(
                         // Removed between list and inspect: it holds nothing any more.
                         Err(e) if e.status == Some(404) => (Ok(None), None),
                         // Keep what the list call said rather than lose the container.
-                        Err(e) => match from_summary(&summary) {
+                        Err(e) => match from_listing(&summary, odd_states) {
                             Some(c) => (Ok(Some(c)), None),
                             None => (
                                 Err(format!("cannot inspect container {}: {e}", short(&id))),
@@ -286,12 +282,9 @@ fn inspect_for_ports(summaries: &[ContainerSummary], ports: &PortSpec) -> Vec<bo
                 .and_then(|h| h.network_mode.as_deref())
                 .is_some_and(|mode| mode == "host" || mode.starts_with("container:"));
             let publishes = s.ports.iter().flatten().any(|p| {
-                let proto = match p.typ.map(|t| t.to_string()).as_deref() {
-                    Some("udp") => Proto::Udp,
-                    Some("tcp") | None => Proto::Tcp,
-                    Some(_) => return false,
-                };
-                p.public_port.is_some_and(|port| ports.matches(proto, port))
+                summary_proto(p)
+                    .zip(p.public_port)
+                    .is_some_and(|(proto, port)| ports.matches(proto, port))
             });
             !running || shared_network || publishes
         })
@@ -693,6 +686,29 @@ pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
     })
 }
 
+/// The protocol of a port in a list answer; `None` for the ones out of scope (sctp).
+fn summary_proto(port: &PortSummary) -> Option<Proto> {
+    match port.typ.map(|t| t.to_string()).as_deref() {
+        Some("udp") => Some(Proto::Udp),
+        Some("tcp") | None => Some(Proto::Tcp),
+        Some(_) => None,
+    }
+}
+
+/// A container known from the list call only, with the state the engine gave if the
+/// models did not know it (the tolerant list blanked it).
+fn from_listing(
+    summary: &ContainerSummary,
+    odd_states: &HashMap<String, String>,
+) -> Option<Container> {
+    from_summary(summary).map(|mut c| {
+        if let Some(state) = summary.id.as_ref().and_then(|id| odd_states.get(id)) {
+            c.state = ContainerState::Other(state.clone());
+        }
+        c
+    })
+}
+
 /// A degraded record from the list call, used when inspect failed: the state and live
 /// ports are still worth showing.
 fn from_summary(summary: &ContainerSummary) -> Option<Container> {
@@ -702,10 +718,8 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
         let (Some(host_port), Some(ip)) = (p.public_port, p.ip.as_deref()) else {
             continue;
         };
-        let proto = match p.typ.map(|t| t.to_string()).as_deref() {
-            Some("udp") => Proto::Udp,
-            Some("tcp") | None => Proto::Tcp,
-            Some(_) => continue,
+        let Some(proto) = summary_proto(p) else {
+            continue;
         };
         if let Ok(host_ip) = ip.parse() {
             live.push(LiveBinding {

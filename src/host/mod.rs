@@ -34,6 +34,16 @@ pub enum Owners<'a> {
     OnPorts(&'a PortSpec),
 }
 
+impl<'a> Owners<'a> {
+    /// The ports the answer is confined to, if any.
+    pub fn ports(self) -> Option<&'a PortSpec> {
+        match self {
+            Owners::OnPorts(spec) => Some(spec),
+            Owners::All | Owners::Forwarders => None,
+        }
+    }
+}
+
 /// Reads the host's listening TCP and bound UDP sockets (IPv4 and IPv6) and the owners
 /// that `owners` asks for.
 pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts> {
@@ -62,9 +72,10 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
     match walked {
         Ok((walk, skipped)) => {
             facts.skipped_pids = skipped;
-            attach(&mut facts, proc_root, walk, |s| match owners {
-                Owners::OnPorts(spec) => spec.matches(s.proto, s.port),
-                Owners::All | Owners::Forwarders => true,
+            attach(&mut facts, proc_root, walk, |s| {
+                owners
+                    .ports()
+                    .is_none_or(|spec| spec.matches(s.proto, s.port))
             });
         }
         Err(e) => facts.proc_error = Some(e),
@@ -168,16 +179,13 @@ fn may_forward(proc_root: &Path, pid: u32) -> bool {
 fn list_sockets(owners: Owners<'_>) -> anyhow::Result<Vec<Socket>> {
     let mut sockets = Vec::new();
     for proto in [Proto::Tcp, Proto::Udp] {
-        let ranges: Option<Vec<PortRange>> = match owners {
-            Owners::OnPorts(spec) => Some(
-                spec.0
-                    .iter()
-                    .filter(|sel| sel.proto.is_none_or(|p| p == proto))
-                    .map(|sel| sel.range)
-                    .collect(),
-            ),
-            Owners::All | Owners::Forwarders => None,
-        };
+        let ranges: Option<Vec<PortRange>> = owners.ports().map(|spec| {
+            spec.0
+                .iter()
+                .filter(|sel| sel.proto.is_none_or(|p| p == proto))
+                .map(|sel| sel.range)
+                .collect()
+        });
         if ranges.as_ref().is_some_and(Vec::is_empty) {
             continue;
         }
