@@ -542,6 +542,7 @@ fn act(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let started = std::time::Instant::now();
     let reports = runtime.block_on(crate::prune::execute(&system, &plan, timing, |r| {
         if options.log_json {
             crate::messages::stderr_line(&report::prune::log_line(r));
@@ -549,6 +550,11 @@ fn act(
             say(options.json, &report::prune::progress_line(r));
         }
     }));
+    crate::messages::detail(&format!(
+        "acted: {} actions in {:.1} ms",
+        reports.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    ));
     say(options.json, &report::prune::summary(&reports));
     let free = named_ports_free();
     report_named_ports(options.json, &free);

@@ -165,7 +165,8 @@ pub struct ActArgs {
     #[arg(long)]
     pub stop_only: bool,
 
-    /// How long a container gets to stop, and a process to exit after SIGTERM.
+    /// How long a container gets to stop, and a process to exit after SIGTERM; 0 kills
+    /// at once, like `docker rm -f`.
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub grace: String,
 

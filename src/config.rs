@@ -199,7 +199,8 @@ impl Act {
             yes: args.yes,
             json: args.json,
             stop_only: args.stop_only,
-            grace: duration("grace", &args.grace)?,
+            grace: parse_duration_or_zero(&args.grace)
+                .map_err(|e| UsageError(format!("--grace: {e}")))?,
             wait: duration("wait", &args.wait)?,
             act_delay: args
                 .debug_act_delay
@@ -301,7 +302,9 @@ pub struct Setting {
     pub source: String,
 }
 
-fn parse_min_age(text: &str) -> Result<Duration, String> {
+/// [`parse_duration`], and `0` / `0s` for "none" where none makes sense (no minimum age,
+/// no grace).
+fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     if matches!(text.trim(), "0" | "0s") {
         Ok(Duration::ZERO)
     } else {
@@ -390,11 +393,11 @@ pub fn prune_filters(
         file.and_then(|f| f.min_age.as_deref()),
     ) {
         (Some(t), _) => (
-            parse_min_age(t).map_err(|e| UsageError(format!("--min-age: {e}")))?,
+            parse_duration_or_zero(t).map_err(|e| UsageError(format!("--min-age: {e}")))?,
             "--min-age".to_owned(),
         ),
         (None, Some(t)) => (
-            parse_min_age(t).map_err(|e| bad("min_age", e))?,
+            parse_duration_or_zero(t).map_err(|e| bad("min_age", e))?,
             from_file(),
         ),
         (None, None) => (Duration::from_secs(30), "default".to_owned()),

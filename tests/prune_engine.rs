@@ -155,6 +155,33 @@ fn suspects_are_pruned_and_ports_freed_leaving_neighbours_alone() {
 }
 
 #[test]
+fn without_grace_a_paused_container_is_force_removed() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let (tag, name) = paused(&mut cleanup, "nograce");
+    let out = portreap()
+        .args([
+            "prune",
+            "--json",
+            "--yes",
+            "--include-suspects",
+            "--min-age",
+            "0s",
+        ])
+        .args(["--grace", "0s", "--label", &label(&tag)])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    let a = only_action(&doc);
+    assert_eq!(a["kind"], "paused-container");
+    assert_done_and_free(a);
+    assert!(!exists(&name));
+}
+
+#[test]
 fn a_crash_looping_container_is_pruned() {
     if !require_engine() {
         return;
@@ -424,6 +451,71 @@ fn races_between_plan_and_action_are_skipped() {
         state(&revived),
         "running",
         "the revived container was left alone"
+    );
+}
+
+#[test]
+fn a_stopped_container_started_or_removed_meanwhile_is_skipped_by_the_engines_check() {
+    if !require_engine() {
+        return;
+    }
+    // Stopped containers are removed without an inspect first: the engine's unforced
+    // removal refuses one that runs. Both races must still end as skips.
+    let mut cleanup = Cleanup::default();
+    let gone_dir = tempfile::tempdir().unwrap();
+    let project = unique("stopped").replace('-', "");
+    let tag = unique("stopped");
+    let (started, gone) = (unique("started"), unique("gone"));
+    let compose = [
+        format!("com.docker.compose.project={project}"),
+        format!(
+            "com.docker.compose.project.working_dir={}",
+            gone_dir.path().display()
+        ),
+        "com.docker.compose.service=web".to_owned(),
+    ];
+    let mut args = Vec::new();
+    for l in &compose {
+        args.extend(["--label", l.as_str()]);
+    }
+    labelled(&mut cleanup, &started, &tag, &args);
+    labelled(&mut cleanup, &gone, &tag, &args);
+    docker(&["stop", "-t", "0", &started, &gone]);
+    std::fs::remove_dir(gone_dir.path()).unwrap();
+
+    let child = delayed_prune(&["--project", &project]);
+    docker(&["start", &started]);
+    docker(&["rm", &gone]);
+    let (code, doc) = finish(child);
+    assert_eq!(code, 1, "{doc:#}");
+    let outcome = |name: &str| {
+        let a = doc["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["container"]["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not planned: {doc:#}"));
+        assert_eq!(a["kind"], "orphaned-compose", "{a:#}");
+        (
+            a["outcome"].as_str().unwrap().to_owned(),
+            a["detail"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    assert_eq!(
+        outcome(&started),
+        (
+            "skipped".into(),
+            "its state changed: was exited, now running".into()
+        )
+    );
+    assert_eq!(
+        state(&started),
+        "running",
+        "the started container was left alone"
+    );
+    assert_eq!(
+        outcome(&gone),
+        ("skipped".into(), "the container no longer exists".into())
     );
 }
 

@@ -365,18 +365,23 @@ impl Client {
     }
 
     /// Removes; volumes are kept. With `force` a container that runs is killed first,
-    /// without it the engine refuses one.
-    pub async fn remove(&self, id: &str, force: bool) -> Result<(), String> {
+    /// without it the engine refuses one. `Ok(false)`: there was no such container.
+    pub async fn remove(&self, id: &str, force: bool) -> Result<bool, String> {
         let options = RemoveContainerOptions {
             v: false,
             force,
             link: false,
         };
-        Ok(bounded(
+        match bounded(
             self.timeout,
             self.docker.remove_container(id, Some(options)),
         )
-        .await?)
+        .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.status == Some(404) => Ok(false),
+            Err(e) => Err(e.message),
+        }
     }
 }
 

@@ -151,13 +151,14 @@ pub fn plan_since(
             });
             continue;
         }
-        let expect = Expect {
-            states: vec![c.state.clone()],
-            health: None,
-            missing_paths: Vec::new(),
-        };
-        out.actions
-            .push(container_action(c, index, Vec::new(), ports, false, expect));
+        out.actions.push(container_action(
+            c,
+            index,
+            Vec::new(),
+            ports,
+            false,
+            Expect::unchanged(c),
+        ));
     }
     out
 }

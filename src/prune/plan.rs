@@ -94,12 +94,27 @@ pub enum ContainerStep {
 /// What must still hold right before acting, or the action is skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expect {
+    /// The state the plan saw.
+    pub planned: ContainerState,
     /// States that still justify the action.
     pub states: Vec<ContainerState>,
     /// Health that must still be reported (`unhealthy`), if the finding rests on it.
     pub health: Option<String>,
     /// Paths that must still be missing (an orphaned compose project's directory or files).
     pub missing_paths: Vec<String>,
+}
+
+impl Expect {
+    /// Only "still the same container in the same state": for actions that do not rest on
+    /// a finding.
+    pub fn unchanged(c: &Container) -> Self {
+        Expect {
+            planned: c.state.clone(),
+            states: vec![c.state.clone()],
+            health: None,
+            missing_paths: Vec::new(),
+        }
+    }
 }
 
 /// Who is acted on.
@@ -513,6 +528,7 @@ fn expectation(snapshot: &Snapshot, c: &Container, kinds: &[Kind]) -> Expect {
         Vec::new()
     };
     Expect {
+        planned: c.state.clone(),
         states,
         health: kinds
             .contains(&Kind::UnhealthyContainer)
@@ -678,18 +694,13 @@ pub fn plan_free(
         }
         // Freeing does not rest on a finding: only "still the same container in the same
         // state" must hold.
-        let expect = Expect {
-            states: vec![c.state.clone()],
-            health: None,
-            missing_paths: Vec::new(),
-        };
         out.actions.push(container_action(
             c,
             index,
             kinds,
             ports,
             options.stop_only,
-            expect,
+            Expect::unchanged(c),
         ));
     }
     out

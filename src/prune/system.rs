@@ -118,7 +118,7 @@ impl Ops for System {
         self.client(engine)?.stop(id, grace).await
     }
 
-    async fn remove(&self, engine: usize, id: &str, force: bool) -> Result<(), String> {
+    async fn remove(&self, engine: usize, id: &str, force: bool) -> Result<bool, String> {
         self.client(engine)?.remove(id, force).await
     }
 

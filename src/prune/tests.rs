@@ -232,6 +232,8 @@ struct World {
     held: HashSet<u16>,
     paths: HashSet<String>,
     calls: Vec<String>,
+    /// Containers inspected, in order: the re-check's round trips.
+    inspected: Vec<String>,
     fail_remove: bool,
 }
 
@@ -270,7 +272,9 @@ impl Ops for Fake {
     type Pin = FakePin;
 
     async fn inspect(&self, _engine: usize, id: &str) -> Result<Option<Container>, String> {
-        Ok(self.0.borrow().containers.get(id).cloned())
+        let mut w = self.0.borrow_mut();
+        w.inspected.push(id.to_owned());
+        Ok(w.containers.get(id).cloned())
     }
     async fn unpause(&self, _engine: usize, id: &str) -> Result<(), String> {
         self.0.borrow_mut().calls.push(format!("unpause {id}"));
@@ -280,8 +284,20 @@ impl Ops for Fake {
         self.0.borrow_mut().calls.push(format!("stop {id}"));
         Ok(())
     }
-    async fn remove(&self, _engine: usize, id: &str, force: bool) -> Result<(), String> {
+    async fn remove(&self, _engine: usize, id: &str, force: bool) -> Result<bool, String> {
         let mut w = self.0.borrow_mut();
+        let Some(state) = w.containers.get(id).map(|c| c.state.clone()) else {
+            return Ok(false);
+        };
+        // Like the engine: without force, only a container without a process goes.
+        let runs = !matches!(
+            state,
+            ContainerState::Exited | ContainerState::Created | ContainerState::Dead
+        );
+        if runs && !force {
+            w.calls.push(format!("remove {id} (refused: {state})"));
+            return Err(format!("you cannot remove a {state} container"));
+        }
         w.calls.push(format!(
             "remove {id}{}",
             if force { " --force" } else { "" }
@@ -291,7 +307,7 @@ impl Ops for Fake {
         }
         w.containers.remove(id);
         w.held.clear();
-        Ok(())
+        Ok(true)
     }
     fn pin(&self, pid: u32) -> Result<Option<FakePin>, String> {
         Ok(self
@@ -412,6 +428,93 @@ fn a_recovered_container_is_skipped() {
     assert_eq!(
         r[1].outcome,
         Outcome::Skipped("it recovered: health is now healthy".into())
+    );
+}
+
+#[test]
+fn a_container_without_process_is_removed_on_the_engines_own_check() {
+    let snap = scene();
+    let p = plan::plan(&snap, &analyze(&snap), &Filters::default());
+    assert_eq!(p.actions[1].describe(), "remove container old");
+
+    // Still dead: one unforced removal, no inspect round trip.
+    let fake = world_for(&snap);
+    let r = run(&fake, &p);
+    assert_eq!(r[1].outcome, Outcome::Done);
+    assert_eq!(fake.0.borrow().calls, ["Term 50", "remove d1"]);
+    assert!(fake.0.borrow().inspected.is_empty());
+
+    // Started meanwhile: the engine refuses, the full re-check explains, nothing is forced.
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().containers.get_mut("d1").unwrap().state = ContainerState::Running;
+    let r = run(&fake, &p);
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Skipped("its state changed: was dead, now running".into())
+    );
+    assert_eq!(
+        fake.0.borrow().calls,
+        ["Term 50", "remove d1 (refused: running)"]
+    );
+    assert_eq!(fake.0.borrow().inspected, ["d1"]);
+
+    // Gone meanwhile: skipped, not failed.
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().containers.remove("d1");
+    let r = run(&fake, &p);
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Skipped("the container no longer exists".into())
+    );
+}
+
+#[test]
+fn a_crash_looping_dormant_container_found_running_is_stopped_then_removed() {
+    let mut snap = scene();
+    snap.containers[1].state = ContainerState::Exited;
+    snap.containers[1].restart_policy = Some("always".into());
+    let p = plan::plan(
+        &snap,
+        &analyze(&snap),
+        &Filters {
+            kinds: vec![Kind::DormantBinding],
+            ..Filters::default()
+        },
+    );
+    assert_eq!(names(&p), ["remove container old"]);
+    let fake = world_for(&snap);
+    fake.0.borrow_mut().containers.get_mut("d1").unwrap().state = ContainerState::Running;
+    let r = run(&fake, &p);
+    assert_eq!(r[0].outcome, Outcome::Done);
+    assert_eq!(
+        fake.0.borrow().calls,
+        [
+            "remove d1 (refused: running)",
+            "stop d1",
+            "remove d1 --force"
+        ]
+    );
+}
+
+#[test]
+fn without_grace_a_paused_container_is_force_removed_in_one_call() {
+    let snap = scene();
+    let p = plan::plan(&snap, &analyze(&snap), &suspects());
+    let fake = world_for(&snap);
+    let timing = Timing {
+        grace: Duration::ZERO,
+        ..TIMING
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let r = rt.block_on(execute::execute(&fake, &p, timing, |_| {}));
+    assert!(r.iter().all(|r| r.outcome == Outcome::Done), "{r:?}");
+    // Still re-checked first: a paused container that recovered is not killed.
+    assert_eq!(fake.0.borrow().inspected, ["a1"]);
+    assert_eq!(
+        fake.0.borrow().calls,
+        ["Term 50", "remove a1 --force", "remove d1"]
     );
 }
 
