@@ -319,24 +319,67 @@ fn root_dir_from(hostname_path: &str, id: &str) -> Option<String> {
     (root.starts_with('/') && !id.is_empty()).then(|| root.to_owned())
 }
 
-/// A connection for acting on containers (prune, free). Every call is bounded.
+/// A connection for acting on containers (prune, free). Every call is bounded by the
+/// engine's progress (see [`Client::patient`]).
 pub struct Client {
     docker: Docker,
     timeout: Duration,
+    /// When the engine last answered one of this client's calls.
+    answered: std::cell::Cell<tokio::time::Instant>,
 }
+
+/// bollard's own per-request limit, for the acting client: a backstop only, the bound is
+/// [`Client::patient`]'s.
+const BACKSTOP: Duration = Duration::from_secs(24 * 3600);
 
 impl Client {
     /// Connects lazily to `endpoint`; nothing is dialled until the first call.
     pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Client, String> {
         Ok(Client {
-            docker: connect(endpoint, timeout)?,
+            docker: connect(endpoint, timeout)?.with_timeout(BACKSTOP),
             timeout,
+            answered: std::cell::Cell::new(tokio::time::Instant::now()),
         })
+    }
+
+    /// Runs one call; it fails once neither it nor any other call of this client has had
+    /// an answer for `bound`. Dozens of actions are in flight at once and the engine works
+    /// through some of them one at a time (Docker tears down each published port in
+    /// turn: ~80 ms a container here), so the last one waits behind all the others. An
+    /// engine that keeps answering is busy, not hung.
+    async fn patient<T>(
+        &self,
+        bound: Duration,
+        call: impl Future<Output = Result<T, BollardError>>,
+    ) -> Result<T, CallError> {
+        let started = tokio::time::Instant::now();
+        let mut call = std::pin::pin!(call);
+        loop {
+            let deadline = self.answered.get().max(started) + bound;
+            match tokio::time::timeout_at(deadline, &mut call).await {
+                Ok(result) => {
+                    self.answered.set(tokio::time::Instant::now());
+                    return result.map_err(|e| call_error(e, bound));
+                }
+                Err(_) if self.answered.get().max(started) + bound <= deadline => {
+                    return Err(CallError {
+                        message: timed_out(bound),
+                        status: None,
+                        unfit: false,
+                    });
+                }
+                // Another call was answered meanwhile: wait on from that answer.
+                Err(_) => {}
+            }
+        }
     }
 
     /// The container as it is now; `None` if it no longer exists.
     pub async fn inspect(&self, id: &str) -> Result<Option<Container>, String> {
-        match bounded(self.timeout, self.docker.inspect_container(id, None)).await {
+        match self
+            .patient(self.timeout, self.docker.inspect_container(id, None))
+            .await
+        {
             Ok(detail) => Ok(convert(&detail)),
             Err(e) if e.status == Some(404) => Ok(None),
             Err(e) => Err(e.message),
@@ -345,7 +388,9 @@ impl Client {
 
     /// Unpauses (a paused container cannot be stopped).
     pub async fn unpause(&self, id: &str) -> Result<(), String> {
-        Ok(bounded(self.timeout, self.docker.unpause_container(id)).await?)
+        Ok(self
+            .patient(self.timeout, self.docker.unpause_container(id))
+            .await?)
     }
 
     /// Stops, giving the container `grace` to exit before the engine kills it.
@@ -354,14 +399,13 @@ impl Client {
             signal: None,
             t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
         };
-        // The engine itself waits `grace` before killing; allow for that on top, in
-        // bollard's own (whole-second) client timeout too.
-        let bound = self.timeout + grace;
-        let docker = self
-            .docker
-            .clone()
-            .with_timeout(Duration::from_secs(bound.as_secs() + 1));
-        Ok(bounded(bound, docker.stop_container(id, Some(options))).await?)
+        // The engine itself waits `grace` before killing, and answers nothing meanwhile.
+        Ok(self
+            .patient(
+                self.timeout + grace,
+                self.docker.stop_container(id, Some(options)),
+            )
+            .await?)
     }
 
     /// Removes; volumes are kept. With `force` a container that runs is killed first,
@@ -372,11 +416,12 @@ impl Client {
             force,
             link: false,
         };
-        match bounded(
-            self.timeout,
-            self.docker.remove_container(id, Some(options)),
-        )
-        .await
+        match self
+            .patient(
+                self.timeout,
+                self.docker.remove_container(id, Some(options)),
+            )
+            .await
         {
             Ok(()) => Ok(true),
             Err(e) if e.status == Some(404) => Ok(false),
@@ -442,23 +487,26 @@ async fn bounded<T>(
     call: impl Future<Output = Result<T, BollardError>>,
 ) -> Result<T, CallError> {
     match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(CallError {
-            unfit: matches!(
-                e,
-                BollardError::JsonDataError { .. } | BollardError::JsonSerdeError { .. }
-            ),
-            status: match &e {
-                BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-                _ => None,
-            },
-            message: describe(&e, timeout),
-        }),
+        Ok(result) => result.map_err(|e| call_error(e, timeout)),
         Err(_) => Err(CallError {
             message: timed_out(timeout),
             status: None,
             unfit: false,
         }),
+    }
+}
+
+fn call_error(e: BollardError, timeout: Duration) -> CallError {
+    CallError {
+        unfit: matches!(
+            e,
+            BollardError::JsonDataError { .. } | BollardError::JsonSerdeError { .. }
+        ),
+        status: match &e {
+            BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+            _ => None,
+        },
+        message: describe(&e, timeout),
     }
 }
 
@@ -769,6 +817,51 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A call that the engine answers after `after`.
+    async fn answered_after<T>(after: Duration, value: T) -> Result<T, BollardError> {
+        tokio::time::sleep(after).await;
+        Ok(value)
+    }
+
+    #[test]
+    fn a_busy_engine_is_waited_for_a_silent_one_is_not() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // Never dialled: the calls below are stand-ins.
+            let endpoint = Endpoint {
+                url: "tcp://127.0.0.1:9".into(),
+                source: "test".into(),
+            };
+            let bound = Duration::from_secs(5);
+            let client = Client::connect(&endpoint, bound).unwrap();
+            // Other calls are answered every 2 s while one waits 15 s for its answer.
+            let others = async {
+                for _ in 0..10 {
+                    let tick = answered_after(Duration::from_secs(2), ());
+                    client.patient(bound, tick).await.unwrap();
+                }
+            };
+            let slow = client.patient(bound, answered_after(Duration::from_secs(15), 7));
+            let ((), slow) = futures_util::future::join(others, slow).await;
+            assert_eq!(slow.unwrap(), 7);
+
+            // Nothing else answers: the same wait fails after the bound.
+            let start = tokio::time::Instant::now();
+            let silent = client
+                .patient(bound, answered_after(Duration::from_secs(15), 7))
+                .await;
+            assert!(silent
+                .unwrap_err()
+                .message
+                .contains("did not answer within 5.0s"));
+            assert_eq!(start.elapsed(), bound);
+        });
+    }
 
     #[test]
     fn root_dir_comes_from_a_started_containers_files() {
