@@ -121,6 +121,16 @@ pub enum ContainerState {
 }
 
 impl ContainerState {
+    /// Whether a container in this state may have a process (and so hold a port itself).
+    /// Exited, created and dead ones have none; the engine removes only those without
+    /// force.
+    pub fn has_process(&self) -> bool {
+        !matches!(
+            self,
+            ContainerState::Exited | ContainerState::Created | ContainerState::Dead
+        )
+    }
+
     /// Name as the engine spells it.
     pub fn as_str(&self) -> &str {
         match self {

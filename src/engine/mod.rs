@@ -362,11 +362,7 @@ impl Client {
                     return result.map_err(|e| call_error(e, bound));
                 }
                 Err(_) if self.answered.get().max(started) + bound <= deadline => {
-                    return Err(CallError {
-                        message: timed_out(bound),
-                        status: None,
-                        unfit: false,
-                    });
+                    return Err(CallError::timed_out(bound));
                 }
                 // Another call was answered meanwhile: wait on from that answer.
                 Err(_) => {}
@@ -469,6 +465,17 @@ struct CallError {
     unfit: bool,
 }
 
+impl CallError {
+    /// No answer within `timeout`.
+    fn timed_out(timeout: Duration) -> Self {
+        CallError {
+            message: timed_out(timeout),
+            status: None,
+            unfit: false,
+        }
+    }
+}
+
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
@@ -488,11 +495,7 @@ async fn bounded<T>(
 ) -> Result<T, CallError> {
     match tokio::time::timeout(timeout, call).await {
         Ok(result) => result.map_err(|e| call_error(e, timeout)),
-        Err(_) => Err(CallError {
-            message: timed_out(timeout),
-            status: None,
-            unfit: false,
-        }),
+        Err(_) => Err(CallError::timed_out(timeout)),
     }
 }
 

@@ -213,10 +213,19 @@ fn recheck(now: &Container, id: &str, expect: &Expect, ops: &impl Ops) -> Result
             ));
         }
     }
-    if let Some(back) = expect.missing_paths.iter().find(|p| ops.path_exists(p)) {
-        return Err(format!("{back} exists again"));
+    match path_back(expect, ops) {
+        Some(why) => Err(why),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Why the action no longer holds if a path that had to stay missing is back.
+fn path_back(expect: &Expect, ops: &impl Ops) -> Option<String> {
+    expect
+        .missing_paths
+        .iter()
+        .find(|p| ops.path_exists(p))
+        .map(|back| format!("{back} exists again"))
 }
 
 async fn act_on_container<O: Ops>(
@@ -227,13 +236,13 @@ async fn act_on_container<O: Ops>(
     expect: &Expect,
     timing: Timing,
 ) -> Outcome {
-    if step == ContainerStep::Remove && !has_process(&expect.planned) {
+    if step == ContainerStep::Remove && !expect.planned.has_process() {
         // The engine's unforced removal is the re-check, made at the instant of acting: it
         // removes a container only while it has no process, which is the state the plan
         // saw (exited, created and dead differ in history, not in what they hold). Only a
         // refusal (it was started meanwhile) needs the full re-check below.
-        if let Some(back) = expect.missing_paths.iter().find(|p| ops.path_exists(p)) {
-            return Outcome::Skipped(format!("{back} exists again"));
+        if let Some(why) = path_back(expect, ops) {
+            return Outcome::Skipped(why);
         }
         match ops.remove(engine, id, false).await {
             Ok(true) => return Outcome::Done,
@@ -249,7 +258,7 @@ async fn act_on_container<O: Ops>(
     if let Err(why) = recheck(&now, id, expect, ops) {
         return Outcome::Skipped(why);
     }
-    let running = has_process(&now.state);
+    let running = now.state.has_process();
     if running && step == ContainerStep::Remove && timing.grace.is_zero() {
         // No grace to give: the engine's forced removal kills (paused or not) and removes
         // in one call, as `docker rm -f` does, instead of unpause, stop and remove.
@@ -278,14 +287,6 @@ async fn act_on_container<O: Ops>(
         }
     }
     Outcome::Done
-}
-
-/// Whether a container in this state may have a process (and so hold a port itself).
-fn has_process(state: &ContainerState) -> bool {
-    !matches!(
-        state,
-        ContainerState::Exited | ContainerState::Created | ContainerState::Dead
-    )
 }
 
 async fn act_on_process<O: Ops>(

@@ -290,11 +290,7 @@ impl Ops for Fake {
             return Ok(false);
         };
         // Like the engine: without force, only a container without a process goes.
-        let runs = !matches!(
-            state,
-            ContainerState::Exited | ContainerState::Created | ContainerState::Dead
-        );
-        if runs && !force {
+        if state.has_process() && !force {
             w.calls.push(format!("remove {id} (refused: {state})"));
             return Err(format!("you cannot remove a {state} container"));
         }
