@@ -9,9 +9,14 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-/// Runs `portreap prune ARGS --json` and returns (exit code, report).
+/// Runs `portreap prune ARGS --json --grace 1s` and returns (exit code, report).
 fn prune(args: &[&str]) -> (i32, Value) {
-    let mut all = vec!["prune", "--json", "--grace", "1s", "--min-age", "0s"];
+    prune_with_grace("1s", args)
+}
+
+/// Runs `portreap prune ARGS --json --grace GRACE` and returns (exit code, report).
+fn prune_with_grace(grace: &str, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["prune", "--json", "--grace", grace, "--min-age", "0s"];
     all.extend_from_slice(args);
     let out = portreap().args(&all).output().unwrap();
     let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -62,6 +67,24 @@ fn paused(cleanup: &mut Cleanup, what: &str) -> (String, String) {
     labelled(cleanup, &name, &tag, &[]);
     docker(&["pause", &name]);
     (tag, name)
+}
+
+/// The action on the container named `name`.
+fn action_for<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["container"]["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not planned: {doc:#}"))
+}
+
+/// An action's outcome and its detail ("" when none).
+fn outcome(action: &Value) -> (String, String) {
+    (
+        action["outcome"].as_str().unwrap().to_owned(),
+        action["detail"].as_str().unwrap_or("").to_owned(),
+    )
 }
 
 fn only_action(doc: &Value) -> &Value {
@@ -127,10 +150,7 @@ fn suspects_are_pruned_and_ports_freed_leaving_neighbours_alone() {
         (&unhealthy, p2, "unhealthy-container"),
         (&dormant, p3, "dormant-binding"),
     ] {
-        let a = actions
-            .iter()
-            .find(|a| a["container"]["name"] == name.as_str())
-            .unwrap_or_else(|| panic!("{name}: {doc:#}"));
+        let a = action_for(&doc, name);
         assert_eq!(a["kind"], kind);
         assert_eq!(a["action"], "remove-container");
         assert_done_and_free(a);
@@ -161,20 +181,11 @@ fn without_grace_a_paused_container_is_force_removed() {
     }
     let mut cleanup = Cleanup::default();
     let (tag, name) = paused(&mut cleanup, "nograce");
-    let out = portreap()
-        .args([
-            "prune",
-            "--json",
-            "--yes",
-            "--include-suspects",
-            "--min-age",
-            "0s",
-        ])
-        .args(["--grace", "0s", "--label", &label(&tag)])
-        .output()
-        .unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    let (code, doc) = prune_with_grace(
+        "0s",
+        &["--yes", "--include-suspects", "--label", &label(&tag)],
+    );
+    assert_eq!(code, 0, "{doc:#}");
     let a = only_action(&doc);
     assert_eq!(a["kind"], "paused-container");
     assert_done_and_free(a);
@@ -413,20 +424,7 @@ fn races_between_plan_and_action_are_skipped() {
     docker(&["pause", &recreated]);
     let (code, doc) = finish(child);
     assert_eq!(code, 1, "{doc:#}");
-    let detail = |name: &str| {
-        doc["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["container"]["name"] == name)
-            .map(|a| {
-                (
-                    a["outcome"].as_str().unwrap().to_owned(),
-                    a["detail"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-            .unwrap()
-    };
+    let detail = |name: &str| outcome(action_for(&doc, name));
     assert_eq!(
         detail(&gone),
         ("skipped".into(), "the container no longer exists".into())
@@ -488,21 +486,13 @@ fn a_stopped_container_started_or_removed_meanwhile_is_skipped_by_the_engines_ch
     docker(&["rm", &gone]);
     let (code, doc) = finish(child);
     assert_eq!(code, 1, "{doc:#}");
-    let outcome = |name: &str| {
-        let a = doc["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["container"]["name"] == name)
-            .unwrap_or_else(|| panic!("{name} not planned: {doc:#}"));
+    let detail = |name: &str| {
+        let a = action_for(&doc, name);
         assert_eq!(a["kind"], "orphaned-compose", "{a:#}");
-        (
-            a["outcome"].as_str().unwrap().to_owned(),
-            a["detail"].as_str().unwrap_or("").to_owned(),
-        )
+        outcome(a)
     };
     assert_eq!(
-        outcome(&started),
+        detail(&started),
         (
             "skipped".into(),
             "its state changed: was exited, now running".into()
@@ -514,7 +504,7 @@ fn a_stopped_container_started_or_removed_meanwhile_is_skipped_by_the_engines_ch
         "the started container was left alone"
     );
     assert_eq!(
-        outcome(&gone),
+        detail(&gone),
         ("skipped".into(), "the container no longer exists".into())
     );
 }
