@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 #[test]
@@ -45,19 +43,7 @@ fn a_job_that_forgets_compose_down_is_cleaned_and_the_runners_service_survives()
     std::fs::create_dir(&proj_dir).unwrap();
     cleanup.compose(&project, &proj_dir);
     let jport = free_port();
-    std::fs::write(
-        proj_dir.join("docker-compose.yml"),
-        format!(
-            "version: '3'\nservices:\n  web:\n    image: {}\n    command: httpd -f -p 80\n    labels:\n      portreap.test: \"{tag}\"\n    ports:\n      - \"{jport}:80\"\n",
-            image()
-        ),
-    )
-    .unwrap();
-    let up = Command::new("docker-compose")
-        .args(["-p", &project, "up", "-d"])
-        .current_dir(&proj_dir)
-        .output()
-        .unwrap();
+    let up = compose_up_labelled(&proj_dir, Some(&project), jport, Some(&label));
     assert!(
         up.status.success(),
         "{}",
@@ -72,22 +58,25 @@ fn a_job_that_forgets_compose_down_is_cleaned_and_the_runners_service_survives()
         &["httpd", "-f", "-p", "80"],
     );
 
-    let out = portreap()
-        .args([
-            "prune",
-            "--json",
-            "--yes",
-            "--grace",
-            "1s",
-            "--since-baseline",
-            file.to_str().unwrap(),
-            "--label",
-            &label,
-        ])
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    // The job's end: prune what is new since the baseline, among this test's containers.
+    let prune_since = || {
+        let out = portreap()
+            .args([
+                "prune",
+                "--json",
+                "--yes",
+                "--grace",
+                "1s",
+                "--since-baseline",
+            ])
+            .args([file.to_str().unwrap(), "--label", &label])
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), doc)
+    };
+    let (code, doc) = prune_since();
+    assert_eq!(code, Some(0), "{doc:#}");
     let mut removed: Vec<String> = doc["actions"]
         .as_array()
         .unwrap()
@@ -117,21 +106,9 @@ fn a_job_that_forgets_compose_down_is_cleaned_and_the_runners_service_survives()
     );
 
     // A second run finds nothing new.
-    let out = portreap()
-        .args([
-            "prune",
-            "--json",
-            "--yes",
-            "--since-baseline",
-            file.to_str().unwrap(),
-            "--label",
-            &label,
-        ])
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, doc) = prune_since();
     assert_eq!(
-        (out.status.code(), doc["actions"].as_array().unwrap().len()),
+        (code, doc["actions"].as_array().unwrap().len()),
         (Some(0), 0)
     );
 }

@@ -178,24 +178,8 @@ fn a_conmon_that_outlived_its_container_is_an_orphaned_proxy_and_is_pruned() {
         "{reason}"
     );
 
-    let out = portreap()
-        .args([
-            "prune",
-            "--json",
-            "--yes",
-            "--grace",
-            "1s",
-            "--min-age",
-            "0s",
-            "--host",
-            SOCK,
-            "--port",
-            &port.to_string(),
-        ])
-        .output()
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    let (code, doc) = prune(&["--yes", "--host", SOCK, "--port", &port.to_string()]);
+    assert_eq!(code, 0, "{doc:#}");
     assert_eq!(doc["actions"][0]["outcome"], "done");
     assert_eq!(doc["actions"][0]["port_free_after"], true);
 }

@@ -9,26 +9,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-/// Runs `portreap prune ARGS --json --grace 1s` and returns (exit code, report).
-fn prune(args: &[&str]) -> (i32, Value) {
-    prune_with_grace("1s", args)
-}
-
-/// Runs `portreap prune ARGS --json --grace GRACE` and returns (exit code, report).
-fn prune_with_grace(grace: &str, args: &[&str]) -> (i32, Value) {
-    let mut all = vec!["prune", "--json", "--grace", grace, "--min-age", "0s"];
-    all.extend_from_slice(args);
-    let out = portreap().args(&all).output().unwrap();
-    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "prune {args:?}: stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap(), doc)
-}
-
 fn exists(name: &str) -> bool {
     Command::new("docker")
         .args(["inspect", name])

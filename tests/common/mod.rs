@@ -348,10 +348,21 @@ pub fn stale_proxy(proto: &str, host_ip: &str, host_port: u16, target_ip: &str) 
 /// and runs Debian's `docker-compose up -d` there, as project `project` or the directory's
 /// default name.
 pub fn compose_up(dir: &std::path::Path, project: Option<&str>, port: u16) -> Output {
+    compose_up_labelled(dir, project, port, None)
+}
+
+/// [`compose_up`], the service's container labelled `KEY=VALUE` when `label` is given.
+pub fn compose_up_labelled(
+    dir: &std::path::Path,
+    project: Option<&str>,
+    port: u16,
+    label: Option<&str>,
+) -> Output {
+    let labels = label.map_or(String::new(), |l| format!("    labels:\n      - \"{l}\"\n"));
     std::fs::write(
         dir.join("docker-compose.yml"),
         format!(
-            "version: '3'\nservices:\n  web:\n    image: {}\n    command: httpd -f -p 80\n    ports:\n      - \"{port}:80\"\n",
+            "version: '3'\nservices:\n  web:\n    image: {}\n    command: httpd -f -p 80\n{labels}    ports:\n      - \"{port}:80\"\n",
             image()
         ),
     )
@@ -398,6 +409,26 @@ pub fn python_listener(
     )
     .unwrap();
     (ChildGuard(child), line.trim().to_owned())
+}
+
+/// Runs `portreap prune ARGS --json --grace 1s` and returns (exit code, report).
+pub fn prune(args: &[&str]) -> (i32, serde_json::Value) {
+    prune_with_grace("1s", args)
+}
+
+/// Runs `portreap prune ARGS --json --grace GRACE` and returns (exit code, report).
+pub fn prune_with_grace(grace: &str, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut all = vec!["prune", "--json", "--grace", grace, "--min-age", "0s"];
+    all.extend_from_slice(args);
+    let out = portreap().args(&all).output().unwrap();
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "prune {args:?}: stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap(), doc)
 }
 
 /// Starts a prune that pauses between plan and action; returns once it has planned. Its
