@@ -129,17 +129,35 @@ pub async fn execute<O: Ops>(
     ops: &O,
     plan: &Plan,
     timing: Timing,
+    progress: impl FnMut(&Report),
+) -> Vec<Report> {
+    let mut done = execute_stream(
+        ops,
+        stream::iter(plan.actions.iter().cloned()),
+        timing,
+        progress,
+    )
+    .await;
+    // Report in plan order, whatever order they completed in.
+    done.sort_by_key(|r| plan.actions.iter().position(|a| a == &r.action));
+    done
+}
+
+/// Runs actions as they arrive, [`CONCURRENCY`] at a time, until the stream ends; the
+/// reports come in the order the actions completed. Prune feeds it actions proven early
+/// while the rest of the facts are still coming in, then the rest of the plan.
+pub async fn execute_stream<O: Ops>(
+    ops: &O,
+    actions: impl futures_util::Stream<Item = PlannedAction>,
+    timing: Timing,
     mut progress: impl FnMut(&Report),
 ) -> Vec<Report> {
-    let mut done: Vec<(usize, Report)> = stream::iter(plan.actions.iter().cloned().enumerate())
-        .map(|(i, action)| async move { (i, run(ops, action, timing).await) })
+    actions
+        .map(|action| run(ops, action, timing))
         .buffer_unordered(CONCURRENCY)
-        .inspect(|(_, report)| progress(report))
+        .inspect(|report| progress(report))
         .collect()
-        .await;
-    // Report in plan order, whatever order they completed in.
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, report)| report).collect()
+        .await
 }
 
 async fn run<O: Ops>(ops: &O, action: PlannedAction, timing: Timing) -> Report {
