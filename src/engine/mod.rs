@@ -55,10 +55,15 @@ impl EngineFacts {
 ///
 /// With `ports`, only the containers that can bear on those ports are inspected (see
 /// [`inspect_for_ports`]); the others keep what the list call says of them.
+///
+/// `on_inspected` sees each container as soon as its inspect is in (tagged with its
+/// engine), while the others are still being asked: prune starts on what one container's
+/// own record proves.
 pub fn collect_all(
     endpoints: Vec<Result<Endpoint, String>>,
     timeout: Duration,
     ports: Option<&PortSpec>,
+    on_inspected: &dyn Fn(&Container),
 ) -> Vec<EngineFacts> {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -89,7 +94,11 @@ pub fn collect_all(
                             source: endpoint.source.clone(),
                             ..EngineStatus::default()
                         };
-                        collect_async(&endpoint, timeout, ports, status).await
+                        let seen = |c: &mut Container| {
+                            c.engine = i;
+                            on_inspected(c);
+                        };
+                        collect_async(&endpoint, timeout, ports, status, &seen).await
                     }
                     Err(reason) => EngineFacts::unanswered(EngineStatus::default(), reason),
                 };
@@ -107,6 +116,7 @@ async fn collect_async(
     timeout: Duration,
     ports: Option<&PortSpec>,
     mut status: EngineStatus,
+    on_inspected: &dyn Fn(&mut Container),
 ) -> EngineFacts {
     let docker = match connect(endpoint, timeout) {
         Ok(docker) => docker,
@@ -116,7 +126,7 @@ async fn collect_async(
     // the version, and each round trip costs a busy engine CPU that the host walk needs.
     let (version, listed) = futures_util::future::join(
         bounded(timeout, docker.version()),
-        list_and_inspect(&docker, endpoint, timeout, ports),
+        list_and_inspect(&docker, endpoint, timeout, ports, on_inspected),
     )
     .await;
     let version = match version {
@@ -183,6 +193,7 @@ async fn list_and_inspect(
     endpoint: &Endpoint,
     timeout: Duration,
     ports: Option<&PortSpec>,
+    on_inspected: &dyn Fn(&mut Container),
 ) -> Result<Inspected, CallError> {
     let options = ListContainersOptionsBuilder::new().all(true).build();
     let (summaries, odd_states) =
@@ -238,6 +249,7 @@ async fn list_and_inspect(
                                 if let Some(state) = odd.or_else(|| odd_states.get(&id).cloned()) {
                                     c.state = ContainerState::Other(state);
                                 }
+                                on_inspected(&mut c);
                                 c
                             });
                             (Ok(container), root)

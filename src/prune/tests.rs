@@ -800,3 +800,132 @@ fn since_baseline_acts_on_what_is_new_and_keeps_the_rest() {
     assert!(names(&p).is_empty());
     assert_eq!(p.kept.len(), 1);
 }
+
+/// The recorded catalogue: one container of every kind, from the real engine.
+fn catalogue() -> Snapshot {
+    serde_json::from_str(include_str!("../../tests/data/snapshot-catalogue.json")).unwrap()
+}
+
+/// Every action prune starts on a container's own record is one the whole plan makes for
+/// that container, with the same step; and every whole-plan action it could have started
+/// early (self-proven kinds only, no process) it did.
+fn early_matches_whole_plan(snap: &Snapshot, filters: &Filters) -> usize {
+    let whole = plan::plan(snap, &analyze(snap), filters);
+    let mut early = 0;
+    for c in &snap.containers {
+        let alone = plan::early_action(c, snap.taken_at, filters);
+        let full = whole
+            .actions
+            .iter()
+            .find(|a| matches!(&a.target, Target::Container { id, .. } if id == &c.id));
+        match (&alone, full) {
+            (Some(a), Some(b)) => {
+                assert!(a.same_target(b), "{}: {a:?} vs {b:?}", c.name);
+                let step = |x: &plan::PlannedAction| match &x.target {
+                    Target::Container { step, .. } => *step,
+                    Target::Process { .. } => unreachable!(),
+                };
+                assert_eq!(step(a), step(b), "{}", c.name);
+                assert!(a.kinds.iter().all(|k| b.kinds.contains(k)), "{}", c.name);
+                assert_eq!(a.ports, b.ports, "{}", c.name);
+                early += 1;
+            }
+            (Some(a), None) => panic!("{}: early {a:?} but the whole plan has none", c.name),
+            (None, Some(b)) => {
+                let self_proven = b
+                    .kinds
+                    .iter()
+                    .all(|k| matches!(k, Kind::DormantBinding | Kind::DeadContainer));
+                let removes = matches!(
+                    &b.target,
+                    Target::Container {
+                        step: ContainerStep::Remove,
+                        ..
+                    }
+                );
+                assert!(
+                    !(self_proven && removes && !c.state.has_process()),
+                    "{}: could have started early: {b:?}",
+                    c.name
+                );
+            }
+            (None, None) => {}
+        }
+    }
+    early
+}
+
+#[test]
+fn early_actions_are_the_whole_plans_on_the_recorded_catalogue() {
+    let snap = catalogue();
+    let every = Filters {
+        include_suspects: true,
+        ..Filters::default()
+    };
+    // s-dead and s-dormant: the two self-proven kinds the catalogue holds.
+    assert_eq!(early_matches_whole_plan(&snap, &every), 2);
+    assert_eq!(early_matches_whole_plan(&snap, &Filters::default()), 1);
+    for kind in Kind::ALL {
+        early_matches_whole_plan(
+            &snap,
+            &Filters {
+                kinds: vec![kind],
+                ..Filters::default()
+            },
+        );
+    }
+    let stop_only = Filters {
+        stop_only: true,
+        ..every.clone()
+    };
+    // A stop is never early (a dead container's "stop" is a removal, and stays one).
+    assert_eq!(early_matches_whole_plan(&snap, &stop_only), 1);
+    let young = Filters {
+        min_age: Duration::from_secs(100 * 365 * 24 * 3600),
+        ..every.clone()
+    };
+    assert_eq!(early_matches_whole_plan(&snap, &young), 0);
+    let labelled = Filters {
+        labels: vec![("no-such-label".into(), None)],
+        ..every.clone()
+    };
+    assert_eq!(early_matches_whole_plan(&snap, &labelled), 0);
+    let mut kept = snap.clone();
+    for c in &mut kept.containers {
+        c.labels.insert(plan::KEEP_LABEL.into(), "true".into());
+    }
+    assert_eq!(early_matches_whole_plan(&kept, &every), 0);
+}
+
+#[test]
+fn early_action_needs_its_own_proof() {
+    let snap = catalogue();
+    let every = Filters {
+        include_suspects: true,
+        ..Filters::default()
+    };
+    let named = |n: &str| {
+        snap.containers
+            .iter()
+            .find(|c| c.name == n)
+            .unwrap()
+            .clone()
+    };
+    // Paused, unhealthy, restarting: a process to stop; orphaned compose: a path to check.
+    for name in [
+        "s-paused",
+        "s-unhealthy",
+        "s-restart",
+        "app_web_1",
+        "s-holder",
+    ] {
+        assert!(
+            plan::early_action(&named(name), snap.taken_at, &every).is_none(),
+            "{name}"
+        );
+    }
+    let mut dormant = named("s-dormant");
+    assert!(plan::early_action(&dormant, snap.taken_at, &every).is_some());
+    dormant.restart_policy = Some("no".into());
+    assert!(plan::early_action(&dormant, snap.taken_at, &every).is_none());
+}
