@@ -41,6 +41,19 @@ fn labelled(cleanup: &mut Cleanup, name: &str, tag: &str, args: &[&str]) -> u16 
     port
 }
 
+/// `docker run` arguments labelling a container as service `web` of compose project
+/// `project` started from `dir`.
+fn compose_labels(project: &str, dir: &std::path::Path) -> Vec<String> {
+    [
+        format!("com.docker.compose.project={project}"),
+        format!("com.docker.compose.project.working_dir={}", dir.display()),
+        "com.docker.compose.service=web".to_owned(),
+    ]
+    .into_iter()
+    .flat_map(|l| ["--label".to_owned(), l])
+    .collect()
+}
+
 /// A paused container of this test (a `paused-container` suspect), and its label tag.
 fn paused(cleanup: &mut Cleanup, what: &str) -> (String, String) {
     let (tag, name) = (unique(what), unique(what));
@@ -444,18 +457,8 @@ fn a_stopped_container_started_or_removed_meanwhile_is_skipped_by_the_engines_ch
     let project = unique("stopped").replace('-', "");
     let tag = unique("stopped");
     let (started, gone) = (unique("started"), unique("gone"));
-    let compose = [
-        format!("com.docker.compose.project={project}"),
-        format!(
-            "com.docker.compose.project.working_dir={}",
-            gone_dir.path().display()
-        ),
-        "com.docker.compose.service=web".to_owned(),
-    ];
-    let mut args = Vec::new();
-    for l in &compose {
-        args.extend(["--label", l.as_str()]);
-    }
+    let compose = compose_labels(&project, gone_dir.path());
+    let args: Vec<&str> = compose.iter().map(String::as_str).collect();
     labelled(&mut cleanup, &started, &tag, &args);
     labelled(&mut cleanup, &gone, &tag, &args);
     docker(&["stop", "-t", "0", &started, &gone]);
@@ -958,18 +961,9 @@ fn self_proven_leaks_are_acted_on_while_the_rest_is_inspected() {
     let tag = unique("early");
     let gone_dir = tempfile::tempdir().unwrap();
     let project = unique("early").replace('-', "");
-    let compose = [
-        format!("com.docker.compose.project={project}"),
-        format!(
-            "com.docker.compose.project.working_dir={}",
-            gone_dir.path().display()
-        ),
-        "com.docker.compose.service=web".to_owned(),
-    ];
+    let compose = compose_labels(&project, gone_dir.path());
     let mut compose_args = vec!["--restart", "always"];
-    for l in &compose {
-        compose_args.extend(["--label", l.as_str()]);
-    }
+    compose_args.extend(compose.iter().map(String::as_str));
     let dormant: Vec<String> = (0..3).map(|_| unique("dormant")).collect();
     let (orphan, kept, still) = (unique("orphan"), unique("kept"), unique("paused"));
     for name in &dormant {
