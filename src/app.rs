@@ -619,10 +619,16 @@ fn act(
     }
     let (done, acted) = worker.finish(|r| {
         let mut r = r.clone();
-        under_plan(&snapshot, &plan, &mut r);
+        execute::under_plan(&snapshot.containers, &plan, &mut r);
         show(&r);
     })?;
-    let reports = in_plan_order(&snapshot, &plan, done);
+    let (reports, unplanned) = execute::in_plan_order(&snapshot.containers, &plan, done);
+    for r in &reports[reports.len() - unplanned..] {
+        crate::messages::stderr_line(&format!(
+            "portreap: internal error: {} was started on its own record but the whole plan does not include it; please report this",
+            r.action.describe()
+        ));
+    }
     crate::messages::detail(&format!(
         "acted: {} actions in {:.1} ms",
         reports.len(),
@@ -651,54 +657,6 @@ fn acting_system(
         proc_root: global.proc_root.clone(),
         host_root: global.host_root.clone(),
     })
-}
-
-/// Puts `report` under the plan's own action: one started on a container's record alone
-/// then carries the findings the whole plan found for it and the container's place in the
-/// snapshot. Returns the action's place in the plan; `None` for an early action the whole
-/// plan does not include, which cannot happen (`prune::plan::early_action` runs the same
-/// rules on less) and is reported loudly if it does.
-fn under_plan(
-    snapshot: &Snapshot,
-    plan: &crate::prune::Plan,
-    report: &mut crate::prune::Report,
-) -> Option<usize> {
-    let place = plan
-        .actions
-        .iter()
-        .position(|a| a.same_target(&report.action));
-    match place {
-        Some(i) => report.action = plan.actions[i].clone(),
-        None => {
-            if let crate::prune::plan::Target::Container { id, .. } = &report.action.target {
-                report.action.container = snapshot.containers.iter().position(|c| &c.id == id);
-            }
-        }
-    }
-    place
-}
-
-/// The reports of `done` in plan order, each under the plan's own action.
-fn in_plan_order(
-    snapshot: &Snapshot,
-    plan: &crate::prune::Plan,
-    done: Vec<crate::prune::Report>,
-) -> Vec<crate::prune::Report> {
-    let mut placed: Vec<(usize, crate::prune::Report)> = done
-        .into_iter()
-        .map(|mut report| match under_plan(snapshot, plan, &mut report) {
-            Some(i) => (i, report),
-            None => {
-                crate::messages::stderr_line(&format!(
-                    "portreap: internal error: {} was started on its own record but the whole plan does not include it; please report this",
-                    report.action.describe()
-                ));
-                (usize::MAX, report)
-            }
-        })
-        .collect();
-    placed.sort_by_key(|(i, _)| *i);
-    placed.into_iter().map(|(_, r)| r).collect()
 }
 
 /// `1 container`, `3 containers`.

@@ -929,3 +929,47 @@ fn early_action_needs_its_own_proof() {
     dormant.restart_policy = Some("no".into());
     assert!(plan::early_action(&dormant, snap.taken_at, &every).is_none());
 }
+
+#[test]
+fn reports_of_early_actions_are_put_under_the_whole_plans_action() {
+    let snap = catalogue();
+    let every = Filters {
+        include_suspects: true,
+        ..Filters::default()
+    };
+    let whole = plan::plan(&snap, &analyze(&snap), &every);
+    let report = |action: plan::PlannedAction| execute::Report {
+        action,
+        outcome: Outcome::Done,
+        port_free_after: Some(true),
+        still_held: Vec::new(),
+    };
+    let index = |name: &str| snap.containers.iter().position(|c| c.name == name);
+    let early: Vec<execute::Report> = ["s-dormant", "s-dead"]
+        .iter()
+        .map(|n| {
+            let c = &snap.containers[index(n).unwrap()];
+            report(plan::early_action(c, snap.taken_at, &every).unwrap())
+        })
+        .collect();
+    // Completed in another order, the late ones first.
+    let mut done: Vec<execute::Report> = whole
+        .actions
+        .iter()
+        .filter(|a| !early.iter().any(|e| e.action.same_target(a)))
+        .cloned()
+        .map(report)
+        .collect();
+    done.extend(early.iter().rev().cloned());
+    let (ordered, unplanned) = execute::in_plan_order(&snap.containers, &whole, done);
+    assert_eq!(unplanned, 0);
+    let actions: Vec<&plan::PlannedAction> = ordered.iter().map(|r| &r.action).collect();
+    assert_eq!(actions, whole.actions.iter().collect::<Vec<_>>());
+
+    // An early action the plan lacks is kept, last, pointing at the right container.
+    let without = plan::Plan::default();
+    let (ordered, unplanned) = execute::in_plan_order(&snap.containers, &without, early);
+    assert_eq!(unplanned, 2);
+    assert_eq!(ordered[0].action.container, index("s-dormant"));
+    assert_eq!(ordered[1].action.container, index("s-dead"));
+}
