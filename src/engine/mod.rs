@@ -25,9 +25,12 @@ use crate::model::{Container, ContainerState, EngineStatus, LiveBinding, Proto, 
 use crate::portspec::{PortRange, PortSpec};
 use endpoint::{Endpoint, Transport};
 
-/// How many inspect calls run at once: enough to hide latency, few enough not to flood a
-/// busy engine.
-const INSPECT_CONCURRENCY: usize = 16;
+/// How many inspect calls run at once. The engine answers them as fast as its CPU allows
+/// at 16 as at 100 (measured), but prune starts removing self-proven containers while the
+/// inspects are still out: those asked later queue behind the removals' locks and disk
+/// writes (100 exited containers: the inspects took 160-340 ms at 16 instead of 26-68 ms
+/// at 100). A hundred asked at once are all queued before the first removal.
+const INSPECT_CONCURRENCY: usize = 100;
 
 /// The engine's side of a snapshot.
 pub struct EngineFacts {
