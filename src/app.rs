@@ -176,15 +176,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
 /// Reads the host and asks the engine at the same time: the engine round trips and the
 /// `/proc` walk are independent.
 fn gather(global: &Global, owners: crate::host::Owners<'_>) -> anyhow::Result<Snapshot> {
-    gather_with(global, owners, &|_| {})
-}
-
-/// [`gather`], showing `on_inspected` each container as soon as its inspect is in.
-fn gather_with(
-    global: &Global,
-    owners: crate::host::Owners<'_>,
-    on_inspected: &dyn Fn(&crate::model::Container),
-) -> anyhow::Result<Snapshot> {
     if let Some(path) = &global.snapshot {
         let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         return serde_json::from_slice(&raw)
@@ -206,12 +197,8 @@ fn gather_with(
             host
         });
         let start = std::time::Instant::now();
-        let engines = crate::engine::collect_all(
-            global.endpoints(),
-            global.timeout,
-            owners.ports(),
-            on_inspected,
-        );
+        let engines =
+            crate::engine::collect_all(global.endpoints(), global.timeout, owners.ports());
         for e in &engines {
             crate::messages::detail(&format!(
                 "engine: {} containers from {} in {:.1} ms",
@@ -230,7 +217,10 @@ fn gather_with(
         Ok(host) => host?,
         Err(panic) => std::panic::resume_unwind(panic),
     };
-    let taken_at = now_secs();
+    let taken_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok());
     let mut engines = engines.into_iter();
     let first = engines
         .next()
@@ -361,7 +351,6 @@ fn act(
     verb: &crate::config::Verb,
 ) -> anyhow::Result<Exit> {
     use crate::config::Verb;
-    use crate::prune::worker::Worker;
     use crate::prune::{execute, Outcome, Report};
     use std::io::IsTerminal;
 
@@ -388,81 +377,13 @@ fn act(
         Verb::Free { ports, .. } => crate::host::Owners::OnPorts(ports),
         Verb::Since { .. } => crate::host::Owners::All,
     };
-    let timing = crate::prune::Timing {
-        grace: options.grace,
-        settle: std::time::Duration::from_secs(3),
-    };
-    let show = |r: &Report| {
-        if options.log_json {
-            crate::messages::stderr_line(&report::prune::log_line(r));
-        } else {
-            say(options.json, &report::prune::progress_line(r));
-        }
-    };
-    // With --yes, prune starts on each container its own inspect proves while the engine
-    // is inspecting the others (see `prune::plan::early_action`). Not with the debug
-    // pause, whose point is a wait between the whole plan and the first action. Not with
-    // several engines either: one that never answers would leave the others' early
-    // actions done and the rest refused.
-    let early_filters = match verb {
-        Verb::Prune(filters)
-            if options.yes
-                && !options.dry_run
-                && options.act_delay.is_none()
-                && !global.all_engines =>
-        {
-            Some(filters)
-        }
-        _ => None,
-    };
-    let worker = match early_filters {
-        Some(_) => global
-            .endpoints()
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-            .ok()
-            .and_then(|endpoints| acting_system(global, endpoints.into_iter()).ok())
-            .map(|system| Worker::start(system, timing)),
-        None => None,
-    };
-    // Never later than the snapshot's own clock: the age guards are no looser early.
-    let early_clock = now_secs();
-    let early: std::cell::RefCell<Vec<crate::prune::plan::PlannedAction>> = Default::default();
-    let on_inspected = |c: &crate::model::Container| {
-        let (Some(worker), Some(filters)) = (&worker, early_filters) else {
-            return;
-        };
-        if let Some(action) = crate::prune::plan::early_action(c, early_clock, filters) {
-            if worker.send(action.clone()) {
-                early.borrow_mut().push(action);
-            }
-        }
-    };
-    let snapshot = gather_with(global, owners, &on_inspected)?;
-    let early = early.into_inner();
+    let snapshot = gather(global, owners)?;
     if !snapshot.engines_complete() {
         crate::messages::stderr_line(&format!(
             "portreap: acting needs the engine's whole answer ({})",
             report::table::engine_line(&snapshot)
         ));
-        if let Some(worker) = worker {
-            if !early.is_empty() {
-                crate::messages::stderr_line(&format!(
-                    "portreap: before the answer was known to be partial, {} proven by {} own record {} acted on:",
-                    plural(early.len(), "container"),
-                    if early.len() == 1 { "its" } else { "their" },
-                    if early.len() == 1 { "was" } else { "were" },
-                ));
-                worker.finish(show)?;
-            }
-        }
         return Ok(Exit::EngineUnreachable);
-    }
-    if !early.is_empty() {
-        crate::messages::detail(&format!(
-            "acting on {} began while the others were inspected",
-            plural(early.len(), "container")
-        ));
     }
     let analysis = analyze(&snapshot);
     let plan = match verb {
@@ -569,7 +490,7 @@ fn act(
     } else {
         write_stdout(&plan_text)?;
     }
-    if plan.actions.is_empty() && early.is_empty() {
+    if plan.actions.is_empty() {
         let free = named_ports_free();
         emit(&[], options.dry_run, &free)?;
         report_named_ports(options.json, &free);
@@ -596,84 +517,49 @@ fn act(
         crate::messages::note(&format!("portreap: waiting {delay:?} before acting"));
         std::thread::sleep(delay);
     }
-    let worker = match worker {
-        Some(worker) => worker,
-        // One connection per engine queried, in the snapshot's order (containers carry it).
-        None => Worker::start(
-            acting_system(
-                global,
-                snapshot
-                    .all_engines()
-                    .map(|e| crate::engine::endpoint::Endpoint {
-                        url: e.endpoint.clone(),
-                        source: e.source.clone(),
-                    }),
-            )?,
-            timing,
-        ),
+    // One connection per engine queried, in the snapshot's order (containers carry it).
+    let engines = snapshot
+        .all_engines()
+        .map(|e| {
+            let endpoint = crate::engine::endpoint::Endpoint {
+                url: e.endpoint.clone(),
+                source: e.source.clone(),
+            };
+            crate::engine::Client::connect(&endpoint, global.timeout)
+                .map_err(|e| anyhow::anyhow!(e))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let system = crate::prune::system::System {
+        engines,
+        proc_root: global.proc_root.clone(),
+        host_root: global.host_root.clone(),
     };
-    for action in &plan.actions {
-        if !early.iter().any(|a| a.same_target(action)) {
-            worker.send(action.clone());
+    let timing = crate::prune::Timing {
+        grace: options.grace,
+        settle: std::time::Duration::from_secs(3),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let started = std::time::Instant::now();
+    let reports = runtime.block_on(crate::prune::execute(&system, &plan, timing, |r| {
+        if options.log_json {
+            crate::messages::stderr_line(&report::prune::log_line(r));
+        } else {
+            say(options.json, &report::prune::progress_line(r));
         }
-    }
-    let (done, acted) = worker.finish(|r| {
-        let mut r = r.clone();
-        execute::under_plan(&snapshot.containers, &plan, &mut r);
-        show(&r);
-    })?;
-    let (reports, unplanned) = execute::in_plan_order(&snapshot.containers, &plan, done);
-    for r in &reports[reports.len() - unplanned..] {
-        crate::messages::stderr_line(&format!(
-            "portreap: internal error: {} was started on its own record but the whole plan does not include it; please report this",
-            r.action.describe()
-        ));
-    }
+    }));
     crate::messages::detail(&format!(
         "acted: {} actions in {:.1} ms",
         reports.len(),
-        acted.unwrap_or_default().as_secs_f64() * 1e3
+        started.elapsed().as_secs_f64() * 1e3
     ));
     say(options.json, &report::prune::summary(&reports));
     let free = named_ports_free();
     report_named_ports(options.json, &free);
     emit(&reports, false, &free)?;
     Ok(verdict(&reports, &free))
-}
-
-/// Connections for acting, one per engine in the snapshot's order.
-fn acting_system(
-    global: &Global,
-    endpoints: impl Iterator<Item = crate::engine::endpoint::Endpoint>,
-) -> anyhow::Result<crate::prune::system::System> {
-    let engines = endpoints
-        .map(|endpoint| {
-            crate::engine::Client::connect(&endpoint, global.timeout)
-                .map_err(|e| anyhow::anyhow!(e))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(crate::prune::system::System {
-        engines,
-        proc_root: global.proc_root.clone(),
-        host_root: global.host_root.clone(),
-    })
-}
-
-/// `1 container`, `3 containers`.
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
-/// Seconds since the Unix epoch, if the clock says.
-fn now_secs() -> Option<i64> {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
 }
 
 /// The (protocol, port) pairs a spec names; a port without protocol names both.

@@ -41,19 +41,6 @@ fn labelled(cleanup: &mut Cleanup, name: &str, tag: &str, args: &[&str]) -> u16 
     port
 }
 
-/// `docker run` arguments labelling a container as service `web` of compose project
-/// `project` started from `dir`.
-fn compose_labels(project: &str, dir: &std::path::Path) -> Vec<String> {
-    [
-        format!("com.docker.compose.project={project}"),
-        format!("com.docker.compose.project.working_dir={}", dir.display()),
-        "com.docker.compose.service=web".to_owned(),
-    ]
-    .into_iter()
-    .flat_map(|l| ["--label".to_owned(), l])
-    .collect()
-}
-
 /// A paused container of this test (a `paused-container` suspect), and its label tag.
 fn paused(cleanup: &mut Cleanup, what: &str) -> (String, String) {
     let (tag, name) = (unique(what), unique(what));
@@ -457,8 +444,18 @@ fn a_stopped_container_started_or_removed_meanwhile_is_skipped_by_the_engines_ch
     let project = unique("stopped").replace('-', "");
     let tag = unique("stopped");
     let (started, gone) = (unique("started"), unique("gone"));
-    let compose = compose_labels(&project, gone_dir.path());
-    let args: Vec<&str> = compose.iter().map(String::as_str).collect();
+    let compose = [
+        format!("com.docker.compose.project={project}"),
+        format!(
+            "com.docker.compose.project.working_dir={}",
+            gone_dir.path().display()
+        ),
+        "com.docker.compose.service=web".to_owned(),
+    ];
+    let mut args = Vec::new();
+    for l in &compose {
+        args.extend(["--label", l.as_str()]);
+    }
     labelled(&mut cleanup, &started, &tag, &args);
     labelled(&mut cleanup, &gone, &tag, &args);
     docker(&["stop", "-t", "0", &started, &gone]);
@@ -946,91 +943,4 @@ fn the_config_file_drives_an_unattended_prune() {
     let (code, doc) = run(&[]);
     assert_eq!(code, 0, "{doc:#}");
     assert_done_and_free(only_action(&doc));
-}
-
-#[test]
-fn self_proven_leaks_are_acted_on_while_the_rest_is_inspected() {
-    if !require_engine() {
-        return;
-    }
-    // Exited `--restart always` containers (dormant-binding) are proven by their own
-    // inspect: prune starts on them before the others are in. One of them is also an
-    // orphaned compose container, which only the whole facts show; one is kept by its
-    // label; a paused one can only be acted on once the plan is whole.
-    let mut cleanup = Cleanup::default();
-    let tag = unique("early");
-    let gone_dir = tempfile::tempdir().unwrap();
-    let project = unique("early").replace('-', "");
-    let compose = compose_labels(&project, gone_dir.path());
-    let mut compose_args = vec!["--restart", "always"];
-    compose_args.extend(compose.iter().map(String::as_str));
-    let dormant: Vec<String> = (0..3).map(|_| unique("dormant")).collect();
-    let (orphan, kept, still) = (unique("orphan"), unique("kept"), unique("paused"));
-    for name in &dormant {
-        labelled(&mut cleanup, name, &tag, &["--restart", "always"]);
-    }
-    labelled(&mut cleanup, &orphan, &tag, &compose_args);
-    labelled(
-        &mut cleanup,
-        &kept,
-        &tag,
-        &["--restart", "always", "--label", "portreap.keep=true"],
-    );
-    labelled(&mut cleanup, &still, &tag, &[]);
-    let mut stopped: Vec<&str> = vec!["stop", "-t", "0"];
-    stopped.extend(dormant.iter().map(String::as_str));
-    stopped.extend([orphan.as_str(), kept.as_str()]);
-    docker(&stopped);
-    docker(&["pause", &still]);
-    std::fs::remove_dir(gone_dir.path()).unwrap();
-
-    let out = portreap()
-        .args([
-            "-v",
-            "prune",
-            "--json",
-            "--yes",
-            "--include-suspects",
-            "--grace",
-            "1s",
-            "--min-age",
-            "0s",
-            "--label",
-            &label(&tag),
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let doc: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}); stderr: {stderr}"));
-    assert_eq!(out.status.code(), Some(0), "{doc:#}\n{stderr}");
-    // The three dormant ones and the orphan; not the kept one, not the paused one.
-    assert!(
-        stderr.contains("acting on 4 containers began while the others were inspected"),
-        "{stderr}"
-    );
-    assert_eq!(doc["actions"].as_array().unwrap().len(), 5, "{doc:#}");
-    for name in dormant.iter().chain([&orphan, &still]) {
-        let a = action_for(&doc, name);
-        assert_done_and_free(a);
-        assert!(!exists(name), "{name} still exists");
-    }
-    // The report is the whole plan's: the orphan carries both of its findings.
-    let kinds = &action_for(&doc, &orphan)["kinds"];
-    for kind in ["dormant-binding", "orphaned-compose"] {
-        assert!(
-            kinds.as_array().unwrap().iter().any(|k| k == kind),
-            "{kinds}"
-        );
-    }
-    assert_eq!(action_for(&doc, &still)["kind"], "paused-container");
-    assert!(exists(&kept), "the kept container was removed");
-    assert!(
-        doc["kept"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|k| k["container"]["name"] == kept.as_str()),
-        "{doc:#}"
-    );
 }

@@ -25,12 +25,9 @@ use crate::model::{Container, ContainerState, EngineStatus, LiveBinding, Proto, 
 use crate::portspec::{PortRange, PortSpec};
 use endpoint::{Endpoint, Transport};
 
-/// How many inspect calls run at once. The engine answers them as fast as its CPU allows
-/// at 16 as at 100 (measured), but prune starts removing self-proven containers while the
-/// inspects are still out: those asked later queue behind the removals' locks and disk
-/// writes (100 exited containers: the inspects took 160-340 ms at 16 instead of 26-68 ms
-/// at 100). A hundred asked at once are all queued before the first removal.
-const INSPECT_CONCURRENCY: usize = 100;
+/// How many inspect calls run at once: enough to hide latency, few enough not to flood a
+/// busy engine.
+const INSPECT_CONCURRENCY: usize = 16;
 
 /// The engine's side of a snapshot.
 pub struct EngineFacts {
@@ -58,15 +55,10 @@ impl EngineFacts {
 ///
 /// With `ports`, only the containers that can bear on those ports are inspected (see
 /// [`inspect_for_ports`]); the others keep what the list call says of them.
-///
-/// `on_inspected` sees each container as soon as its inspect is in (tagged with its
-/// engine), while the others are still being asked: prune starts on what one container's
-/// own record proves.
 pub fn collect_all(
     endpoints: Vec<Result<Endpoint, String>>,
     timeout: Duration,
     ports: Option<&PortSpec>,
-    on_inspected: &dyn Fn(&Container),
 ) -> Vec<EngineFacts> {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -97,11 +89,7 @@ pub fn collect_all(
                             source: endpoint.source.clone(),
                             ..EngineStatus::default()
                         };
-                        let seen = |c: &mut Container| {
-                            c.engine = i;
-                            on_inspected(c);
-                        };
-                        collect_async(&endpoint, timeout, ports, status, &seen).await
+                        collect_async(&endpoint, timeout, ports, status).await
                     }
                     Err(reason) => EngineFacts::unanswered(EngineStatus::default(), reason),
                 };
@@ -119,7 +107,6 @@ async fn collect_async(
     timeout: Duration,
     ports: Option<&PortSpec>,
     mut status: EngineStatus,
-    on_inspected: &dyn Fn(&mut Container),
 ) -> EngineFacts {
     let docker = match connect(endpoint, timeout) {
         Ok(docker) => docker,
@@ -129,7 +116,7 @@ async fn collect_async(
     // the version, and each round trip costs a busy engine CPU that the host walk needs.
     let (version, listed) = futures_util::future::join(
         bounded(timeout, docker.version()),
-        list_and_inspect(&docker, endpoint, timeout, ports, on_inspected),
+        list_and_inspect(&docker, endpoint, timeout, ports),
     )
     .await;
     let version = match version {
@@ -196,7 +183,6 @@ async fn list_and_inspect(
     endpoint: &Endpoint,
     timeout: Duration,
     ports: Option<&PortSpec>,
-    on_inspected: &dyn Fn(&mut Container),
 ) -> Result<Inspected, CallError> {
     let options = ListContainersOptionsBuilder::new().all(true).build();
     let (summaries, odd_states) =
@@ -252,7 +238,6 @@ async fn list_and_inspect(
                                 if let Some(state) = odd.or_else(|| odd_states.get(&id).cloned()) {
                                     c.state = ContainerState::Other(state);
                                 }
-                                on_inspected(&mut c);
                                 c
                             });
                             (Ok(container), root)

@@ -129,71 +129,17 @@ pub async fn execute<O: Ops>(
     ops: &O,
     plan: &Plan,
     timing: Timing,
-    progress: impl FnMut(&Report),
-) -> Vec<Report> {
-    let done = execute_stream(
-        ops,
-        stream::iter(plan.actions.iter().cloned()),
-        timing,
-        progress,
-    )
-    .await;
-    in_plan_order(&[], plan, done).0
-}
-
-/// Puts `report` under the plan's own action: one started on a container's record alone
-/// then carries the findings the whole plan found for it and the container's place in
-/// `containers` (the snapshot's). Returns the action's place in the plan; `None` for an
-/// early action the whole plan does not include, which cannot happen
-/// ([`super::plan::early_action`] runs the same rules on less).
-pub fn under_plan(containers: &[Container], plan: &Plan, report: &mut Report) -> Option<usize> {
-    let place = plan
-        .actions
-        .iter()
-        .position(|a| a.same_target(&report.action));
-    match place {
-        Some(i) => report.action = plan.actions[i].clone(),
-        None => {
-            if let Target::Container { id, .. } = &report.action.target {
-                report.action.container = containers.iter().position(|c| &c.id == id);
-            }
-        }
-    }
-    place
-}
-
-/// The reports in plan order, whatever order they completed in, each under the plan's own
-/// action; and how many at the end were not in the plan (see [`under_plan`]).
-pub fn in_plan_order(
-    containers: &[Container],
-    plan: &Plan,
-    done: Vec<Report>,
-) -> (Vec<Report>, usize) {
-    let mut placed: Vec<(Option<usize>, Report)> = done
-        .into_iter()
-        .map(|mut report| (under_plan(containers, plan, &mut report), report))
-        .collect();
-    // `None` sorts first: put the unplanned last.
-    placed.sort_by_key(|(i, _)| i.map_or(usize::MAX, |i| i));
-    let unplanned = placed.iter().filter(|(i, _)| i.is_none()).count();
-    (placed.into_iter().map(|(_, r)| r).collect(), unplanned)
-}
-
-/// Runs actions as they arrive, [`CONCURRENCY`] at a time, until the stream ends; the
-/// reports come in the order the actions completed. Prune feeds it actions proven early
-/// while the rest of the facts are still coming in, then the rest of the plan.
-pub async fn execute_stream<O: Ops>(
-    ops: &O,
-    actions: impl futures_util::Stream<Item = PlannedAction>,
-    timing: Timing,
     mut progress: impl FnMut(&Report),
 ) -> Vec<Report> {
-    actions
-        .map(|action| run(ops, action, timing))
+    let mut done: Vec<(usize, Report)> = stream::iter(plan.actions.iter().cloned().enumerate())
+        .map(|(i, action)| async move { (i, run(ops, action, timing).await) })
         .buffer_unordered(CONCURRENCY)
-        .inspect(|report| progress(report))
+        .inspect(|(_, report)| progress(report))
         .collect()
-        .await
+        .await;
+    // Report in plan order, whatever order they completed in.
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, report)| report).collect()
 }
 
 async fn run<O: Ops>(ops: &O, action: PlannedAction, timing: Timing) -> Report {

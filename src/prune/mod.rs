@@ -5,7 +5,6 @@ pub mod execute;
 pub mod lock;
 pub mod plan;
 pub mod system;
-pub mod worker;
 
 pub use execute::{execute, Outcome, Report, Timing};
 pub use plan::{plan, Filters, Plan};

@@ -162,32 +162,6 @@ pub struct PlannedAction {
 }
 
 impl PlannedAction {
-    /// Whether both act on the same holder (a container of one engine by full id, a
-    /// process by PID and start time), whatever findings justify them.
-    pub fn same_target(&self, other: &PlannedAction) -> bool {
-        match (&self.target, &other.target) {
-            (
-                Target::Container { id, engine, .. },
-                Target::Container {
-                    id: other_id,
-                    engine: other_engine,
-                    ..
-                },
-            ) => id == other_id && engine == other_engine,
-            (
-                Target::Process {
-                    pid, start_ticks, ..
-                },
-                Target::Process {
-                    pid: other_pid,
-                    start_ticks: other_ticks,
-                    ..
-                },
-            ) => pid == other_pid && start_ticks == other_ticks,
-            _ => false,
-        }
-    }
-
     /// The action's name in the JSON contract.
     pub fn action(&self) -> Action {
         match &self.target {
@@ -500,45 +474,6 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
         ));
     }
     out
-}
-
-/// The kinds whose proof reads nothing but the container's own record (its state, restart
-/// policy and bindings): no socket, no path, no other container can change the verdict.
-const SELF_PROVEN: [Kind; 2] = [Kind::DormantBinding, Kind::DeadContainer];
-
-/// The action prune may start on `c` as soon as its own inspect is in, before the other
-/// containers are: the one the whole plan would make for it, when its findings are all
-/// [`SELF_PROVEN`] and it has no process (the engine's unforced removal then re-checks it
-/// at the instant of acting). `taken_at` must not be later than the whole snapshot's, so
-/// that the age guards are never looser here than in [`plan`].
-///
-/// The verdict comes from the same [`crate::analyze::analyze`] and [`plan`], run on a
-/// snapshot holding this container alone: the rules of these kinds see nothing else, and
-/// the keep label, the config file's protection and the filters are per container. The
-/// whole plan may add findings of other kinds to the same container; the action then
-/// reported is the whole plan's.
-pub fn early_action(
-    c: &Container,
-    taken_at: Option<i64>,
-    filters: &Filters,
-) -> Option<PlannedAction> {
-    let alone = Snapshot {
-        taken_at,
-        containers: vec![c.clone()],
-        ..Snapshot::default()
-    };
-    let analysis = crate::analyze::analyze(&alone);
-    let mut actions = plan(&alone, &analysis, filters).actions;
-    let action = actions.pop().filter(|_| actions.is_empty())?;
-    let proven = !action.kinds.is_empty() && action.kinds.iter().all(|k| SELF_PROVEN.contains(k));
-    match &action.target {
-        Target::Container {
-            step: ContainerStep::Remove,
-            expect,
-            ..
-        } if proven && !expect.planned.has_process() => Some(action),
-        _ => None,
-    }
 }
 
 fn secs(d: std::time::Duration) -> i64 {
