@@ -268,14 +268,13 @@ def prune(load, args):
         "paused-grace": ("paused-container", ["--grace", "1s"],
                                "`docker unpause`, `stop -t 1`, `rm`"),
     }
-    def names_for_fixed():
-        return make("exited")
 
-    def fixed_costs(names, finding, ref_med):
+    def fixed_costs(finding, ref_med):
         # What portreap does besides the removals (reading the host, listing and inspecting
         # every container, planning: a dry run on the same containers) against what the
         # reference does besides them (the CLI starting and asking once). Neither touches
         # the disk, so unlike the removals these figures hold still between runs.
+        names = make("exited")
         proof = [run_once([args.bin, "prune", "--dry-run", "--min-age", "0s", "--kind", finding,
                            "--label", LABEL], ok=(1,)) for _ in range(15)]
         cli = [run_once(["docker", "rm", "-f", f"{PREFIX}-absent"], ok=(0, 1)) for _ in range(15)]
@@ -286,7 +285,7 @@ def prune(load, args):
                 f"(`docker rm -f` of an absent name) {cli_s * 1e3:.0f} ms. Had the removals taken "
                 f"the same time for both, the ratio would be {(ref_med - cli_s + proof_s) / ref_med:.2f}x.")
 
-    fixed = []
+    fixed = None
     wanted = args.leak_kinds.split(",")
     print(f"\nPrune throughput: {n} leaked containers, median of {args.prune_rounds} alternating rounds\n")
     # Single runs drift by a third (the removals wait on the disk), so besides the ratio of
@@ -325,9 +324,9 @@ def prune(load, args):
               f"{statistics.median(paired):.2f}x [{low:.2f}-{high:.2f}] ({min(paired):.2f}-{max(paired):.2f}) |",
               flush=True)
         if kind == "exited":
-            fixed.append(fixed_costs(names_for_fixed(), finding, ref_med))
-    for line in fixed:
-        print(line)
+            fixed = fixed_costs(finding, ref_med)
+    if fixed:
+        print(fixed)
 
 
 def main():
