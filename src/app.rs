@@ -181,6 +181,13 @@ fn gather(global: &Global, owners: crate::host::Owners<'_>) -> anyhow::Result<Sn
         return serde_json::from_slice(&raw)
             .with_context(|| format!("{} is not a portreap snapshot", path.display()));
     }
+    // Every engine is asked at once with the host walk, so the engines to ask must be
+    // known first: a quick look at the process table's names, only when all are asked.
+    let found = if global.all_engines {
+        crate::host::engines::discover_all(&global.proc_root)
+    } else {
+        Vec::new()
+    };
     let (host, engines) = std::thread::scope(|scope| {
         let host = scope.spawn(|| {
             let start = std::time::Instant::now();
@@ -198,7 +205,7 @@ fn gather(global: &Global, owners: crate::host::Owners<'_>) -> anyhow::Result<Sn
         });
         let start = std::time::Instant::now();
         let engines =
-            crate::engine::collect_all(global.endpoints(), global.timeout, owners.ports());
+            crate::engine::collect_all(global.endpoints(&found), global.timeout, owners.ports());
         for e in &engines {
             crate::messages::detail(&format!(
                 "engine: {} containers from {} in {:.1} ms",
@@ -228,12 +235,22 @@ fn gather(global: &Global, owners: crate::host::Owners<'_>) -> anyhow::Result<Sn
             status: crate::model::EngineStatus::default(),
             containers: Vec::new(),
         });
+    let mut first_status = first.status;
+    crate::host::engines::prove(&mut first_status, &host.engines, &global.proc_root);
     let mut containers = first.containers;
     let mut others = Vec::new();
-    for e in engines {
+    for mut e in engines {
+        crate::host::engines::prove(&mut e.status, &host.engines, &global.proc_root);
         containers.extend(e.containers);
         others.push(e.status);
     }
+    // A host-network container's processes are told from impostors by its main process.
+    let main_pids: Vec<u32> = containers
+        .iter()
+        .filter(|c| c.is_host_network())
+        .filter_map(|c| c.pid)
+        .collect();
+    crate::host::read_processes(&mut host, &global.proc_root, &main_pids);
     if matches!(owners, crate::host::Owners::Forwarders) {
         // A plain process on a port some container asks for must be named: walk the
         // skipped processes for those sockets only.
@@ -256,8 +273,8 @@ fn gather(global: &Global, owners: crate::host::Owners<'_>) -> anyhow::Result<Sn
     Ok(Snapshot {
         taken_at,
         host,
-        fs: crate::host::compose::compose_facts(&containers, &first.status, &global.host_root),
-        engine: first.status,
+        fs: crate::host::compose::compose_facts(&containers, &first_status, &global.host_root),
+        engine: first_status,
         engines: others,
         containers,
     })

@@ -61,12 +61,12 @@ impl Global {
     }
 
     /// The engines to ask: the resolved one first, then (with `--all-engines`) every other
-    /// local engine socket that exists.
-    pub fn endpoints(&self) -> Vec<Result<Endpoint, String>> {
+    /// local engine: those `found` in the process table, and the well-known sockets.
+    pub fn endpoints(&self, found: &[crate::model::LocalEngine]) -> Vec<Result<Endpoint, String>> {
         let mut out = vec![self.endpoint.clone()];
         if self.all_engines {
             out.extend(
-                endpoint::local_sockets(self.endpoint.as_ref().ok(), &ProcessEnv)
+                endpoint::local_sockets(self.endpoint.as_ref().ok(), found, &ProcessEnv)
                     .into_iter()
                     .map(Ok),
             );

@@ -14,6 +14,7 @@ pub mod portspec;
 pub mod prune;
 pub mod report;
 pub mod settings;
+pub mod shell;
 
 mod app;
 

@@ -73,6 +73,121 @@ pub struct Process {
     /// Start time in seconds since the Unix epoch (from the start ticks and boot time).
     #[serde(default)]
     pub started: Option<i64>,
+    /// The program the kernel runs (`/proc/PID/exe`); `None` when it cannot be read (a
+    /// kernel thread, or another user's process without root).
+    #[serde(default)]
+    pub exe: Option<Executable>,
+    /// The PID namespace it lives in (the inode of `/proc/PID/ns/pid`).
+    #[serde(default)]
+    pub pid_ns: Option<u64>,
+}
+
+/// A process's executable as the kernel links it. Unlike the name and the command line,
+/// which any process sets for itself, these facts cannot be forged by an unprivileged user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Executable {
+    /// Path as the kernel names it, without the ` (deleted)` mark.
+    pub path: String,
+    /// Whether the file was deleted or replaced since the process started it.
+    #[serde(default)]
+    pub deleted: bool,
+    /// Owner of the file.
+    pub owner: u32,
+    /// Whether anyone but its owner may write the file (group or other write bit).
+    pub shared_write: bool,
+}
+
+impl Executable {
+    /// The file name of the program (`docker-proxy` for `/usr/sbin/docker-proxy`).
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+
+    /// Whether it is the program `name`, installed by root: owned by root and writable
+    /// by nobody else, so no unprivileged user can have put it there.
+    pub fn is_trusted(&self, name: &str) -> bool {
+        self.name() == name && self.owner == 0 && !self.shared_write
+    }
+}
+
+/// Which engine software a local engine process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EngineKind {
+    /// `dockerd`.
+    Docker,
+    /// `podman system service`.
+    Podman,
+}
+
+impl EngineKind {
+    /// The name people know it by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "Docker",
+            EngineKind::Podman => "Podman",
+        }
+    }
+}
+
+/// An engine process found in the process table, whether or not it was asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalEngine {
+    /// Its PID.
+    pub pid: u32,
+    /// Docker or Podman.
+    pub kind: EngineKind,
+    /// The user it runs as.
+    pub uid: u32,
+    /// The API sockets it listens on, as `unix://` URLs reachable from here (through
+    /// `/proc/PID/root` when it runs in another mount namespace).
+    pub sockets: Vec<String>,
+    /// Whether it runs in another mount namespace than portreap.
+    #[serde(default)]
+    pub own_mount_ns: bool,
+    /// Docker's data root, when its command line or the default names it.
+    #[serde(default)]
+    pub data_root: Option<String>,
+}
+
+/// The processes portreap knows by role. A name is only a first sieve, since any process
+/// can name itself anything: identity is proven from the executable, the user and the
+/// parent (see `analyze::forwarder`).
+pub mod known {
+    /// Docker's userland proxy.
+    pub const DOCKER_PROXY: &str = "docker-proxy";
+    /// The Docker engine.
+    pub const DOCKERD: &str = "dockerd";
+    /// Podman (its API service is `podman system service`).
+    pub const PODMAN: &str = "podman";
+    /// Podman's container monitor, which holds a rootful container's published ports.
+    pub const CONMON: &str = "conmon";
+
+    /// Whether a process of this `comm` (at most 15 bytes) may hold a port for a
+    /// container: the forwarders and engines portreap knows, and `ssh` for Colima and
+    /// Lima.
+    pub fn may_forward(comm: &str) -> bool {
+        const NAMES: [&str; 10] = [
+            DOCKER_PROXY,
+            DOCKERD,
+            CONMON,
+            "com.docker.back",
+            "rootlesskit",
+            "limactl",
+            "wslrelay",
+            "wslrelay.exe",
+            "ssh",
+            "docker-desktop-",
+        ];
+        NAMES.contains(&comm)
+            || comm.starts_with("vpnkit")
+            || comm.starts_with("rootlessport")
+            || comm.starts_with("OrbStack")
+    }
+
+    /// Whether a process of this `comm` may be an engine (then its facts are read).
+    pub fn may_be_engine(comm: &str) -> bool {
+        comm == DOCKERD || comm == PODMAN
+    }
 }
 
 /// Everything read from the host.
@@ -93,6 +208,37 @@ pub struct HostFacts {
     /// Processes whose descriptors were not read (see `host::Owners::Forwarders`).
     #[serde(skip)]
     pub skipped_pids: Vec<u32>,
+    /// Every engine process found in the process table.
+    #[serde(default)]
+    pub engines: Vec<LocalEngine>,
+    /// The host's PID namespace (init's), to tell a container's processes from the host's.
+    #[serde(default)]
+    pub pid_ns: Option<u64>,
+}
+
+impl HostFacts {
+    /// The process and its ancestors that portreap read, nearest first (the process
+    /// itself excluded). Stops at PID 1 or at the first ancestor not read.
+    pub fn ancestors(&self, pid: u32) -> impl Iterator<Item = &Process> + '_ {
+        let mut next = self.processes.get(&pid).map(|p| p.ppid);
+        let mut steps = 0;
+        std::iter::from_fn(move || {
+            let ppid = next.filter(|&p| p != 0)?;
+            // A PID table is a tree, but a recording may be hand-edited: never loop.
+            steps += 1;
+            if steps > 64 {
+                return None;
+            }
+            let parent = self.processes.get(&ppid)?;
+            next = (parent.pid != 1).then_some(parent.ppid);
+            Some(parent)
+        })
+    }
+
+    /// The engine process with this PID, if it is one.
+    pub fn engine(&self, pid: u32) -> Option<&LocalEngine> {
+        self.engines.iter().find(|e| e.pid == pid)
+    }
 }
 
 /// Lifecycle state of a container, as the engine names it.
@@ -338,6 +484,18 @@ pub struct EngineStatus {
     pub root_dir: Option<String>,
     /// Why it could not be reached, or what went wrong part way.
     pub error: Option<String>,
+    /// The local engine process proven to serve this endpoint (it holds the listening
+    /// socket); `None` when none is: then the engine may be remote, and local forwarders
+    /// are not judged by its answer.
+    #[serde(default)]
+    pub process: Option<u32>,
+    /// The user the process serving the endpoint runs as, when known (from the kernel's
+    /// peer credentials of a unix socket, or the proven engine).
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// Why no local engine process is proven to serve the endpoint.
+    #[serde(default)]
+    pub locality: Option<String>,
 }
 
 /// Whether the compose files and directories that containers' labels name exist.
@@ -350,6 +508,21 @@ pub struct FsFacts {
     pub note: Option<String>,
     /// Absolute host paths (as in the labels) and whether each exists.
     pub exists: BTreeMap<String, bool>,
+    /// Paths that could not be judged (permission denied, a stale NFS handle, ...), and
+    /// why: never taken for gone.
+    #[serde(default)]
+    pub unjudged: BTreeMap<String, String>,
+}
+
+/// What looking at a path told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathState {
+    /// It is there.
+    Exists,
+    /// It is not (ENOENT, or a component is not a directory).
+    Gone,
+    /// It could not be told; the reason says why.
+    Unknown(String),
 }
 
 impl EngineStatus {

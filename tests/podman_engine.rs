@@ -120,7 +120,12 @@ fn a_running_podman_container_is_found_through_conmon() {
     if require_engine() {
         let doc = json(&["scan", "--json", "--port", &port.to_string()]);
         let found = entries(&doc, "tcp", port);
-        assert_eq!(found[0]["owner"]["kind"], "conmon", "{doc:#}");
+        assert_eq!(found[0]["owner"]["kind"], "not-judged", "{doc:#}");
+        let detail = found[0]["owner"]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("the Podman engine pid") && detail.contains(SOCK),
+            "{detail}"
+        );
         assert_eq!(doc["findings"], serde_json::json!([]));
     }
 }

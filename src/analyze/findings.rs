@@ -465,7 +465,12 @@ fn container_findings(
     if has_ports && snapshot.fs.visible {
         if let Some((dir, files)) = c.compose_paths() {
             let exists = |p: &String| snapshot.fs.exists.get(p).copied();
-            let gone = if exists(&dir) == Some(false) {
+            let unjudged = std::iter::once(&dir)
+                .chain(&files)
+                .any(|p| snapshot.fs.unjudged.contains_key(p));
+            let gone = if unjudged {
+                None
+            } else if exists(&dir) == Some(false) {
                 Some(format!("its working directory {dir} no longer exists"))
             } else if !files.is_empty() && files.iter().all(|f| exists(f) == Some(false)) {
                 Some(format!(
@@ -634,6 +639,7 @@ pub fn holder_phrase(snapshot: &Snapshot, entry: &PortEntry) -> String {
         Owner::Conmon { .. } => format!("conmon{pid} (its container does not run)"),
         Owner::Forwarder { product } => format!("{product}'s forwarder {process}{pid}"),
         Owner::Engine => format!("the engine{pid}"),
+        Owner::NotJudged { .. } => format!("{process}{pid} (another engine's, not judged)"),
         Owner::Process => format!("{process}{pid}"),
         Owner::Unknown { .. } => "an unknown process".into(),
     }

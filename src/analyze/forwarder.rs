@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::model::{Process, Proto};
+use crate::model::{known, EngineKind, HostFacts, Process, Proto};
 
 /// What a `docker-proxy` command line says it forwards.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,20 +19,121 @@ pub struct ProxyTarget {
     pub container_port: u16,
 }
 
-/// Whether the process is Docker's userland proxy. The name is checked on both `comm` and
-/// the program path, since `comm` is cut at 15 bytes and may be renamed.
+/// Whether the process calls itself Docker's userland proxy, by `comm` or by its program
+/// path (`comm` is cut at 15 bytes and may be renamed). A claim only: see [`role`].
 pub fn is_docker_proxy(process: &Process) -> bool {
-    process.name == "docker-proxy"
+    process.name == known::DOCKER_PROXY
         || process
             .cmdline
             .first()
-            .is_some_and(|arg0| arg0.rsplit('/').next() == Some("docker-proxy"))
+            .is_some_and(|arg0| arg0.rsplit('/').next() == Some(known::DOCKER_PROXY))
 }
 
-/// Whether the process is Podman's `conmon`, which holds a rootful container's published
-/// ports while the container runs.
+/// Whether the process calls itself Podman's `conmon`, which holds a rootful container's
+/// published ports while the container runs. A claim only: see [`role`].
 pub fn is_conmon(process: &Process) -> bool {
-    process.name == "conmon"
+    process.name == known::CONMON
+}
+
+/// What a socket-holding process proves to be, from what no unprivileged user can forge:
+/// its executable, its user and its parent chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Docker's userland proxy, started by the engine with this PID, or by no engine
+    /// alive (its engine is gone: the classic leak).
+    DockerProxy {
+        /// The engine among its ancestors.
+        engine: Option<u32>,
+    },
+    /// Podman's container monitor, running as this user.
+    Conmon {
+        /// Its user (rootful Podman: 0).
+        uid: u32,
+    },
+    /// A Docker engine itself (it holds published ports with the userland proxy off).
+    Engine,
+    /// A desktop or rootless engine's forwarder (never signalled), named by its product.
+    Desktop(&'static str),
+    /// An ordinary process.
+    Plain,
+    /// An ordinary process that calls itself a forwarder or an engine and is not one.
+    Impostor {
+        /// What it calls itself.
+        claims: &'static str,
+        /// What disproves it.
+        why: String,
+    },
+}
+
+/// Proves the role of `p`. A process that only calls itself a forwarder is an
+/// [`Role::Impostor`]: the kernel's facts name the program it runs and its user, and a
+/// real forwarder runs the engine's program, as the engine's user, below the engine.
+pub fn role(host: &HostFacts, p: &Process) -> Role {
+    if is_docker_proxy(p) {
+        return proxy_role(host, p);
+    }
+    if is_conmon(p) {
+        return match (&p.exe, p.uid) {
+            (Some(exe), Some(uid)) if exe.is_trusted(known::CONMON) => Role::Conmon { uid },
+            _ => impostor(known::CONMON, p, "the conmon installed by root"),
+        };
+    }
+    if is_dockerd(p) {
+        return if host.engine(p.pid).is_some() {
+            Role::Engine
+        } else {
+            impostor(known::DOCKERD, p, "the dockerd installed by root")
+        };
+    }
+    desktop_product(p).map_or(Role::Plain, Role::Desktop)
+}
+
+fn proxy_role(host: &HostFacts, p: &Process) -> Role {
+    if !p
+        .exe
+        .as_ref()
+        .is_some_and(|e| e.is_trusted(known::DOCKER_PROXY))
+    {
+        return impostor(known::DOCKER_PROXY, p, "the docker-proxy installed by root");
+    }
+    let engine = host
+        .ancestors(p.pid)
+        .find_map(|a| host.engine(a.pid).filter(|e| e.kind == EngineKind::Docker));
+    // An engine starts its proxies as its own user; without an engine, only root's
+    // (rootless proxies live in the engine's own network namespace, not here).
+    let expected_uid = engine.map_or(0, |e| e.uid);
+    if p.uid != Some(expected_uid) {
+        let uid = p
+            .uid
+            .map_or("an unknown user".into(), |u| format!("uid {u}"));
+        let whose = match engine {
+            Some(e) => format!("its engine (pid {}) runs as uid {}", e.pid, e.uid),
+            None => "no engine started it, and only root's proxies hold host ports".into(),
+        };
+        return Role::Impostor {
+            claims: known::DOCKER_PROXY,
+            why: format!("it runs as {uid}, and {whose}"),
+        };
+    }
+    Role::DockerProxy {
+        engine: engine.map(|e| e.pid),
+    }
+}
+
+fn impostor(claims: &'static str, p: &Process, real: &str) -> Role {
+    let why = match &p.exe {
+        Some(exe) => format!(
+            "it runs {}{}, not {real}",
+            exe.path,
+            if exe.owner == 0 && !exe.shared_write {
+                String::new()
+            } else {
+                format!(" (a file of uid {} or writable by others)", exe.owner)
+            }
+        ),
+        None => "its executable cannot be read, so it is not proven".into(),
+    };
+    Role::Impostor { claims, why }
 }
 
 /// The container id a `conmon` command line monitors (`-c ID` / `--cid ID`), and its name
@@ -95,10 +196,10 @@ pub fn desktop_product(process: &Process) -> Option<&'static str> {
     }
 }
 
-/// Whether the process is the Docker engine itself (it holds reserving sockets when the
-/// userland proxy is disabled).
+/// Whether the process calls itself the Docker engine (it holds reserving sockets when the
+/// userland proxy is disabled). A claim only: see [`role`].
 pub fn is_dockerd(process: &Process) -> bool {
-    process.name == "dockerd"
+    process.name == known::DOCKERD
 }
 
 /// Parses `docker-proxy -proto tcp -host-ip 0.0.0.0 -host-port 3000 -container-ip

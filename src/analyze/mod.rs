@@ -3,6 +3,7 @@
 
 pub mod findings;
 pub mod forwarder;
+pub mod ownership;
 pub mod time;
 
 use std::collections::HashSet;
@@ -10,7 +11,7 @@ use std::net::IpAddr;
 
 use crate::model::{Container, ContainerState, LiveBinding, Process, Proto, Snapshot, Socket};
 use findings::{Finding, Kind};
-use forwarder::ProxyTarget;
+use forwarder::{ProxyTarget, Role};
 
 /// How a container holds one of its published ports on the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +82,13 @@ pub enum Owner {
     },
     /// The engine holds the socket and no container claims it.
     Engine,
+    /// A forwarder (or an engine's own socket) that the engines asked cannot judge: it
+    /// belongs to an engine that was not asked, or no engine asked is proven to run on
+    /// this host. Never a leak.
+    NotJudged {
+        /// Why, naming the engine it belongs to and how to ask it.
+        reason: String,
+    },
     /// An ordinary process.
     Process,
     /// Nobody visible; the reason says why.
@@ -99,6 +107,7 @@ impl Owner {
             Owner::Conmon { .. } => "conmon",
             Owner::Forwarder { .. } => "forwarder",
             Owner::Engine => "engine",
+            Owner::NotJudged { .. } => "not-judged",
             Owner::Process => "process",
             Owner::Unknown { .. } => "unknown",
         }
@@ -127,6 +136,8 @@ pub struct PortEntry {
     pub owner: Owner,
     /// Kinds of the findings that concern this port.
     pub findings: Vec<Kind>,
+    /// What disproves the holder's claim to be a forwarder or an engine, if it makes one.
+    pub note: Option<String>,
 }
 
 impl PortEntry {
@@ -153,6 +164,7 @@ impl PortEntry {
                     | Owner::Conmon { .. }
                     | Owner::Forwarder { .. }
                     | Owner::Engine
+                    | Owner::NotJudged { .. }
             )
     }
 
@@ -245,6 +257,7 @@ fn requested(ports: &[PortEntry], findings: &[Finding]) -> Vec<PortEntry> {
                         via: Via::Requested,
                     },
                     findings: Vec::new(),
+                    note: None,
                 });
             }
         }
@@ -253,106 +266,145 @@ fn requested(ports: &[PortEntry], findings: &[Finding]) -> Vec<PortEntry> {
 }
 
 fn attribute(snapshot: &Snapshot, socket: &Socket) -> PortEntry {
-    let processes: Vec<&Process> = socket
+    let host = &snapshot.host;
+    let held: Vec<(&Process, Role)> = socket
         .pids
         .iter()
-        .filter_map(|pid| snapshot.host.processes.get(pid))
+        .filter_map(|pid| host.processes.get(pid))
+        .map(|p| (p, forwarder::role(host, p)))
         .collect();
     // The forwarder wins over the engine: newer engines bind the socket in dockerd and hand
     // it to docker-proxy, so both may hold it for a moment.
-    let proxy = processes.iter().find(|p| forwarder::is_docker_proxy(p));
-    let conmon = processes.iter().find(|p| forwarder::is_conmon(p));
-    let engine = processes.iter().find(|p| forwarder::is_dockerd(p));
-    let desktop = processes
-        .iter()
-        .find_map(|p| forwarder::desktop_product(p).map(|product| (*p, product)));
-    let primary = proxy
-        .or(conmon)
-        .or(engine)
-        .copied()
-        .or(desktop.map(|(p, _)| p))
-        .or(processes.first().copied());
-    let conmon_target = conmon.and_then(|p| forwarder::parse_conmon(&p.cmdline));
-    let owner = if let Some(proxy) = proxy {
-        attribute_proxy(snapshot, socket, proxy)
-    } else if let Some((container_id, container_name)) = conmon_target {
-        // Only a Podman engine's containers can be the ones conmon names.
-        let live = snapshot.containers.iter().position(|c| {
-            c.id == container_id && holds_ports(c) && snapshot.engine_of(c).is_podman()
-        });
-        match live {
+    let find = |pick: fn(&Role) -> bool| held.iter().find(|(_, r)| pick(r));
+    let primary = find(|r| matches!(r, Role::DockerProxy { .. }))
+        .or_else(|| find(|r| matches!(r, Role::Conmon { .. })))
+        .or_else(|| find(|r| matches!(r, Role::Engine)))
+        .or_else(|| find(|r| matches!(r, Role::Desktop(_))))
+        .or(held.first());
+    let owner = match primary {
+        Some((p, role)) => attribute_held(snapshot, socket, &held, p, role),
+        None => match find_live(snapshot, socket, &ownership::local_engines(snapshot)) {
             Some(index) => Owner::Container {
                 index,
-                via: Via::Conmon,
+                via: Via::Binding,
             },
-            None => Owner::Conmon {
-                container_id,
-                container_name,
+            None => Owner::Unknown {
+                reason: unknown_reason(snapshot, socket),
             },
-        }
-    } else if engine.is_some() {
-        match find_live(snapshot, socket) {
-            Some(index) => Owner::Container {
-                index,
-                via: Via::Engine,
-            },
-            None => Owner::Engine,
-        }
-    } else if let Some((_, product)) = desktop {
-        match find_live(snapshot, socket) {
-            Some(index) => Owner::Container {
-                index,
-                via: Via::Forwarder,
-            },
-            None => Owner::Forwarder { product },
-        }
-    } else if let Some(index) = processes.iter().find_map(|p| {
-        let id = p.container_id.as_deref()?;
-        snapshot.containers.iter().position(|c| c.id == id)
-    }) {
-        Owner::Container {
-            index,
-            via: Via::HostNetwork,
-        }
-    } else if !processes.is_empty() {
-        Owner::Process
-    } else if let Some(index) = find_live(snapshot, socket) {
-        Owner::Container {
-            index,
-            via: Via::Binding,
-        }
-    } else {
-        Owner::Unknown {
-            reason: unknown_reason(snapshot, socket),
-        }
+        },
     };
+    let note = held.iter().find_map(|(_, role)| match role {
+        Role::Impostor { claims, why } => Some(format!("calls itself {claims}, but {why}")),
+        _ => None,
+    });
     PortEntry {
         proto: socket.proto,
         ip: socket.ip,
         port: socket.port,
         bound: true,
         pids: socket.pids.clone(),
-        process: primary.map(|p| p.name.clone()),
-        holder_pid: primary.map(|p| p.pid),
+        process: primary.map(|(p, _)| p.name.clone()),
+        holder_pid: primary.map(|(p, _)| p.pid),
         owner,
         findings: Vec::new(),
+        note,
     }
 }
 
-fn attribute_proxy(snapshot: &Snapshot, socket: &Socket, proxy: &Process) -> Owner {
+/// The owner of a socket whose holders are `held`, `p` being the one that explains it.
+fn attribute_held(
+    snapshot: &Snapshot,
+    socket: &Socket,
+    held: &[(&Process, Role)],
+    p: &Process,
+    role: &Role,
+) -> Owner {
+    let judged =
+        |judges: Result<Vec<usize>, String>, found: &dyn Fn(&[usize]) -> Owner| match judges {
+            Ok(engines) => found(&engines),
+            Err(reason) => Owner::NotJudged { reason },
+        };
+    match role {
+        Role::DockerProxy { engine } => {
+            judged(ownership::proxy_judges(snapshot, p, *engine), &|engines| {
+                attribute_proxy(snapshot, socket, p, engines)
+            })
+        }
+        Role::Conmon { uid } => match forwarder::parse_conmon(&p.cmdline) {
+            Some((container_id, container_name)) => {
+                judged(ownership::conmon_judges(snapshot, p, *uid), &|engines| {
+                    let live = snapshot.containers.iter().position(|c| {
+                        c.id == container_id && holds_ports(c) && engines.contains(&c.engine)
+                    });
+                    match live {
+                        Some(index) => Owner::Container {
+                            index,
+                            via: Via::Conmon,
+                        },
+                        None => Owner::Conmon {
+                            container_id: container_id.clone(),
+                            container_name: container_name.clone(),
+                        },
+                    }
+                })
+            }
+            None => Owner::Process,
+        },
+        Role::Engine => judged(
+            ownership::engine_judges(snapshot, p.pid),
+            &|engines| match find_live(snapshot, socket, engines) {
+                Some(index) => Owner::Container {
+                    index,
+                    via: Via::Engine,
+                },
+                None => Owner::Engine,
+            },
+        ),
+        Role::Desktop(product) => {
+            match find_live(snapshot, socket, &ownership::same_user(snapshot, p)) {
+                Some(index) => Owner::Container {
+                    index,
+                    via: Via::Forwarder,
+                },
+                None => Owner::Forwarder { product },
+            }
+        }
+        Role::Plain | Role::Impostor { .. } => {
+            match held
+                .iter()
+                .find_map(|(p, _)| ownership::host_network_container(snapshot, p))
+            {
+                Some(index) => Owner::Container {
+                    index,
+                    via: Via::HostNetwork,
+                },
+                None => Owner::Process,
+            }
+        }
+    }
+}
+
+/// The container (of `engines`) a proven docker-proxy forwards to.
+fn attribute_proxy(
+    snapshot: &Snapshot,
+    socket: &Socket,
+    proxy: &Process,
+    engines: &[usize],
+) -> Owner {
     let target = forwarder::parse_docker_proxy(&proxy.cmdline);
     let index = match &target {
         // The target address alone is not enough: addresses are reused as soon as a
         // container stops, so the container must also publish this very port pair.
         Some(t) => snapshot.containers.iter().position(|c| {
-            c.addresses.contains(&t.container_ip)
+            engines.contains(&c.engine)
+                && c.addresses.contains(&t.container_ip)
                 && c.live.iter().any(|b| {
                     b.proto == t.proto
                         && b.host_port == t.host_port
                         && b.container_port == t.container_port
                 })
         }),
-        None => find_live(snapshot, socket),
+        None => find_live(snapshot, socket, engines),
     };
     match index {
         Some(index) => Owner::Container {
@@ -363,10 +415,12 @@ fn attribute_proxy(snapshot: &Snapshot, socket: &Socket, proxy: &Process) -> Own
     }
 }
 
-/// A running (or paused, restarting) container whose live binding is this socket.
-fn find_live(snapshot: &Snapshot, socket: &Socket) -> Option<usize> {
+/// A running (or paused, restarting) container of `engines` whose live binding is this
+/// socket.
+fn find_live(snapshot: &Snapshot, socket: &Socket, engines: &[usize]) -> Option<usize> {
     snapshot.containers.iter().position(|c| {
-        holds_ports(c)
+        engines.contains(&c.engine)
+            && holds_ports(c)
             && c.live.iter().any(|b| {
                 b.proto == socket.proto && b.host_port == socket.port && b.host_ip == socket.ip
             })
@@ -414,6 +468,10 @@ fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
         if snapshot.engine_of(container).is_podman() && !holds_ports(container) {
             continue;
         }
+        // An engine not proven to run here binds its ports on another host.
+        if snapshot.engine_of(container).process.is_none() {
+            continue;
+        }
         for LiveBinding {
             proto,
             host_ip,
@@ -437,6 +495,7 @@ fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
                         via: Via::Reservation,
                     },
                     findings: Vec::new(),
+                    note: None,
                 });
             }
         }

@@ -1,7 +1,7 @@
 //! Attribution on hand-built snapshots, one per kind of holder.
 
 use super::*;
-use crate::model::{HostFacts, RequestedBinding};
+use crate::model::{EngineKind, Executable, HostFacts, LocalEngine, RequestedBinding};
 
 const ID_WEB: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const ID_HOSTNET: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -41,6 +41,8 @@ impl Host {
         Host(HostFacts::default())
     }
 
+    /// A process of root running the program `name` as installed by root; `dockerd` and
+    /// `podman` are also engines.
     fn process(mut self, pid: u32, name: &str, cmdline: &str, container: Option<&str>) -> Self {
         self.0.processes.insert(
             pid,
@@ -53,8 +55,36 @@ impl Host {
                 start_ticks: Some(100),
                 container_id: container.map(str::to_owned),
                 started: None,
+                exe: Some(Executable {
+                    path: format!("/usr/sbin/{name}"),
+                    deleted: false,
+                    owner: 0,
+                    shared_write: false,
+                }),
+                pid_ns: Some(HOST_PID_NS),
             },
         );
+        let kind = match name {
+            "dockerd" => Some(EngineKind::Docker),
+            "podman" => Some(EngineKind::Podman),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            self.0.engines.push(LocalEngine {
+                pid,
+                kind,
+                uid: 0,
+                sockets: vec![format!("unix:///run/engine-{pid}.sock")],
+                own_mount_ns: false,
+                data_root: None,
+            });
+        }
+        self
+    }
+
+    /// Changes what the kernel says of process `pid`.
+    fn edit(mut self, pid: u32, f: impl FnOnce(&mut Process)) -> Self {
+        f(self.0.processes.get_mut(&pid).expect("process to edit"));
         self
     }
 
@@ -88,12 +118,25 @@ impl Host {
     }
 }
 
+const HOST_PID_NS: u64 = 4026531836;
+
+/// The engine's own process, when a test has none.
+const ENGINE_PID: u32 = 2;
+
+/// A snapshot whose one engine asked is proven local: the test's first engine process,
+/// else a nominal one.
 fn snapshot(host: Host, containers: Vec<Container>) -> Snapshot {
+    let process = host.0.engines.first().map_or(ENGINE_PID, |e| e.pid);
+    let mut host = host.0;
+    host.pid_ns = Some(HOST_PID_NS);
     Snapshot {
-        host: host.0,
+        host,
         containers,
         engine: crate::model::EngineStatus {
             reachable: true,
+            kind: Some("Docker".into()),
+            process: Some(process),
+            uid: Some(0),
             ..Default::default()
         },
         ..Snapshot::default()
@@ -163,6 +206,7 @@ fn a_proxy_whose_address_was_reused_is_not_attributed() {
 fn host_network_process_belongs_to_its_container() {
     let mut hostnet = container(ID_HOSTNET, "hostnet", ContainerState::Running, None);
     hostnet.network_mode = Some("host".into());
+    hostnet.pid = Some(20);
     let host = Host::new()
         .process(20, "httpd", "httpd -f -p 3020", Some(ID_HOSTNET))
         .socket(Proto::Tcp, "::", 3020, &[20]);
@@ -343,7 +387,7 @@ fn proxies_are_not_judged_without_the_engines_whole_answer() {
         vec![],
         "engine unreachable: the proxy may well be in use"
     );
-    assert!(matches!(a.ports[0].owner, Owner::Proxy { .. }));
+    assert!(matches!(a.ports[0].owner, Owner::NotJudged { .. }));
     let mut snap = snapshot(host(), vec![]);
     snap.engine.error = Some("cannot inspect container 0123456789ab: timeout".into());
     assert_eq!(kinds(&analyze(&snap)), vec![]);
@@ -568,6 +612,7 @@ fn fs(visible: bool, paths: &[(&str, bool)]) -> FsFacts {
         visible,
         note: None,
         exists: paths.iter().map(|(p, e)| (p.to_string(), *e)).collect(),
+        unjudged: Default::default(),
     }
 }
 
@@ -773,7 +818,18 @@ fn conmon_is_judged_only_against_a_podman_engine() {
     let a = analyze(&snap);
     assert!(matches!(
         owner_of(&a, Proto::Tcp, "0.0.0.0", 3801),
-        Owner::Conmon { .. }
+        Owner::NotJudged { .. }
+    ));
+    assert_eq!(kinds(&a), vec![]);
+
+    // A Podman engine of another user (rootless) cannot judge root's conmon.
+    let mut snap = snapshot(host(), vec![]);
+    snap.engine.kind = Some("Podman".into());
+    snap.engine.uid = Some(1000);
+    let a = analyze(&snap);
+    assert!(matches!(
+        owner_of(&a, Proto::Tcp, "0.0.0.0", 3801),
+        Owner::NotJudged { .. }
     ));
     assert_eq!(kinds(&a), vec![]);
 }
@@ -834,4 +890,237 @@ fn desktop_forwarders_are_attributed_and_never_acted_on() {
     assert!(findings::never_act(p)
         .unwrap()
         .contains("forwards ports for Docker Desktop"));
+}
+
+/// A victim container publishing 3000 through its real proxies, for the impostor tests.
+fn victim() -> (Container, Host) {
+    let mut web = container(ID_WEB, "web", ContainerState::Running, Some("172.17.0.2"));
+    publish(&mut web, Proto::Tcp, "0.0.0.0", 3000, 80);
+    let host = Host::new()
+        .process(5, "dockerd", "/usr/sbin/dockerd", None)
+        .proxy(10, Proto::Tcp, "0.0.0.0", 3000, "172.17.0.2", 80)
+        .edit(10, |p| p.ppid = 5);
+    (web, host)
+}
+
+/// A named change to a process's facts.
+type Change = (&'static str, fn(&mut Process));
+
+#[test]
+fn a_process_that_only_calls_itself_docker_proxy_is_an_ordinary_process() {
+    // An unprivileged user's program, named docker-proxy, claiming the victim's target.
+    let spoof = |host: Host, f: fn(&mut Process)| {
+        host.proxy(40, Proto::Tcp, "0.0.0.0", 4000, "172.17.0.2", 80)
+            .edit(40, |p| p.ppid = 900)
+            .edit(40, f)
+    };
+    let cases: [Change; 4] = [
+        ("its own program", |p| {
+            p.uid = Some(1000);
+            p.exe.as_mut().unwrap().path = "/home/eve/docker-proxy".into();
+            p.exe.as_mut().unwrap().owner = 1000;
+        }),
+        ("the real binary, run as a user", |p| p.uid = Some(1000)),
+        ("a script (python named by prctl)", |p| {
+            p.uid = Some(1000);
+            p.exe.as_mut().unwrap().path = "/usr/bin/python3.11".into();
+        }),
+        ("an unreadable executable", |p| p.exe = None),
+    ];
+    for (what, f) in cases {
+        let (web, host) = victim();
+        let a = analyze(&snapshot(spoof(host, f), vec![web]));
+        let entry = a.ports.iter().find(|p| p.port == 4000).unwrap();
+        assert_eq!(entry.owner, Owner::Process, "{what}");
+        let note = entry.note.as_deref().unwrap_or_default();
+        assert!(
+            note.starts_with("calls itself docker-proxy, but "),
+            "{what}: {note}"
+        );
+        assert!(kinds(&a).is_empty(), "{what}: {:?}", a.findings);
+        // The victim keeps its own port and nothing else.
+        assert_eq!(
+            owner_of(&a, Proto::Tcp, "0.0.0.0", 3000),
+            Owner::Container {
+                index: 0,
+                via: Via::DockerProxy
+            },
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn a_user_process_named_dockerd_is_not_the_engine() {
+    let host = Host::new()
+        .process(41, "dockerd", "dockerd", None)
+        .edit(41, |p| {
+            p.uid = Some(1000);
+            p.exe.as_mut().unwrap().owner = 1000;
+        })
+        .socket(Proto::Tcp, "0.0.0.0", 3999, &[41]);
+    let mut host = host;
+    host.0.engines.clear();
+    let a = analyze(&snapshot(host, vec![]));
+    assert_eq!(owner_of(&a, Proto::Tcp, "0.0.0.0", 3999), Owner::Process);
+    assert!(kinds(&a).is_empty(), "{:?}", a.findings);
+}
+
+#[test]
+fn a_cgroup_path_alone_does_not_make_a_host_network_process() {
+    let mut hostnet = container(ID_HOSTNET, "hostnet", ContainerState::Running, None);
+    hostnet.network_mode = Some("host".into());
+    hostnet.pid = Some(20);
+    let host = Host::new()
+        .process(20, "sh", "sh", Some(ID_HOSTNET))
+        .edit(20, |p| p.pid_ns = Some(77))
+        // A user's process placed in a cgroup named after the container.
+        .process(21, "httpd", "httpd -p 3021", Some(ID_HOSTNET))
+        .edit(21, |p| p.uid = Some(1000))
+        .socket(Proto::Tcp, "0.0.0.0", 3021, &[21])
+        // The container's own worker: its PID namespace.
+        .process(22, "httpd", "httpd -p 3022", Some(ID_HOSTNET))
+        .edit(22, |p| p.pid_ns = Some(77))
+        .socket(Proto::Tcp, "0.0.0.0", 3022, &[22])
+        // With --pid=host the namespace tells nothing; descent from the main process does.
+        .process(23, "httpd", "httpd -p 3023", Some(ID_HOSTNET))
+        .edit(23, |p| p.ppid = 20)
+        .socket(Proto::Tcp, "0.0.0.0", 3023, &[23]);
+    let a = analyze(&snapshot(host, vec![hostnet.clone()]));
+    assert_eq!(owner_of(&a, Proto::Tcp, "0.0.0.0", 3021), Owner::Process);
+    let inside = Owner::Container {
+        index: 0,
+        via: Via::HostNetwork,
+    };
+    assert_eq!(owner_of(&a, Proto::Tcp, "0.0.0.0", 3022), inside);
+    assert_eq!(owner_of(&a, Proto::Tcp, "0.0.0.0", 3023), inside);
+    // Not a host-network container: its cgroup's processes hold no host port for it.
+    hostnet.network_mode = Some("bridge".into());
+    let host = Host::new()
+        .process(20, "httpd", "httpd -p 3020", Some(ID_HOSTNET))
+        .socket(Proto::Tcp, "0.0.0.0", 3020, &[20]);
+    let a = analyze(&snapshot(host, vec![hostnet]));
+    assert_eq!(owner_of(&a, Proto::Tcp, "0.0.0.0", 3020), Owner::Process);
+}
+
+#[test]
+fn another_engines_proxies_are_never_judged_by_this_one() {
+    // Engine 5 asked, engine 9 (a second dockerd) not: 9's proxy and its engine-held
+    // socket forward to an address engine 5 does not know.
+    let (web, host) = victim();
+    let host = host
+        .process(
+            9,
+            "dockerd",
+            "/usr/sbin/dockerd --host unix:///run/second.sock",
+            None,
+        )
+        .proxy(90, Proto::Tcp, "0.0.0.0", 5000, "10.229.0.2", 80)
+        .edit(90, |p| p.ppid = 9)
+        .socket(Proto::Tcp, "0.0.0.0", 5001, &[9]);
+    let snap = snapshot(host, vec![web]);
+    let a = analyze(&snap);
+    for port in [5000, 5001] {
+        match owner_of(&a, Proto::Tcp, "0.0.0.0", port) {
+            Owner::NotJudged { reason } => assert!(
+                reason.contains("the Docker engine pid 9 at unix:///run/engine-9.sock, which was not asked: add --all-engines or --host unix:///run/engine-9.sock"),
+                "{reason}"
+            ),
+            other => panic!("{port}: {other:?}"),
+        }
+    }
+    assert!(kinds(&a).is_empty(), "{:?}", a.findings);
+
+    // Both asked: each proxy is judged against its own engine's containers only. Engine
+    // 9's container has the very target engine 5's proxy names: it is no owner of it.
+    let mut snap = snap;
+    snap.engines.push(crate::model::EngineStatus {
+        reachable: true,
+        kind: Some("Docker".into()),
+        process: Some(9),
+        uid: Some(0),
+        ..Default::default()
+    });
+    let mut other = container(
+        ID_HOSTNET,
+        "other",
+        ContainerState::Running,
+        Some("10.229.0.2"),
+    );
+    publish(&mut other, Proto::Tcp, "0.0.0.0", 5000, 80);
+    other.engine = 1;
+    let mut twin = other.clone();
+    twin.id = "c".repeat(64);
+    twin.name = "twin".into();
+    twin.addresses = vec![ip("172.17.0.2")];
+    twin.live = snap.containers[0].live.clone();
+    snap.containers.push(other);
+    snap.containers.push(twin);
+    // The victim is removed from engine 5's list: its proxy is now an orphan of engine 5,
+    // even though engine 9 has a container with the same address and binding.
+    snap.containers.remove(0);
+    let a = analyze(&snap);
+    assert_eq!(
+        owner_of(&a, Proto::Tcp, "0.0.0.0", 5000),
+        Owner::Container {
+            index: 0,
+            via: Via::DockerProxy
+        }
+    );
+    assert!(matches!(
+        owner_of(&a, Proto::Tcp, "0.0.0.0", 3000),
+        Owner::Proxy { .. }
+    ));
+    let orphans: Vec<&Finding> = a
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::OrphanedProxy)
+        .collect();
+    assert_eq!(orphans.len(), 1, "{orphans:?}");
+    assert_eq!(orphans[0].pids, vec![10]);
+}
+
+#[test]
+fn an_engine_not_proven_local_judges_no_local_forwarder_and_reserves_nothing() {
+    let mut web = container(ID_WEB, "web", ContainerState::Running, Some("172.17.0.9"));
+    publish(&mut web, Proto::Tcp, "0.0.0.0", 3300, 80);
+    // A proxy with no engine parent (the classic leak), and a socket with no visible
+    // owner on the remote container's port.
+    let host = Host::new()
+        .proxy(10, Proto::Tcp, "0.0.0.0", 3105, "172.17.0.250", 80)
+        .socket(Proto::Tcp, "0.0.0.0", 3300, &[]);
+    let mut snap = snapshot(host, vec![web]);
+    snap.engine.endpoint = "tcp://127.0.0.1:2399".into();
+    snap.engine.process = None;
+    snap.engine.locality = Some("no local engine process holds the listening socket".into());
+    let a = analyze(&snap);
+    match owner_of(&a, Proto::Tcp, "0.0.0.0", 3105) {
+        Owner::NotJudged { reason } => assert!(
+            reason.contains("no engine parent, and no engine asked is proven to run on this host (tcp://127.0.0.1:2399: no local engine process"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        owner_of(&a, Proto::Tcp, "0.0.0.0", 3300),
+        Owner::Unknown { .. }
+    ));
+    assert!(kinds(&a).is_empty(), "{:?}", a.findings);
+    // Proven local: the classic leak again.
+    snap.engine.process = Some(ENGINE_PID);
+    assert_eq!(kinds(&analyze(&snap)), vec![Kind::OrphanedProxy]);
+}
+
+#[test]
+fn an_unreadable_compose_directory_is_not_judged_gone() {
+    let mut web = running_web(3000);
+    compose_labels(&mut web, "shop", "/home/alice/shop", "docker-compose.yml");
+    let mut snap = snapshot(Host::new(), vec![web]);
+    // The directory cannot be read; its file, behind it, was judged gone by a race.
+    snap.fs = fs(true, &[("/home/alice/shop/docker-compose.yml", false)]);
+    snap.fs.unjudged.insert(
+        "/home/alice/shop".into(),
+        "Permission denied (os error 13)".into(),
+    );
+    assert!(!kinds(&analyze(&snap)).contains(&Kind::OrphanedCompose));
 }

@@ -136,32 +136,48 @@ fn context_endpoint(config_dir: Option<PathBuf>, name: &str) -> Result<Endpoint,
     })
 }
 
-/// The local engine sockets that exist besides `primary`, for `--all-engines`: rootful and
-/// rootless Docker, rootful and rootless Podman (every user's, when run as root).
-pub fn local_sockets(primary: Option<&Endpoint>, env: &dyn Env) -> Vec<Endpoint> {
-    let mut candidates: Vec<(PathBuf, String)> = vec![
-        ("/var/run/docker.sock".into(), "rootful Docker".into()),
-        ("/run/podman/podman.sock".into(), "rootful Podman".into()),
+/// The local engine sockets besides `primary`, for `--all-engines`: the API sockets of
+/// every engine process found (`found`, see `host::engines`), then the well-known paths
+/// of rootful and rootless Docker and Podman that exist (an engine started on demand by
+/// systemd has no process yet). A socket file is trusted only when root owns it, or the
+/// user whose runtime directory (`/run/user/UID`) holds it: anyone can create a socket
+/// in a directory of their own and answer as an engine.
+pub fn local_sockets(
+    primary: Option<&Endpoint>,
+    found: &[crate::model::LocalEngine],
+    env: &dyn Env,
+) -> Vec<Endpoint> {
+    let mut candidates: Vec<(PathBuf, String)> = found
+        .iter()
+        .flat_map(|e| {
+            e.sockets.iter().filter_map(move |url| {
+                let path = url.strip_prefix("unix://")?;
+                Some((
+                    PathBuf::from(path),
+                    format!("{} engine pid {} (uid {})", e.kind.as_str(), e.pid, e.uid),
+                ))
+            })
+        })
+        .collect();
+    let mut well_known: Vec<PathBuf> = vec![
+        "/var/run/docker.sock".into(),
+        "/run/podman/podman.sock".into(),
     ];
     if let Some(dir) = env.var("XDG_RUNTIME_DIR") {
         let dir = PathBuf::from(dir);
-        candidates.push((dir.join("docker.sock"), "rootless Docker".into()));
-        candidates.push((dir.join("podman/podman.sock"), "rootless Podman".into()));
+        well_known.push(dir.join("docker.sock"));
+        well_known.push(dir.join("podman/podman.sock"));
     }
     if let Ok(users) = fs::read_dir("/run/user") {
         for user in users.flatten() {
-            let dir = user.path();
-            let uid = user.file_name().to_string_lossy().into_owned();
-            candidates.push((
-                dir.join("docker.sock"),
-                format!("rootless Docker of uid {uid}"),
-            ));
-            candidates.push((
-                dir.join("podman/podman.sock"),
-                format!("rootless Podman of uid {uid}"),
-            ));
+            well_known.push(user.path().join("docker.sock"));
+            well_known.push(user.path().join("podman/podman.sock"));
         }
     }
+    candidates.extend(well_known.into_iter().filter_map(|path| {
+        let owner = trusted_owner(&path)?;
+        Some((path, format!("socket of uid {owner}")))
+    }));
     let canonical = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let mut seen: Vec<PathBuf> = primary
         .and_then(|e| match parse_url(&e.url) {
@@ -185,6 +201,22 @@ pub fn local_sockets(primary: Option<&Endpoint>, env: &dyn Env) -> Vec<Endpoint>
         });
     }
     out
+}
+
+/// The owner of a well-known socket file, if it is one portreap may trust: root's, or in
+/// `/run/user/UID/` that user's.
+fn trusted_owner(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = fs::metadata(path).ok()?.uid();
+    let runtime_uid = path
+        .strip_prefix("/run/user")
+        .ok()
+        .and_then(|rest| rest.components().next())
+        .and_then(|c| c.as_os_str().to_str()?.parse::<u32>().ok());
+    match runtime_uid {
+        Some(uid) => (owner == uid).then_some(owner),
+        None => (owner == 0).then_some(owner),
+    }
 }
 
 /// Client certificate material for a TLS endpoint.

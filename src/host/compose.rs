@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::{Container, EngineStatus, FsFacts};
+use crate::model::{Container, EngineStatus, FsFacts, PathState};
 
 /// Checks every compose path named by `containers` under `host_root` (`/` normally; the
 /// host's root mounted into portreap's container otherwise).
@@ -42,13 +42,35 @@ pub fn compose_facts(containers: &[Container], engine: &EngineStatus, host_root:
             continue;
         };
         for path in std::iter::once(dir).chain(files) {
-            if let std::collections::btree_map::Entry::Vacant(slot) = facts.exists.entry(path) {
-                let exists = under(host_root, slot.key()).exists();
-                slot.insert(exists);
+            if facts.exists.contains_key(&path) || facts.unjudged.contains_key(&path) {
+                continue;
+            }
+            match path_state(host_root, &path) {
+                PathState::Exists => {
+                    facts.exists.insert(path, true);
+                }
+                PathState::Gone => {
+                    facts.exists.insert(path, false);
+                }
+                PathState::Unknown(why) => {
+                    facts.unjudged.insert(path, why);
+                }
             }
         }
     }
     facts
+}
+
+/// Whether `path` (a host path) exists under `root`. Only "no such file" and "not a
+/// directory" mean gone: a directory that cannot be read (another user's home, NFS
+/// root_squash, a hung FUSE mount answering EIO) may well hold the project.
+pub fn path_state(root: &Path, path: &str) -> PathState {
+    match std::fs::metadata(under(root, path)) {
+        Ok(_) => PathState::Exists,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => PathState::Gone,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => PathState::Gone,
+        Err(e) => PathState::Unknown(e.to_string()),
+    }
 }
 
 fn under(root: &Path, path: &str) -> PathBuf {
@@ -58,4 +80,23 @@ fn under(root: &Path, path: &str) -> PathBuf {
 /// Whether this process itself runs in a container, where `/` is not the host's.
 fn in_container() -> bool {
     Path::new("/.dockerenv").exists() || Path::new("/run/.containerenv").exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_missing_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("proj")).unwrap();
+        std::fs::write(root.join("file"), "").unwrap();
+        assert_eq!(path_state(root, "/proj"), PathState::Exists);
+        assert_eq!(path_state(root, "/nope"), PathState::Gone);
+        assert_eq!(path_state(root, "/file/below"), PathState::Gone);
+        // A path too long to look up is no proof of absence.
+        let long = format!("/{}", "x".repeat(5000));
+        assert!(matches!(path_state(root, &long), PathState::Unknown(_)));
+    }
 }

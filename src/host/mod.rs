@@ -7,6 +7,7 @@
 
 pub mod compose;
 pub mod diag;
+pub mod engines;
 pub mod procfs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -15,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::model::{HostFacts, Process, Proto, Socket};
+use crate::model::{known, Executable, HostFacts, Process, Proto, Socket};
 use crate::portspec::{PortRange, PortSpec};
 
 /// Whose descriptors to read, and for which sockets, to find sockets' owners.
@@ -52,13 +53,26 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
     let (sockets, walked) = std::thread::scope(|scope| {
         let sockets = scope.spawn(|| list_sockets(owners));
         let walked = list_pids(proc_root).map(|pids| {
+            // One read of every process's name serves both the engine search and the
+            // forwarders' sieve.
+            let comms: Vec<(u32, Option<String>)> = pids
+                .iter()
+                .map(|&pid| (pid, read_comm(proc_root, pid)))
+                .collect();
+            let engines = engines::discover(proc_root, &comms);
             let (walk, skipped): (Vec<u32>, Vec<u32>) = match owners {
                 Owners::All | Owners::OnPorts(_) => (pids, Vec::new()),
-                Owners::Forwarders => pids
-                    .into_iter()
-                    .partition(|&pid| may_forward(proc_root, pid)),
+                Owners::Forwarders => {
+                    let (walk, skipped): (Vec<_>, Vec<_>) = comms
+                        .iter()
+                        .partition(|(pid, comm)| may_forward(proc_root, *pid, comm.as_deref()));
+                    (
+                        walk.into_iter().map(|(pid, _)| *pid).collect(),
+                        skipped.into_iter().map(|(pid, _)| *pid).collect(),
+                    )
+                }
             };
-            (walk_fds(proc_root, &walk, None), skipped)
+            (walk_fds(proc_root, &walk, None), skipped, engines)
         });
         match sockets.join() {
             Ok(sockets) => (sockets, walked),
@@ -70,8 +84,10 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
         ..HostFacts::default()
     };
     match walked {
-        Ok((walk, skipped)) => {
+        Ok((walk, skipped, engines)) => {
             facts.skipped_pids = skipped;
+            facts.pid_ns = host_pid_ns(proc_root);
+            facts.engines = engines;
             attach(&mut facts, proc_root, walk, |s| {
                 owners
                     .ports()
@@ -116,14 +132,97 @@ fn attach(facts: &mut HostFacts, proc_root: &Path, walk: FdWalk, select: impl Fn
             owners.extend(pids.iter().copied());
         }
     }
-    for pid in owners {
+    for pid in owners.iter().copied() {
         if let std::collections::btree_map::Entry::Vacant(slot) = facts.processes.entry(pid) {
             if let Some(process) = read_process(proc_root, pid) {
                 slot.insert(process);
             }
         }
     }
+    // A forwarder is judged by the engine that started it, a host-network process by the
+    // container it runs in: both are told by the parent chain, which is read for them and
+    // for the engines (a rootless engine runs under its forwarder, rootlesskit).
+    let lineage: Vec<u32> = owners
+        .into_iter()
+        .filter(|pid| {
+            facts
+                .processes
+                .get(pid)
+                .is_some_and(|p| known::may_forward(&p.name) || p.container_id.is_some())
+        })
+        .chain(facts.engines.iter().map(|e| e.pid))
+        .collect();
+    read_ancestors(facts, proc_root, &lineage);
     facts.users = user_names(&facts.processes);
+}
+
+/// Reads the processes `pids` (those not read yet) without their ancestors.
+pub fn read_processes(facts: &mut HostFacts, proc_root: &Path, pids: &[u32]) {
+    for &pid in pids {
+        if let std::collections::btree_map::Entry::Vacant(slot) = facts.processes.entry(pid) {
+            if let Some(process) = read_process(proc_root, pid) {
+                slot.insert(process);
+            }
+        }
+    }
+}
+
+/// Reads `pids` and every ancestor of theirs up to PID 1 into the process table.
+fn read_ancestors(facts: &mut HostFacts, proc_root: &Path, pids: &[u32]) {
+    for &start in pids {
+        let mut pid = start;
+        // A PID table is a tree rooted at 1; the bound only guards against a process
+        // re-parented while it is read.
+        for _ in 0..64 {
+            let process = match facts.processes.get(&pid) {
+                Some(p) => p,
+                None => match read_process(proc_root, pid) {
+                    Some(p) => facts.processes.entry(pid).or_insert(p),
+                    None => break,
+                },
+            };
+            if process.pid <= 1 || process.ppid == 0 {
+                break;
+            }
+            pid = process.ppid;
+        }
+    }
+}
+
+/// The host's PID namespace: init's, else (not root) portreap's own.
+fn host_pid_ns(proc_root: &Path) -> Option<u64> {
+    read_ns(&proc_root.join("1"), "pid").or_else(|| read_ns(&proc_root.join("self"), "pid"))
+}
+
+/// The inode of a namespace link, `/proc/PID/ns/KIND` -> `KIND:[4026531836]`.
+fn read_ns(dir: &Path, kind: &str) -> Option<u64> {
+    let link = fs::read_link(dir.join("ns").join(kind)).ok()?;
+    let text = link.to_str()?;
+    text.strip_prefix(kind)?
+        .strip_prefix(":[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// The executable of the process in `dir`: the link names it, and following the link
+/// reaches the file itself even when it was deleted or lives in another mount namespace.
+fn read_exe(dir: &Path) -> Option<Executable> {
+    use std::os::unix::fs::PermissionsExt;
+    let link = dir.join("exe");
+    let target = fs::read_link(&link).ok()?;
+    let target = target.to_string_lossy();
+    let (path, deleted) = match target.strip_suffix(" (deleted)") {
+        Some(path) => (path.to_owned(), true),
+        None => (target.into_owned(), false),
+    };
+    let meta = fs::metadata(&link).ok()?;
+    Some(Executable {
+        path,
+        deleted,
+        owner: meta.uid(),
+        shared_write: meta.permissions().mode() & 0o022 != 0,
+    })
 }
 
 fn list_pids(proc_root: &Path) -> Result<Vec<u32>, String> {
@@ -140,38 +239,25 @@ fn list_pids(proc_root: &Path) -> Result<Vec<u32>, String> {
         .collect())
 }
 
-/// Whether the process may hold a port for a container: by name (the forwarders and
-/// engines portreap knows; `ssh` for Colima and Lima) or by living in a container's cgroup
-/// (a `--network host` container). Cheap: two small reads, no descriptor walk.
-fn may_forward(proc_root: &Path, pid: u32) -> bool {
-    let dir = proc_root.join(pid.to_string());
-    let Ok(comm) = fs::read_to_string(dir.join("comm")) else {
-        return false;
-    };
-    let name = comm.trim_end();
-    const NAMES: [&str; 10] = [
-        "docker-proxy",
-        "dockerd",
-        "conmon",
-        "com.docker.back",
-        "rootlesskit",
-        "limactl",
-        "wslrelay",
-        "wslrelay.exe",
-        "ssh",
-        "docker-desktop-",
-    ];
-    if NAMES.contains(&name)
-        || name.starts_with("vpnkit")
-        || name.starts_with("rootlessport")
-        || name.starts_with("OrbStack")
-    {
+/// Whether the process may hold a port for a container: by name (see
+/// [`known::may_forward`]) or by living in a container's cgroup (a `--network host`
+/// container). Cheap: no descriptor walk. Only a sieve for which tables to read: the
+/// analysis proves identity.
+fn may_forward(proc_root: &Path, pid: u32, comm: Option<&str>) -> bool {
+    if comm.is_some_and(known::may_forward) {
         return true;
     }
-    fs::read_to_string(dir.join("cgroup"))
+    fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup"))
         .ok()
         .and_then(|raw| procfs::parse_cgroup_container_id(&raw))
         .is_some()
+}
+
+/// The kernel's name of a process (`comm`), if it still runs.
+fn read_comm(proc_root: &Path, pid: u32) -> Option<String> {
+    let mut comm = fs::read_to_string(proc_root.join(pid.to_string()).join("comm")).ok()?;
+    comm.truncate(comm.trim_end_matches('\n').len());
+    Some(comm)
 }
 
 /// Every listening TCP and bound UDP socket, IPv4 and IPv6; with [`Owners::OnPorts`] only
@@ -428,5 +514,7 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Option<Process> {
         cmdline,
         start_ticks: Some(stat.start_ticks),
         container_id,
+        exe: read_exe(&dir),
+        pid_ns: read_ns(&dir, "pid"),
     })
 }

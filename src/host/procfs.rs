@@ -79,6 +79,31 @@ pub fn parse_socket_link(target: &[u8]) -> Option<u32> {
     std::str::from_utf8(inner).ok()?.parse().ok()
 }
 
+/// The listening unix sockets of `/proc/net/unix` that are bound to a path, as (inode,
+/// path). Abstract sockets (`@name`) have no file to reach, and are left out.
+pub fn parse_unix_listeners(raw: &str) -> Vec<(u32, String)> {
+    // Num: RefCount Protocol Flags Type St Inode Path; __SO_ACCEPTCON marks a listener.
+    const ACCEPTCON: u32 = 0x0001_0000;
+    raw.lines()
+        .skip(1)
+        .filter_map(|line| {
+            // Seven fields, then the path, which may itself hold spaces; the inode is
+            // padded, so fields are split on runs of spaces.
+            let mut rest = line.trim_start();
+            let mut fields = [""; 7];
+            for field in &mut fields {
+                let end = rest.find(' ').unwrap_or(rest.len());
+                *field = &rest[..end];
+                rest = rest[end..].trim_start_matches(' ');
+            }
+            let flags = u32::from_str_radix(fields[3], 16).ok()?;
+            let inode = fields[6].parse().ok()?;
+            let path = rest.trim_end();
+            (flags & ACCEPTCON != 0 && path.starts_with('/')).then(|| (inode, path.to_owned()))
+        })
+        .collect()
+}
+
 /// `(uid, name)` pairs of a passwd file; malformed lines are skipped.
 pub fn parse_passwd(raw: &str) -> Vec<(u32, String)> {
     raw.lines()
@@ -157,6 +182,23 @@ mod tests {
         assert_eq!(
             parse_passwd(raw),
             vec![(0, "root".into()), (1000, "alice".into())]
+        );
+    }
+
+    #[test]
+    fn unix_listeners() {
+        let raw = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+0000000000000000: 00000002 00000000 00010000 0001 01  5619 /var/run/docker.sock\n\
+0000000000000000: 00000003 00000000 00000000 0001 03 5620 /var/run/docker.sock\n\
+0000000000000000: 00000002 00000000 00010000 0001 01 5621 @/containerd-shim/x.sock\n\
+0000000000000000: 00000002 00000000 00010000 0001 01 5622 /run/a dir/with spaces.sock\n\
+0000000000000000: 00000002 00000000 00000000 0002 01 5623 /run/systemd/notify\n";
+        assert_eq!(
+            parse_unix_listeners(raw),
+            vec![
+                (5619, "/var/run/docker.sock".to_owned()),
+                (5622, "/run/a dir/with spaces.sock".to_owned())
+            ]
         );
     }
 

@@ -119,7 +119,10 @@ pub fn plan_since(
                     new_processes.entry(p.pid).or_default().push(port);
                 }
             }
-            Owner::Forwarder { .. } | Owner::Engine | Owner::Unknown { .. } => {}
+            Owner::Forwarder { .. }
+            | Owner::Engine
+            | Owner::Unknown { .. }
+            | Owner::NotJudged { .. } => {}
         }
     }
     for (index, ports) in kept_containers {

@@ -60,8 +60,8 @@ pub trait Ops {
     fn pin(&self, pid: u32) -> Result<Option<Self::Pin>, String>;
     /// Reads the process with this PID now (after pinning, so it is the pinned one).
     fn process(&self, pid: u32) -> Option<Process>;
-    /// Whether a path exists on the host.
-    fn path_exists(&self, path: &str) -> bool;
+    /// Whether a path exists on the host (see [`crate::host::compose::path_state`]).
+    fn path_state(&self, path: &str) -> crate::model::PathState;
     /// Whether the exact address and protocol can be bound now.
     fn port_free(&self, port: &PortRef) -> bool;
     /// Waits a little between probes.
@@ -151,12 +151,7 @@ async fn run<O: Ops>(ops: &O, action: PlannedAction, timing: Timing) -> Report {
             engine,
             ..
         } => act_on_container(ops, *engine, id, *step, expect, timing).await,
-        Target::Process {
-            pid,
-            start_ticks,
-            cmdline,
-            ..
-        } => act_on_process(ops, *pid, *start_ticks, cmdline, timing).await,
+        Target::Process { pid, .. } => act_on_process(ops, *pid, &action.target, timing).await,
     };
     let (port_free_after, still_held) = if outcome == Outcome::Done {
         let held = verify(ops, &action.ports, timing).await;
@@ -219,13 +214,18 @@ fn recheck(now: &Container, id: &str, expect: &Expect, ops: &impl Ops) -> Result
     }
 }
 
-/// Why the action no longer holds if a path that had to stay missing is back.
+/// Why the action no longer holds if a path that had to stay missing is back, or can no
+/// longer be told missing.
 fn path_back(expect: &Expect, ops: &impl Ops) -> Option<String> {
+    use crate::model::PathState;
     expect
         .missing_paths
         .iter()
-        .find(|p| ops.path_exists(p))
-        .map(|back| format!("{back} exists again"))
+        .find_map(|p| match ops.path_state(p) {
+            PathState::Gone => None,
+            PathState::Exists => Some(format!("{p} exists again")),
+            PathState::Unknown(why) => Some(format!("{p} can no longer be checked ({why})")),
+        })
 }
 
 async fn act_on_container<O: Ops>(
@@ -289,13 +289,40 @@ async fn act_on_container<O: Ops>(
     Outcome::Done
 }
 
-async fn act_on_process<O: Ops>(
-    ops: &O,
-    pid: u32,
-    start_ticks: Option<u64>,
-    cmdline: &[String],
-    timing: Timing,
-) -> Outcome {
+/// Whether the process read now is the one the plan saw: same start (so not a reused
+/// PID), same program and user (so it did not exec another), same command line.
+fn same_process(now: &Process, planned: &Target) -> Result<(), String> {
+    let Target::Process {
+        start_ticks,
+        cmdline,
+        exe,
+        uid,
+        ..
+    } = planned
+    else {
+        return Err("not a process".into());
+    };
+    let changed = if now.start_ticks != *start_ticks {
+        Some("another process")
+    } else if now.exe.as_ref().map(|e| &e.path) != exe.as_ref().map(|e| &e.path) {
+        Some("another program")
+    } else if now.uid != *uid {
+        Some("another user")
+    } else if now.cmdline != *cmdline {
+        Some("another command line")
+    } else {
+        None
+    };
+    match changed {
+        Some(what) => Err(format!(
+            "pid {} now belongs to {what} ({}), not signalled",
+            now.pid, now.name
+        )),
+        None => Ok(()),
+    }
+}
+
+async fn act_on_process<O: Ops>(ops: &O, pid: u32, planned: &Target, timing: Timing) -> Outcome {
     // Pin first, then check identity: once pinned, the checked process is the one that
     // receives the signal, even if the PID is reused meanwhile.
     let pinned = match ops.pin(pid) {
@@ -306,11 +333,8 @@ async fn act_on_process<O: Ops>(
     let Some(now) = ops.process(pid) else {
         return Outcome::Skipped(format!("pid {pid} has already exited"));
     };
-    if now.start_ticks != start_ticks || now.cmdline != cmdline {
-        return Outcome::Skipped(format!(
-            "pid {pid} now belongs to another process ({}), not signalled",
-            now.name
-        ));
+    if let Err(why) = same_process(&now, planned) {
+        return Outcome::Skipped(why);
     }
     if let Some(why) = never_act(&now) {
         return Outcome::Skipped(why);

@@ -145,6 +145,11 @@ pub enum Target {
         start_ticks: Option<u64>,
         /// Command line at planning time; must be unchanged.
         cmdline: Vec<String>,
+        /// Executable at planning time; must be unchanged (a process that exec'd another
+        /// program keeps its PID, start time and possibly its command line).
+        exe: Option<crate::model::Executable>,
+        /// User at planning time; must be unchanged.
+        uid: Option<u32>,
     },
 }
 
@@ -245,6 +250,8 @@ pub(crate) fn process_action(
             name: process.name.clone(),
             start_ticks: process.start_ticks,
             cmdline: process.cmdline.clone(),
+            exe: process.exe.clone(),
+            uid: process.uid,
         },
         container: None,
     }
@@ -675,6 +682,15 @@ pub fn plan_free(
                 "the engine (dockerd) holds it for no container: only an engine restart releases it".into(),
             ),
             Owner::Unknown { reason } => refuse(&mut out, entry, format!("owner not visible: {reason}")),
+            Owner::NotJudged { reason } => refuse(
+                &mut out,
+                entry,
+                format!(
+                    "{} (pid {}) is not judged: {reason}",
+                    entry.process.as_deref().unwrap_or("?"),
+                    entry.holder_pid.map_or("?".into(), |p| p.to_string())
+                ),
+            ),
         }
     }
     for (pid, (kinds, ports)) in by_pid {

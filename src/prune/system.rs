@@ -130,8 +130,8 @@ impl Ops for System {
         crate::host::read_process(&self.proc_root, pid)
     }
 
-    fn path_exists(&self, path: &str) -> bool {
-        self.host_root.join(path.trim_start_matches('/')).exists()
+    fn path_state(&self, path: &str) -> crate::model::PathState {
+        crate::host::compose::path_state(&self.host_root, path)
     }
 
     fn port_free(&self, port: &PortRef) -> bool {

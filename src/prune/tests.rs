@@ -47,6 +47,13 @@ fn proxy_process(pid: u32, port: u16) -> Process {
         start_ticks: Some(4242),
         container_id: None,
         started: None,
+        exe: Some(crate::model::Executable {
+            path: "/usr/sbin/docker-proxy".into(),
+            deleted: false,
+            owner: 0,
+            shared_write: false,
+        }),
+        pid_ns: None,
     }
 }
 
@@ -83,6 +90,9 @@ fn scene() -> Snapshot {
         containers: vec![admin, old, kept],
         engine: EngineStatus {
             reachable: true,
+            kind: Some("Docker".into()),
+            process: Some(2),
+            uid: Some(0),
             ..Default::default()
         },
         ..Default::default()
@@ -231,6 +241,7 @@ struct World {
     immortal: HashSet<u32>,
     held: HashSet<u16>,
     paths: HashSet<String>,
+    unreadable_paths: BTreeMap<String, String>,
     calls: Vec<String>,
     /// Containers inspected, in order: the re-check's round trips.
     inspected: Vec<String>,
@@ -319,8 +330,15 @@ impl Ops for Fake {
     fn process(&self, pid: u32) -> Option<Process> {
         self.0.borrow().processes.get(&pid).cloned()
     }
-    fn path_exists(&self, path: &str) -> bool {
-        self.0.borrow().paths.contains(path)
+    fn path_state(&self, path: &str) -> crate::model::PathState {
+        let w = self.0.borrow();
+        if let Some(why) = w.unreadable_paths.get(path) {
+            crate::model::PathState::Unknown(why.clone())
+        } else if w.paths.contains(path) {
+            crate::model::PathState::Exists
+        } else {
+            crate::model::PathState::Gone
+        }
     }
     fn port_free(&self, port: &PortRef) -> bool {
         !self.0.borrow().held.contains(&port.port)
@@ -534,6 +552,32 @@ fn a_reused_pid_is_never_signalled() {
 }
 
 #[test]
+fn a_process_that_exec_d_another_program_or_changed_user_is_never_signalled() {
+    let snap = scene();
+    let p = plan::plan(&snap, &analyze(&snap), &Filters::default());
+    type Change = (&'static str, fn(&mut Process));
+    let cases: [Change; 2] = [
+        ("another program", |p| {
+            // Same PID, start time and argv: only the executable tells.
+            p.exe.as_mut().unwrap().path = "/tmp/payload".into();
+        }),
+        ("another user", |p| p.uid = Some(1000)),
+    ];
+    for (what, change) in cases {
+        let fake = world_for(&snap);
+        change(fake.0.borrow_mut().processes.get_mut(&50).unwrap());
+        let r = run(&fake, &p);
+        assert_eq!(
+            r[0].outcome,
+            Outcome::Skipped(format!(
+                "pid 50 now belongs to {what} (docker-proxy), not signalled"
+            )),
+        );
+        assert!(!fake.0.borrow().calls.iter().any(|c| c.contains(" 50")));
+    }
+}
+
+#[test]
 fn a_process_gone_before_acting_is_skipped() {
     let snap = scene();
     let p = plan::plan(&snap, &analyze(&snap), &Filters::default());
@@ -624,6 +668,19 @@ fn an_orphaned_compose_project_whose_directory_is_back_is_skipped() {
     assert_eq!(
         r[0].outcome,
         Outcome::Skipped("/src/shop exists again".into())
+    );
+    // Unreadable now (an NFS mount came back with root_squash): not proven gone.
+    let fake = world_for(&snap);
+    fake.0
+        .borrow_mut()
+        .unreadable_paths
+        .insert("/src/shop".into(), "Permission denied (os error 13)".into());
+    let r = run(&fake, &p);
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Skipped(
+            "/src/shop can no longer be checked (Permission denied (os error 13))".into()
+        )
     );
 }
 

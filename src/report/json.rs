@@ -59,6 +59,32 @@ struct EngineDoc<'a> {
     version: Option<&'a str>,
     api_version: Option<&'a str>,
     error: Option<&'a str>,
+    /// The local engine process proven to serve the endpoint; `null` when none is (then
+    /// `locality` says why, and this host's forwarders are not judged by this engine).
+    process: Option<u32>,
+    /// The user serving the endpoint, when known.
+    uid: Option<u32>,
+    locality: Option<&'a str>,
+}
+
+/// An engine process found in the process table.
+#[derive(Serialize)]
+struct LocalEngineDoc<'a> {
+    pid: u32,
+    kind: &'static str,
+    uid: u32,
+    sockets: &'a [String],
+    own_mount_ns: bool,
+    data_root: Option<&'a str>,
+    /// Whether one of the engines asked is this one.
+    asked: bool,
+}
+
+/// A compose path that could not be checked, and why.
+#[derive(Serialize)]
+struct UnjudgedDoc<'a> {
+    path: &'a str,
+    error: &'a str,
 }
 
 #[derive(Serialize)]
@@ -70,6 +96,10 @@ struct HostDoc<'a> {
     /// then), and why not.
     compose_dirs_checked: bool,
     compose_note: Option<&'a str>,
+    /// Compose paths that could not be checked: their projects are not judged.
+    compose_unjudged: Vec<UnjudgedDoc<'a>>,
+    /// Every engine process found on the host, asked or not.
+    engines: Vec<LocalEngineDoc<'a>>,
 }
 
 #[derive(Serialize)]
@@ -188,8 +218,10 @@ fn owner_doc(entry: &PortEntry) -> OwnerDoc {
         }
         Owner::Conmon { container_id, .. } => doc.target = Some(container_id.clone()),
         Owner::Forwarder { product } => doc.detail = Some((*product).to_owned()),
-        Owner::Unknown { reason } => doc.detail = Some(reason.clone()),
-        Owner::Engine | Owner::Process => {}
+        Owner::Unknown { reason } | Owner::NotJudged { reason } => {
+            doc.detail = Some(reason.clone())
+        }
+        Owner::Engine | Owner::Process => doc.detail.clone_from(&entry.note),
     }
     doc
 }
@@ -218,6 +250,9 @@ pub fn write_scan<'a>(
         version: engine.version.as_deref(),
         api_version: engine.api_version.as_deref(),
         error: engine.error.as_deref(),
+        process: engine.process,
+        uid: engine.uid,
+        locality: engine.locality.as_deref(),
     };
     let shown: Vec<&PortEntry> = analysis.ports.iter().filter(|p| keep(p)).collect();
     let shown_ports: std::collections::HashSet<_> =
@@ -236,6 +271,26 @@ pub fn write_scan<'a>(
             error: snapshot.host.proc_error.as_deref(),
             compose_dirs_checked: snapshot.fs.visible,
             compose_note: snapshot.fs.note.as_deref(),
+            compose_unjudged: snapshot
+                .fs
+                .unjudged
+                .iter()
+                .map(|(path, error)| UnjudgedDoc { path, error })
+                .collect(),
+            engines: snapshot
+                .host
+                .engines
+                .iter()
+                .map(|e| LocalEngineDoc {
+                    pid: e.pid,
+                    kind: e.kind.as_str(),
+                    uid: e.uid,
+                    sockets: &e.sockets,
+                    own_mount_ns: e.own_mount_ns,
+                    data_root: e.data_root.as_deref(),
+                    asked: snapshot.all_engines().any(|s| s.process == Some(e.pid)),
+                })
+                .collect(),
         },
         ports: LazyPorts { snapshot, shown },
         findings: analysis

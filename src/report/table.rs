@@ -105,6 +105,12 @@ fn describe(snapshot: &Snapshot, entry: &PortEntry) -> (String, String, String, 
             false,
         ),
         Owner::Engine => ("no container (engine)".into(), "-".into(), held_by(), false),
+        Owner::NotJudged { .. } => (
+            "not judged (another engine's)".into(),
+            "-".into(),
+            held_by(),
+            false,
+        ),
         Owner::Process => (
             process.to_owned(),
             "-".into(),

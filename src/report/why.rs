@@ -52,6 +52,7 @@ fn holders<'a>(analysis: &'a Analysis, asked: Asked) -> Vec<Holder<'a>> {
                     },
                 ) => a == b,
                 (Owner::Engine, Owner::Engine) => true,
+                (Owner::NotJudged { reason: a }, Owner::NotJudged { reason: b }) => a == b,
                 (Owner::Forwarder { product: a }, Owner::Forwarder { product: b }) => a == b,
                 (Owner::Process, Owner::Process) => first.holder_pid == e.holder_pid,
                 (Owner::Unknown { .. }, Owner::Unknown { .. }) => true,
@@ -266,6 +267,15 @@ fn explain_holder(
                 pids_of(&h.entries)
             )
         }
+        Owner::NotJudged { reason } => {
+            lines.push(format!("on {}", addresses(&h.entries)));
+            lines.push(format!("not judged: {reason}"));
+            format!(
+                "{port} is held by {} pid {}, a forwarder portreap does not judge from the engines asked",
+                first.process.as_deref().unwrap_or("?"),
+                pids_of(&h.entries)
+            )
+        }
         Owner::Process => {
             let process = first.holder(snapshot);
             let name = first.process.as_deref().unwrap_or("?");
@@ -282,6 +292,9 @@ fn explain_holder(
                 .unwrap_or_else(|| "?".into());
             if let Some(p) = process {
                 lines.push(format!("command: {}", p.cmdline.join(" ")));
+            }
+            if let Some(note) = &first.note {
+                lines.push(format!("an ordinary process: it {note}"));
             }
             lines.push(format!("on {}", addresses(&h.entries)));
             next.push(format!("portreap free {port} --kill-processes"));

@@ -1,0 +1,403 @@
+//! Engines found in the process table, and the proof that an endpoint is served by one.
+//!
+//! A socket path says nothing about who answers on it: any user can create a socket under
+//! `/run/user/UID` or point `DOCKER_HOST` anywhere. What the kernel says cannot be
+//! forged: which process holds a listening socket (its descriptor table), the peer
+//! credentials of a unix socket, a process's executable and user.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::model::{known, EngineKind, EngineStatus, LocalEngine, Process};
+
+/// Every engine process among `comms` (PID and `comm`), with the API sockets it listens
+/// on. A process is taken for an engine only if its executable is the engine's program
+/// installed by root (see [`crate::model::Executable::is_trusted`]).
+pub fn discover(proc_root: &Path, comms: &[(u32, Option<String>)]) -> Vec<LocalEngine> {
+    let own_mnt = super::read_ns(&proc_root.join("self"), "mnt");
+    comms
+        .iter()
+        .filter(|(_, comm)| comm.as_deref().is_some_and(known::may_be_engine))
+        .filter_map(|(pid, _)| super::read_process(proc_root, *pid))
+        .filter_map(|p| read_engine(proc_root, &p, own_mnt))
+        .collect()
+}
+
+/// Every engine process on the host (see [`discover`]).
+pub fn discover_all(proc_root: &Path) -> Vec<LocalEngine> {
+    let comms: Vec<(u32, Option<String>)> = super::list_pids(proc_root)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|pid| (pid, super::read_comm(proc_root, pid)))
+        .collect();
+    discover(proc_root, &comms)
+}
+
+/// The engine facts of a process, if it is an engine.
+fn read_engine(proc_root: &Path, p: &Process, own_mnt: Option<u64>) -> Option<LocalEngine> {
+    let kind = engine_kind(p)?;
+    let uid = p.uid?;
+    let dir = proc_root.join(p.pid.to_string());
+    let mnt = super::read_ns(&dir, "mnt");
+    let own_mount_ns = mnt.is_some() && mnt != own_mnt;
+    let exec_root = flag_value(&p.cmdline, &["--exec-root"]);
+    let sockets = listening_unix(&dir)
+        .into_iter()
+        .filter(|path| kind == EngineKind::Podman || is_api_socket(path, exec_root.as_deref(), uid))
+        .map(|path| {
+            if own_mount_ns {
+                format!("{}{path}", dir.join("root").display())
+            } else {
+                path
+            }
+        })
+        // Never trust a socket file someone else could have put there.
+        .filter(|path| fs::metadata(path).is_ok_and(|m| m.uid() == 0 || m.uid() == uid))
+        .map(|path| format!("unix://{path}"))
+        .collect();
+    let data_root = match kind {
+        EngineKind::Docker => flag_value(&p.cmdline, &["--data-root", "-g", "--graph"])
+            .or_else(|| (uid == 0).then(|| "/var/lib/docker".to_owned())),
+        EngineKind::Podman => None,
+    };
+    Some(LocalEngine {
+        pid: p.pid,
+        kind,
+        uid,
+        sockets,
+        own_mount_ns,
+        data_root,
+    })
+}
+
+/// Which engine the process runs, proven by its executable: `dockerd`, or `podman`
+/// serving its API (`podman system service`).
+pub fn engine_kind(p: &Process) -> Option<EngineKind> {
+    let exe = p.exe.as_ref()?;
+    if exe.is_trusted(known::DOCKERD) {
+        return Some(EngineKind::Docker);
+    }
+    let serves = p
+        .cmdline
+        .windows(2)
+        .any(|w| w[0] == "system" && w[1] == "service");
+    (exe.is_trusted(known::PODMAN) && serves).then_some(EngineKind::Podman)
+}
+
+/// The value of the first of `flags` on a Go-style command line (`--f v` or `--f=v`).
+fn flag_value(cmdline: &[String], flags: &[&str]) -> Option<String> {
+    let mut args = cmdline.iter().skip(1);
+    while let Some(arg) = args.next() {
+        for flag in flags {
+            if arg == flag {
+                return args.next().cloned();
+            }
+            if let Some(v) = arg.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+                return Some(v.to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// dockerd also listens inside its exec root (metrics, libnetwork's key socket, plugins):
+/// those are not its API.
+fn is_api_socket(path: &str, exec_root: Option<&str>, uid: u32) -> bool {
+    let rootless_default = format!("/run/user/{uid}/docker");
+    let roots = [
+        exec_root.unwrap_or("/var/run/docker"),
+        "/var/run/docker",
+        "/run/docker",
+        &rootless_default,
+    ];
+    !roots.iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+/// The paths of the listening unix sockets the process in `dir` holds, as bound (in the
+/// process's own mount namespace).
+fn listening_unix(dir: &Path) -> Vec<String> {
+    let held = held_socket_inodes(dir);
+    if held.is_empty() {
+        return Vec::new();
+    }
+    let Ok(table) = fs::read_to_string(dir.join("net/unix")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = super::procfs::parse_unix_listeners(&table)
+        .into_iter()
+        .filter(|(inode, _)| held.contains(inode))
+        .map(|(_, path)| path)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn held_socket_inodes(dir: &Path) -> HashSet<u32> {
+    let Ok(entries) = fs::read_dir(dir.join("fd")) else {
+        return HashSet::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .filter_map(|t| super::procfs::parse_socket_link(t.as_os_str().as_encoded_bytes()))
+        .collect()
+}
+
+/// Proves which local engine process serves `status`'s endpoint, and records it (or why
+/// none is proven) in the status. Only for an engine that answered.
+pub fn prove(status: &mut EngineStatus, engines: &[LocalEngine], proc_root: &Path) {
+    if !status.reachable {
+        return;
+    }
+    let url = status.endpoint.clone();
+    let proof = if let Some(path) = url.strip_prefix("unix://") {
+        prove_unix(path, engines, proc_root)
+    } else if let Some(addr) = ["tcp://", "http://", "https://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme))
+    {
+        prove_tcp(addr.trim_end_matches('/'), engines, proc_root)
+    } else {
+        Err((None, format!("{url} is not a local socket")))
+    };
+    match proof {
+        Ok((pid, uid)) => {
+            status.process = Some(pid);
+            status.uid = Some(uid);
+            status.locality = None;
+        }
+        Err((uid, why)) => {
+            status.process = None;
+            status.uid = uid;
+            status.locality = Some(why);
+        }
+    }
+}
+
+/// Why an endpoint is not proven local, with the uid of its server when known.
+type Unproven = (Option<u32>, String);
+
+/// The PID and user of the engine process proven to serve a unix socket.
+fn prove_unix(
+    path: &str,
+    engines: &[LocalEngine],
+    proc_root: &Path,
+) -> Result<(u32, u32), Unproven> {
+    let peer = peer_credentials(Path::new(path));
+    if let Some((pid, uid)) = peer {
+        if let Some(engine) = engines.iter().find(|e| e.pid == pid) {
+            return Ok((engine.pid, engine.uid));
+        }
+        // Without the right to read other processes' executables (not root, or no
+        // SYS_PTRACE in a container) root's engine cannot be proven by its program; but
+        // only root can run a process as root, and root's choice of engine is trusted.
+        let unreadable = super::read_process(proc_root, pid)
+            .is_some_and(|p| p.exe.is_none() && p.uid == Some(0) && known::may_be_engine(&p.name));
+        if uid == 0 && unreadable {
+            return Ok((pid, uid));
+        }
+    }
+    // Socket activation: the listener is systemd's, the engine holds it inherited. The
+    // same file reached through the engine's own view of its sockets proves it.
+    let wanted = fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    if let Some(engine) = engines.iter().find(|e| {
+        e.sockets.iter().any(|s| {
+            let p = s.trim_start_matches("unix://");
+            fs::metadata(p).ok().map(|m| (m.dev(), m.ino())) == wanted && wanted.is_some()
+        })
+    }) {
+        return Ok((engine.pid, engine.uid));
+    }
+    Err(match peer {
+        Some((pid, uid)) => {
+            let name = super::read_comm(proc_root, pid).unwrap_or_else(|| "?".into());
+            (
+                Some(uid),
+                format!("its socket is served by pid {pid} ({name}), which is no engine portreap can prove"),
+            )
+        }
+        None => (
+            None,
+            "no local engine process is proven to hold its socket".into(),
+        ),
+    })
+}
+
+/// The PID and uid of the process that listens on a unix socket, from the kernel
+/// (`SO_PEERCRED`). A non-blocking connect: a listener with a full backlog is no proof.
+fn peer_credentials(path: &Path) -> Option<(u32, u32)> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    use std::os::fd::AsRawFd;
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None).ok()?;
+    socket.set_nonblocking(true).ok()?;
+    socket.connect(&SockAddr::unix(path).ok()?).ok()?;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: a valid socket, a ucred-sized buffer and its length.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && cred.pid > 0).then_some((cred.pid as u32, cred.uid))
+}
+
+/// The PID and user of the engine process proven to hold a TCP endpoint's listener.
+fn prove_tcp(
+    addr: &str,
+    engines: &[LocalEngine],
+    proc_root: &Path,
+) -> Result<(u32, u32), Unproven> {
+    let not_local = || {
+        (
+            None,
+            format!("tcp://{addr} is not a loopback or local address"),
+        )
+    };
+    let (host, port) = addr.rsplit_once(':').ok_or_else(not_local)?;
+    let port: u16 = port.parse().map_err(|_| not_local())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ips: Vec<std::net::IpAddr> = if host == "localhost" {
+        vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()]
+    } else {
+        vec![host.parse().map_err(|_| not_local())?]
+    };
+    if !ips.iter().all(|ip| ip.is_loopback()) {
+        return Err(not_local());
+    }
+    let spec = crate::portspec::PortSpec(vec![crate::portspec::PortSel {
+        range: crate::portspec::PortRange {
+            start: port,
+            end: port,
+        },
+        proto: Some(crate::model::Proto::Tcp),
+    }]);
+    let sockets = super::list_sockets(super::Owners::OnPorts(&spec)).unwrap_or_default();
+    let inodes: HashSet<u32> = sockets
+        .iter()
+        .filter(|s| ips.contains(&s.ip) || s.ip.is_unspecified())
+        .map(|s| s.inode)
+        .collect();
+    engines
+        .iter()
+        .find(|e| {
+            let held = held_socket_inodes(&proc_root.join(e.pid.to_string()));
+            !held.is_disjoint(&inodes)
+        })
+        .map(|e| (e.pid, e.uid))
+        .ok_or_else(|| {
+            (
+                None,
+                format!("no local engine process holds the listening socket of tcp://{addr} (another program forwards it)"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn api_sockets_are_outside_the_exec_root() {
+        assert!(is_api_socket("/var/run/docker.sock", None, 0));
+        assert!(is_api_socket(
+            "/run/second/docker.sock",
+            Some("/run/second/exec"),
+            0
+        ));
+        assert!(!is_api_socket("/var/run/docker/metrics.sock", None, 0));
+        assert!(!is_api_socket(
+            "/run/docker/libnetwork/4c12a0218b44.sock",
+            None,
+            0
+        ));
+        assert!(!is_api_socket(
+            "/run/second/exec/metrics.sock",
+            Some("/run/second/exec"),
+            0
+        ));
+        assert!(is_api_socket("/run/user/1000/docker.sock", None, 1000));
+        assert!(!is_api_socket(
+            "/run/user/1000/docker/metrics.sock",
+            None,
+            1000
+        ));
+    }
+
+    #[test]
+    fn flags_in_either_syntax() {
+        let line = args("dockerd --host unix:///run/x.sock --data-root=/srv/d --exec-root /run/x");
+        assert_eq!(
+            flag_value(&line, &["--data-root"]).as_deref(),
+            Some("/srv/d")
+        );
+        assert_eq!(
+            flag_value(&line, &["--exec-root"]).as_deref(),
+            Some("/run/x")
+        );
+        assert_eq!(flag_value(&line, &["--pidfile"]), None);
+        // A flag's name as another flag's prefix is not that flag.
+        assert_eq!(
+            flag_value(&args("dockerd --data-rootless x"), &["--data-root"]),
+            None
+        );
+    }
+
+    fn exe(path: &str, owner: u32, shared_write: bool) -> Option<crate::model::Executable> {
+        Some(crate::model::Executable {
+            path: path.into(),
+            deleted: false,
+            owner,
+            shared_write,
+        })
+    }
+
+    #[test]
+    fn engines_are_proven_by_their_executable() {
+        let mut p = Process {
+            pid: 7,
+            name: "dockerd".into(),
+            cmdline: args("dockerd"),
+            exe: exe("/usr/sbin/dockerd", 0, false),
+            ..Process::default()
+        };
+        assert_eq!(engine_kind(&p), Some(EngineKind::Docker));
+        p.exe = exe("/home/eve/dockerd", 1000, false);
+        assert_eq!(engine_kind(&p), None, "a user's own program named dockerd");
+        p.exe = exe("/tmp/dockerd", 0, true);
+        assert_eq!(engine_kind(&p), None, "a file anyone may rewrite");
+        p.exe = exe("/usr/bin/python3.11", 0, false);
+        assert_eq!(engine_kind(&p), None, "a script that calls itself dockerd");
+        p.exe = None;
+        assert_eq!(engine_kind(&p), None, "unreadable is not proven");
+        let podman = Process {
+            cmdline: args("podman system service --time=0 unix:///run/podman/podman.sock"),
+            exe: exe("/usr/bin/podman", 0, false),
+            ..Process::default()
+        };
+        assert_eq!(engine_kind(&podman), Some(EngineKind::Podman));
+        let run = Process {
+            cmdline: args("podman run -d web"),
+            ..podman
+        };
+        assert_eq!(engine_kind(&run), None, "a podman client is not an engine");
+    }
+}

@@ -1,0 +1,633 @@
+//! Proof of ownership on real engines: a forwarder is judged only by the engine that
+//! started it, a process is a forwarder only if the kernel's facts say so, and a path
+//! that cannot be read is never taken for gone.
+//!
+//! The second engine is the `dockerd` that `.ci/setup` starts beside the default one (own
+//! socket, data and exec roots, bridge `prt-br2`); Podman is the one of the Podman tests.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const SECOND_SOCK: &str = "/run/portreap-second/docker.sock";
+const PODMAN_SOCK: &str = "unix:///run/podman/podman.sock";
+
+fn second_url() -> String {
+    format!("unix://{SECOND_SOCK}")
+}
+
+/// Runs `docker` against the second engine and returns stdout; panics on failure.
+fn second(args: &[&str]) -> String {
+    let url = second_url();
+    let mut all = vec!["-H", url.as_str()];
+    all.extend_from_slice(args);
+    docker(&all)
+}
+
+/// Whether the second engine answers; with `PORTREAP_REQUIRE_DOCKER=1` it must.
+fn require_second() -> bool {
+    if !require_engine() {
+        return false;
+    }
+    let up = Command::new("docker")
+        .args(["-H", &second_url(), "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !up && std::env::var("PORTREAP_REQUIRE_DOCKER").as_deref() == Ok("1") {
+        panic!("PORTREAP_REQUIRE_DOCKER=1 but the second engine at {SECOND_SOCK} does not answer; run `bash .ci/setup`");
+    }
+    up
+}
+
+/// Containers of the second engine, removed however the test ends.
+#[derive(Default)]
+struct SecondCleanup(Vec<String>);
+
+impl Drop for SecondCleanup {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = Command::new("docker")
+                .args(["-H", &second_url(), "rm", "-f", name])
+                .output();
+        }
+    }
+}
+
+fn second_httpd(cleanup: &mut SecondCleanup, name: &str, port: u16) {
+    cleanup.0.push(name.to_owned());
+    let publish = format!("{port}:80");
+    second(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "-p",
+        &publish,
+        &image(),
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn spec(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The one bound entry of `port`'s IPv4 wildcard socket.
+fn v4_entry(doc: &Value, port: u16) -> Value {
+    entries(doc, "tcp", port)
+        .into_iter()
+        .find(|e| e["ip"] == "0.0.0.0" && e["bound"] == true)
+        .unwrap_or_else(|| panic!("no 0.0.0.0:{port} socket: {doc:#}"))
+        .clone()
+}
+
+fn state_of(name: &str) -> String {
+    docker(&["inspect", "--format", "{{.State.Status}}", name])
+}
+
+/// The pids a plan or report acts on, by action.
+fn planned(doc: &Value) -> Vec<(String, Value)> {
+    doc["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["action"].as_str().unwrap().to_owned(), a["pids"].clone()))
+        .collect()
+}
+
+#[test]
+fn each_engine_judges_only_its_own_proxies() {
+    if !require_second() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let mut theirs = SecondCleanup::default();
+    let base = free_ports(3);
+    let (pa, pb, ps) = (base, base + 1, base + 2);
+    let a = unique("own-a");
+    httpd(&mut cleanup, &a, pa);
+    let b = unique("own-b");
+    second_httpd(&mut theirs, &b, pb);
+    // A real docker-proxy no engine started: the classic leak, whoever is asked.
+    let stale = stale_proxy("tcp", "0.0.0.0", ps, "172.17.255.77");
+    let stale_pid = stale.0.id();
+    let ports = spec(&[pa, pb, ps]);
+    eventually(Duration::from_secs(10), || {
+        (!entries(&scan_port(ps), "tcp", ps).is_empty()).then_some(())
+    })
+    .expect("the stale proxy listens");
+
+    // From the default engine: the second's proxies are another engine's, never a leak.
+    let doc = json(&["scan", "--json", "--port", &ports]);
+    assert_eq!(v4_entry(&doc, pa)["container"]["name"], a.as_str());
+    let theirs_entry = v4_entry(&doc, pb);
+    assert_eq!(theirs_entry["owner"]["kind"], "not-judged", "{doc:#}");
+    let detail = theirs_entry["owner"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("at {}, which was not asked", second_url())),
+        "{detail}"
+    );
+    assert!(findings_on(&doc, pb).is_empty(), "{doc:#}");
+    assert!(findings_on(&doc, pa).is_empty(), "{doc:#}");
+    let stale_findings = findings_on(&doc, ps);
+    assert_eq!(stale_findings.len(), 1, "{doc:#}");
+    assert_eq!(stale_findings[0]["kind"], "orphaned-proxy");
+
+    // From the second engine: the same, the other way round.
+    let url = second_url();
+    let doc = json(&["--host", &url, "scan", "--json", "--port", &ports]);
+    assert_eq!(v4_entry(&doc, pb)["container"]["name"], b.as_str());
+    assert_eq!(v4_entry(&doc, pa)["owner"]["kind"], "not-judged", "{doc:#}");
+    assert!(findings_on(&doc, pa).is_empty(), "{doc:#}");
+    assert_eq!(findings_on(&doc, ps)[0]["kind"], "orphaned-proxy");
+
+    // Neither plans anything but the stale proxy.
+    for host in [None, Some(url.as_str())] {
+        let mut args = vec!["--dry-run", "--port", &ports];
+        if let Some(h) = host {
+            args.splice(0..0, ["--host", h]);
+        }
+        let (code, plan) = prune(&args);
+        assert_eq!(code, 1, "a dry run with work: {plan:#}");
+        assert_eq!(
+            planned(&plan),
+            [("kill-process".to_owned(), serde_json::json!([stale_pid]))],
+            "{host:?}: {plan:#}"
+        );
+    }
+
+    // `why` names the engine, and its suggestion works when pasted.
+    let out = portreap().args(["why", &pb.to_string()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let suggested = words
+        .windows(2)
+        .find(|w| w[0] == "--host")
+        .map(|w| w[1])
+        .unwrap_or_else(|| panic!("no --host suggestion: {text}"));
+    assert_eq!(suggested, url);
+    let out = portreap()
+        .args(["--host", suggested, "why", &pb.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("is held by container {b}")),
+        "{text}"
+    );
+
+    // free from the default engine refuses the other engine's port, naming it.
+    let out = portreap()
+        .args(["free", &pb.to_string(), "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["actions"].as_array().unwrap().is_empty(),
+        "{report:#}"
+    );
+    assert!(
+        report["refused"].to_string().contains("not judged"),
+        "{report:#}"
+    );
+
+    // Every engine: both attributed, each to its own engine.
+    let doc = json(&["--all-engines", "scan", "--json", "--port", &ports]);
+    assert_eq!(v4_entry(&doc, pa)["container"]["name"], a.as_str());
+    let entry = v4_entry(&doc, pb);
+    assert_eq!(entry["container"]["name"], b.as_str(), "{doc:#}");
+    assert_eq!(entry["container"]["engine"], url.as_str());
+    assert!(findings_on(&doc, pb).is_empty(), "{doc:#}");
+
+    // Acting: only the stale proxy goes; the second engine's container keeps its port.
+    let (code, report) = prune(&["--yes", "--port", &ports]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(planned(&report).len(), 1, "{report:#}");
+    assert_eq!(report["actions"][0]["port_free_after"], true);
+    assert_eq!(
+        second(&["inspect", "--format", "{{.State.Status}}", &b]),
+        "running"
+    );
+    let doc = json(&["--host", &url, "scan", "--json", "--port", &pb.to_string()]);
+    assert_eq!(v4_entry(&doc, pb)["container"]["name"], b.as_str());
+    drop(stale);
+}
+
+#[test]
+fn a_tcp_endpoint_that_another_program_forwards_judges_no_local_forwarder() {
+    if !require_second() {
+        return;
+    }
+    let mut theirs = SecondCleanup::default();
+    let base = free_ports(3);
+    let (pb, ps, relay) = (base, base + 1, base + 2);
+    let b = unique("own-tcp");
+    second_httpd(&mut theirs, &b, pb);
+    let stale = stale_proxy("tcp", "0.0.0.0", ps, "172.17.255.78");
+    let socat = ChildGuard(
+        Command::new("socat")
+            .args([
+                &format!("TCP-LISTEN:{relay},bind=127.0.0.1,fork,reuseaddr"),
+                &format!("UNIX-CONNECT:{SECOND_SOCK}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat"),
+    );
+    let url = format!("tcp://127.0.0.1:{relay}");
+    let ports = spec(&[pb, ps]);
+    let doc = eventually(Duration::from_secs(10), || {
+        let doc = json(&["--host", &url, "scan", "--json", "--port", &ports]);
+        (doc["engine"]["reachable"] == true && !entries(&doc, "tcp", ps).is_empty()).then_some(doc)
+    })
+    .expect("the relayed engine answers");
+    assert_eq!(doc["engine"]["process"], Value::Null, "{doc:#}");
+    assert!(
+        doc["engine"]["locality"]
+            .as_str()
+            .unwrap()
+            .contains("another program forwards it"),
+        "{doc:#}"
+    );
+    for port in [pb, ps] {
+        assert_eq!(
+            v4_entry(&doc, port)["owner"]["kind"],
+            "not-judged",
+            "{doc:#}"
+        );
+        assert!(findings_on(&doc, port).is_empty(), "{doc:#}");
+    }
+    let (code, report) = prune(&["--host", &url, "--yes", "--port", &ports]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(planned(&report).is_empty(), "{report:#}");
+    let doc = scan_port(ps);
+    assert_eq!(
+        findings_on(&doc, ps)[0]["kind"],
+        "orphaned-proxy",
+        "still there"
+    );
+    drop((socat, stale));
+}
+
+#[test]
+fn podmans_socket_alone_plans_nothing_for_dockers_proxies() {
+    if !require_engine() {
+        return;
+    }
+    let podman_up = Command::new("curl")
+        .args([
+            "-sf",
+            "--unix-socket",
+            "/run/podman/podman.sock",
+            "http://d/_ping",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !podman_up {
+        assert!(
+            std::env::var("PORTREAP_REQUIRE_PODMAN").as_deref() != Ok("1"),
+            "PORTREAP_REQUIRE_PODMAN=1 but Podman's service does not answer"
+        );
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let base = free_ports(2);
+    let (pa, ps) = (base, base + 1);
+    let a = unique("own-pod");
+    httpd(&mut cleanup, &a, pa);
+    let stale = stale_proxy("tcp", "0.0.0.0", ps, "172.17.255.79");
+    let ports = spec(&[pa, ps]);
+    eventually(Duration::from_secs(10), || {
+        (!entries(&scan_port(ps), "tcp", ps).is_empty()).then_some(())
+    })
+    .expect("the stale proxy listens");
+    let doc = json(&["--host", PODMAN_SOCK, "scan", "--json", "--port", &ports]);
+    assert_eq!(doc["engine"]["kind"], "Podman", "{doc:#}");
+    for port in [pa, ps] {
+        assert_eq!(
+            v4_entry(&doc, port)["owner"]["kind"],
+            "not-judged",
+            "{doc:#}"
+        );
+        assert!(findings_on(&doc, port).is_empty(), "{doc:#}");
+    }
+    let (_, plan) = prune(&["--host", PODMAN_SOCK, "--dry-run", "--port", &ports]);
+    assert!(planned(&plan).is_empty(), "{plan:#}");
+    let out = portreap()
+        .args([
+            "--host",
+            PODMAN_SOCK,
+            "free",
+            &pa.to_string(),
+            "--yes",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(planned(&report).is_empty(), "{report:#}");
+    assert_eq!(state_of(&a), "running");
+    drop(stale);
+}
+
+/// Starts, as user `nobody`, a Python listener on `port` that names itself `docker-proxy`
+/// (kernel `comm` through prctl, `argv[0]` through exec) and whose arguments say it
+/// forwards to `target_ip:80` for `claimed_port`.
+fn spoofed_proxy(port: u16, claimed_port: u16, target_ip: &str) -> ChildGuard {
+    let script = format!(
+        "import ctypes,socket,time\n\
+         ctypes.CDLL(None).prctl(15, b'docker-proxy', 0, 0, 0)\n\
+         s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('0.0.0.0', {port})); s.listen(); time.sleep(120)"
+    );
+    let line = format!(
+        "exec -a /usr/sbin/docker-proxy /usr/bin/python3 -c \"$0\" -proto tcp -host-ip 0.0.0.0 -host-port {claimed_port} -container-ip {target_ip} -container-port 80"
+    );
+    let child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["bash", "-c", &line, &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("setpriv (util-linux)");
+    ChildGuard(child)
+}
+
+fn wait_listening(port: u16) -> Value {
+    let mut last = Value::Null;
+    eventually(Duration::from_secs(10), || {
+        last = scan_port(port);
+        entries(&last, "tcp", port)
+            .iter()
+            .any(|e| e["bound"] == true && !e["pids"].as_array().unwrap().is_empty())
+            .then(|| last.clone())
+    })
+    .unwrap_or_else(|| panic!("nothing listens on {port}: {last:#}"))
+}
+
+#[test]
+fn an_unprivileged_users_spoofed_proxy_is_an_ordinary_process() {
+    if !require_engine() || !is_root() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let base = free_ports(2);
+    let (pv, ps) = (base, base + 1);
+    let victim = unique("own-victim");
+    httpd(&mut cleanup, &victim, pv);
+    let ip = docker(&[
+        "inspect",
+        "--format",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &victim,
+    ]);
+    let spoof = spoofed_proxy(ps, pv, &ip);
+    let doc = wait_listening(ps);
+    let entry = v4_entry(&doc, ps);
+    assert_eq!(entry["process"], "docker-proxy", "it does call itself that");
+    assert_eq!(entry["owner"]["kind"], "process", "{doc:#}");
+    assert_eq!(entry["container"], Value::Null, "{doc:#}");
+    assert_eq!(entry["uid"], 65534);
+    let detail = entry["owner"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("calls itself docker-proxy, but it runs /usr/bin/python3"),
+        "{detail}"
+    );
+    assert!(findings_on(&doc, ps).is_empty(), "{doc:#}");
+
+    // Neither free nor prune touches the victim for it.
+    let out = portreap()
+        .args(["free", &ps.to_string(), "--yes", "--json", "--grace", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "the port stays held");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(planned(&report).is_empty(), "{report:#}");
+    let (_, report) = prune(&["--yes", "--include-suspects", "--port", &ps.to_string()]);
+    assert!(planned(&report).is_empty(), "{report:#}");
+    assert_eq!(state_of(&victim), "running");
+
+    // Named as what it is, it goes as any process does.
+    let out = portreap()
+        .args([
+            "free",
+            &format!("{ps}/tcp"),
+            "--kill-processes",
+            "--yes",
+            "--json",
+            "--grace",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["actions"][0]["action"], "kill-process");
+    assert_eq!(state_of(&victim), "running");
+    drop(spoof);
+}
+
+/// A cgroup of the pids hierarchy, removed (after its processes) when dropped.
+struct CgroupGuard(std::path::PathBuf);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        let mut dirs: Vec<_> = std::iter::successors(Some(self.0.clone()), |d| {
+            d.parent().map(std::path::Path::to_path_buf)
+        })
+        .take_while(|d| {
+            d.starts_with("/sys/fs/cgroup/pids/")
+                && d != std::path::Path::new("/sys/fs/cgroup/pids")
+        })
+        .collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn a_cgroup_named_after_a_host_network_container_does_not_make_its_process() {
+    if !require_engine() || !is_root() {
+        return;
+    }
+    let root = std::path::Path::new("/sys/fs/cgroup/pids");
+    assert!(root.is_dir(), "the pids cgroup hierarchy");
+    let mut cleanup = Cleanup::default();
+    let base = free_ports(2);
+    let (pv, ps) = (base, base + 1);
+    let victim = unique("own-hostnet");
+    let port = pv.to_string();
+    let id = run_container(
+        &mut cleanup,
+        &victim,
+        &["--network", "host"],
+        &["httpd", "-f", "-p", &port],
+    );
+    // A cgroup path ending in the victim's id, as a user given a delegated subtree can
+    // make; a process of that user is placed in it.
+    let dir = root.join(unique("own-cg")).join("docker").join(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let guard = CgroupGuard(dir.clone());
+    let (listener, ps_text) = {
+        let child = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args([
+                "/usr/bin/python3",
+                "-c",
+                &format!("import socket,time; s=socket.socket(); s.bind(('0.0.0.0',{ps})); s.listen(); time.sleep(120)"),
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        (ChildGuard(child), ps.to_string())
+    };
+    std::fs::write(dir.join("cgroup.procs"), listener.0.id().to_string()).unwrap();
+    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", listener.0.id())).unwrap();
+    assert!(cgroup.contains(&id), "{cgroup}");
+    let doc = wait_listening(ps);
+    let entry = v4_entry(&doc, ps);
+    assert_eq!(entry["owner"]["kind"], "process", "{doc:#}");
+    assert_eq!(entry["container"], Value::Null, "{doc:#}");
+    // The real one is still the container's.
+    let doc = wait_listening(pv);
+    let real = entries(&doc, "tcp", pv)
+        .into_iter()
+        .find(|e| e["bound"] == true)
+        .unwrap()
+        .clone();
+    assert_eq!(real["owner"]["via"], "host-network", "{doc:#}");
+    assert_eq!(real["container"]["name"], victim.as_str());
+
+    let out = portreap()
+        .args(["free", &ps_text, "--yes", "--json", "--grace", "1s"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert!(planned(&report).is_empty(), "{report:#}");
+    assert_eq!(state_of(&victim), "running");
+    drop(listener);
+    drop(guard);
+}
+
+#[test]
+fn an_unreadable_compose_directory_is_never_judged_gone() {
+    if !require_engine() || !is_root() {
+        return;
+    }
+    let docker_gid = Command::new("getent")
+        .args(["group", "docker"])
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split(':')
+                .nth(2)
+                .map(str::to_owned)
+        })
+        .expect("a docker group");
+    let mut cleanup = Cleanup::default();
+    // Another user's 0700 home: root's here.
+    let home = tempfile::Builder::new()
+        .prefix("prt-home-")
+        .tempdir()
+        .unwrap();
+    std::os::unix::fs::chown(home.path(), Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(
+        home.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let dir = home.path().join("shop");
+    std::fs::create_dir(&dir).unwrap();
+    let project = unique("own-cmp").replace('-', "");
+    cleanup.compose(&project, &dir);
+    let port = free_port();
+    compose_up_ok(&dir, Some(&project), port);
+    let as_user = |args: &[&str]| -> (Option<i32>, Value) {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                &format!("--groups={}", docker_gid.trim()),
+                "--",
+            ])
+            .arg(assert_cmd::cargo::cargo_bin("portreap"))
+            .args(args)
+            .env("HOME", "/nonexistent")
+            .env_remove("DOCKER_HOST")
+            .output()
+            .unwrap();
+        let doc = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), doc)
+    };
+    let p = port.to_string();
+    // The root named explicitly: where portreap itself runs in a container (as on the
+    // project's machines) it otherwise judges compose paths only if it can see the
+    // engine's own files, which this user cannot.
+    let (code, doc) = as_user(&[
+        "--host-root",
+        "/proc/self/root",
+        "scan",
+        "--json",
+        "--port",
+        &p,
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        doc["engine"]["reachable"], true,
+        "the docker group: {doc:#}"
+    );
+    assert_eq!(doc["host"]["compose_dirs_checked"], true, "{doc:#}");
+    let unjudged = doc["host"]["compose_unjudged"].to_string();
+    assert!(unjudged.contains(dir.to_str().unwrap()), "{doc:#}");
+    assert!(unjudged.contains("Permission denied"), "{doc:#}");
+    assert!(
+        !findings_on(&doc, port)
+            .iter()
+            .any(|f| f["kind"] == "orphaned-compose"),
+        "{doc:#}"
+    );
+    let (_, plan) = as_user(&[
+        "--host-root",
+        "/proc/self/root",
+        "prune",
+        "--dry-run",
+        "--json",
+        "--min-age",
+        "0s",
+        "--kind",
+        "orphaned-compose",
+        "--port",
+        &p,
+    ]);
+    assert!(planned(&plan).is_empty(), "{plan:#}");
+    // Root reads it: it exists. Gone, it is judged gone.
+    let doc = scan_port(port);
+    assert!(findings_on(&doc, port).is_empty(), "{doc:#}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let doc = wait_for_finding(port, "orphaned-compose");
+    assert!(!findings_on(&doc, port).is_empty());
+}
