@@ -1,5 +1,6 @@
 //! An engine whose answers bollard's strict models reject (a container state they do not
-//! know, as older Podman reports `stopped`): the listing must survive, with the state kept.
+//! know, as older Podman reports `stopped`): the listing must survive, with the state kept;
+//! and one whose inspect of a listed container fails: the answer is partial, said so.
 //! The engine here is a small fake on a unix socket, answering canned, Podman-shaped JSON.
 
 mod common;
@@ -12,8 +13,10 @@ use serde_json::json;
 
 const RUNNING: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const STOPPED: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+/// Listed, but its inspect fails (with `broken`).
+const BROKEN: &str = "3333333333333333333333333333333333333333333333333333333333333333";
 
-fn answer(path: &str) -> (u16, String) {
+fn answer(path: &str, broken: bool) -> (u16, String) {
     let container = |id: &str, name: &str, state: &str| {
         json!({
             "Id": id, "Name": format!("/{name}"), "Created": "2026-11-25T10:00:00Z",
@@ -29,10 +32,17 @@ fn answer(path: &str) -> (u16, String) {
         "/version" => json!({"Version": "4.0.0", "ApiVersion": "1.41",
                              "Components": [{"Name": "Podman Engine", "Version": "4.0.0"}]}),
         "/info" => json!({"DockerRootDir": "/nonexistent/storage"}),
+        "/containers/json" if broken => json!([
+            {"Id": RUNNING, "Names": ["/web"], "Image": "localhost/app:1", "State": "running", "Ports": []},
+            {"Id": BROKEN, "Names": ["/flaky"], "Image": "localhost/app:1", "State": "exited", "Ports": []}
+        ]),
         "/containers/json" => json!([
             {"Id": RUNNING, "Names": ["/web"], "Image": "localhost/app:1", "State": "running", "Ports": []},
             {"Id": STOPPED, "Names": ["/old"], "Image": "localhost/app:1", "State": "stopped", "Ports": []}
         ]),
+        p if p == format!("/containers/{BROKEN}/json") => {
+            return (500, json!({"message": "layer does not exist"}).to_string())
+        }
         p if p == format!("/containers/{RUNNING}/json") => container(RUNNING, "web", "running"),
         p if p == format!("/containers/{STOPPED}/json") => container(STOPPED, "old", "stopped"),
         _ => return (404, json!({"message": "no such thing"}).to_string()),
@@ -40,7 +50,7 @@ fn answer(path: &str) -> (u16, String) {
     (200, body.to_string())
 }
 
-fn serve(listener: UnixListener) {
+fn serve(listener: UnixListener, broken: bool) {
     for conn in listener.incoming().flatten() {
         let mut conn = conn;
         let mut request = Vec::new();
@@ -53,8 +63,12 @@ fn serve(listener: UnixListener) {
         }
         let line = String::from_utf8_lossy(&request);
         let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        let (status, body) = answer(&path);
-        let reason = if status == 200 { "OK" } else { "Not Found" };
+        let (status, body) = answer(&path, broken);
+        let reason = match status {
+            200 => "OK",
+            404 => "Not Found",
+            _ => "Internal Server Error",
+        };
         let _ = write!(
             conn,
             "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -68,7 +82,7 @@ fn unknown_container_states_do_not_fail_the_listing() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("engine.sock");
     let listener = UnixListener::bind(&sock).unwrap();
-    std::thread::spawn(move || serve(listener));
+    std::thread::spawn(move || serve(listener, false));
     let host = format!("unix://{}", sock.display());
 
     let out = portreap()
@@ -96,4 +110,48 @@ fn unknown_container_states_do_not_fail_the_listing() {
     let doc = json(&["scan", "--json", "--host", &host, "--port", "3999"]);
     assert_eq!(doc["engine"]["reachable"], true);
     assert!(findings_on(&doc, 3999).is_empty(), "{doc:#}");
+}
+
+#[test]
+fn a_failed_inspect_makes_the_answer_partial_and_prune_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("engine.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || serve(listener, true));
+    let host = format!("unix://{}", sock.display());
+
+    // The container is kept from the listing, and the answer says it is partial.
+    let doc = json(&["scan", "--json", "--all", "--host", &host]);
+    let error = doc["engine"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("cannot inspect container 333333333333"),
+        "{doc:#}"
+    );
+    let out = portreap()
+        .args(["debug", "snapshot", "--host", &host])
+        .output()
+        .unwrap();
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        snap["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "flaky"),
+        "{snap:#}"
+    );
+    // Acting on a partial answer is refused, before anything is planned.
+    for verb in [&["prune", "--dry-run"][..], &["free", "3999", "--dry-run"]] {
+        let out = portreap()
+            .args(["--host", &host])
+            .args(verb)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{verb:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("acting needs the engine's whole answer"),
+            "{stderr}"
+        );
+    }
 }

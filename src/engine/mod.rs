@@ -140,12 +140,9 @@ async fn collect_async(
     };
     let mut containers = Vec::with_capacity(inspected.len());
     let mut problems = Vec::new();
-    for item in inspected {
-        match item {
-            Ok(Some(c)) => containers.push(c),
-            Ok(None) => {}
-            Err(e) => problems.push(e),
-        }
+    for (container, problem) in inspected {
+        containers.extend(container);
+        problems.extend(problem);
     }
     containers.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     // The root directory only decides whether compose paths can be judged from here. A
@@ -168,9 +165,11 @@ async fn collect_async(
     EngineFacts { status, containers }
 }
 
-/// One listed container after its inspect: the container (`None` if it vanished meanwhile)
-/// or why it could not be read.
-type Answer = Result<Option<Container>, String>;
+/// One listed container after its inspect: the container (`None` if it vanished meanwhile;
+/// only what the list said if the inspect failed), and why it could not be read in full.
+/// A container known only from the list makes the answer partial: its requested
+/// bindings, addresses and exit facts are missing, so forwarders are not judged.
+type Answer = (Option<Container>, Option<String>);
 
 /// The inspected containers and the engine's root directory if a container's files
 /// revealed it.
@@ -206,14 +205,14 @@ async fn list_and_inspect(
     let listed_only = listed_only
         .into_iter()
         .filter_map(|(summary, _)| from_listing(&summary, &odd_states))
-        .map(|c| (Ok(Some(c)), None));
+        .map(|c| ((Some(c), None), None));
     let inspected: Vec<(Answer, Option<String>)> =
         stream::iter(summaries.into_iter().map(|(summary, _)| summary))
             .map(|summary| {
                 let odd_states = &odd_states;
                 async move {
                     let Some(id) = summary.id.clone() else {
-                        return (Ok(None), None);
+                        return ((None, None), None);
                     };
                     let inspected =
                         match bounded(timeout, docker.inspect_container(&id, None)).await {
@@ -240,18 +239,19 @@ async fn list_and_inspect(
                                 }
                                 c
                             });
-                            (Ok(container), root)
+                            ((container, None), root)
                         }
                         // Removed between list and inspect: it holds nothing any more.
-                        Err(e) if e.status == Some(404) => (Ok(None), None),
-                        // Keep what the list call said rather than lose the container.
-                        Err(e) => match from_listing(&summary, odd_states) {
-                            Some(c) => (Ok(Some(c)), None),
-                            None => (
-                                Err(format!("cannot inspect container {}: {e}", short(&id))),
-                                None,
+                        Err(e) if e.status == Some(404) => ((None, None), None),
+                        // Keep what the list call said rather than lose the container,
+                        // but say the answer is partial.
+                        Err(e) => (
+                            (
+                                from_listing(&summary, odd_states),
+                                Some(format!("cannot inspect container {}: {e}", short(&id))),
                             ),
-                        },
+                            None,
+                        ),
                     }
                 }
             })
