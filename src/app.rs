@@ -313,6 +313,11 @@ fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
         if let (false, Some(note)) = (snapshot.fs.visible, &snapshot.fs.note) {
             crate::messages::note(&format!("note: {note}"));
         }
+        for (path, error) in &snapshot.fs.unjudged {
+            crate::messages::note(&format!(
+                "note: compose path {path} could not be checked ({error}); its project is not judged"
+            ));
+        }
     }
     let leak_found = analysis.findings.iter().any(|f| {
         f.kind.severity() == Severity::Leak

@@ -1,6 +1,10 @@
 //! The whole pipeline on a snapshot recorded from the real engine (`portreap debug
 //! snapshot`) holding one instance of every finding kind plus legitimate holders: exactly
 //! those findings, on exactly those ports, and nothing on the healthy ones.
+//!
+//! The recording predates the proofs of ownership; the facts those need (executables,
+//! the engine process and its sockets, PID namespaces) were added with what this
+//! machine's same binaries show (`/usr/sbin/docker-proxy`, `/usr/sbin/dockerd`).
 
 mod common;
 
@@ -183,5 +187,72 @@ fn table_lists_findings_with_reason_and_action() {
     assert!(
         section.lines().all(|l| l.chars().count() <= 100),
         "{section}"
+    );
+}
+
+/// The catalogue with one change to its facts, written where `scan --snapshot` reads it.
+fn variant(change: impl FnOnce(&mut serde_json::Value)) -> (tempfile::NamedTempFile, String) {
+    let mut snap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(FIXTURE).unwrap()).unwrap();
+    change(&mut snap);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), snap.to_string()).unwrap();
+    let path = file.path().to_str().unwrap().to_owned();
+    (file, path)
+}
+
+fn kinds_of(path: &str) -> BTreeSet<String> {
+    json(&["scan", "--json", "--snapshot", path])["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn an_engine_not_proven_local_judges_no_forwarder_of_this_host() {
+    // The same answer, from an endpoint another program relays.
+    let (_file, path) = variant(|s| {
+        s["engine"]["endpoint"] = "tcp://127.0.0.1:2399".into();
+        s["engine"]["process"] = serde_json::Value::Null;
+        s["engine"]["locality"] = "no local engine process holds the listening socket".into();
+    });
+    let kinds = kinds_of(&path);
+    assert!(!kinds.contains("orphaned-proxy"), "{kinds:?}");
+    assert!(!kinds.contains("engine-reservation"), "{kinds:?}");
+    // The containers' own states are still the engine's to tell.
+    assert!(kinds.contains("paused-container"), "{kinds:?}");
+    let doc = json(&["scan", "--json", "--snapshot", &path, "--port", "3201"]);
+    let held: Vec<_> = entries(&doc, "tcp", 3201)
+        .into_iter()
+        .filter(|e| e["bound"] == true)
+        .collect();
+    assert_eq!(held.len(), 2, "{doc:#}");
+    assert!(
+        held.iter().all(|e| e["owner"]["kind"] == "not-judged"),
+        "{doc:#}"
+    );
+}
+
+#[test]
+fn a_recorded_proxy_that_runs_another_program_is_a_plain_process() {
+    // pid 23289 is the orphaned proxy of 3105; make its executable a user's own file.
+    let (_file, path) = variant(|s| {
+        let p = &mut s["host"]["processes"]["23289"];
+        p["uid"] = 1000.into();
+        p["exe"]["path"] = "/home/eve/docker-proxy".into();
+        p["exe"]["owner"] = 1000.into();
+    });
+    assert!(!kinds_of(&path).contains("orphaned-proxy"));
+    let doc = json(&["scan", "--json", "--snapshot", &path, "--port", "3105"]);
+    let entry = entries(&doc, "tcp", 3105)[0];
+    assert_eq!(entry["owner"]["kind"], "process", "{doc:#}");
+    assert!(
+        entry["owner"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("calls itself docker-proxy, but it runs /home/eve/docker-proxy"),
+        "{doc:#}"
     );
 }

@@ -66,8 +66,8 @@ pub enum Owner {
         /// What its command line says it forwards, if it could be parsed.
         target: Option<ProxyTarget>,
     },
-    /// A Podman `conmon` whose container is not a live container of the queried engine
-    /// (or the engine queried is not Podman, and it cannot be judged).
+    /// A proven Podman `conmon` whose container is not a live container of the local
+    /// Podman engines of its user that were asked.
     Conmon {
         /// The container id on its command line.
         container_id: String,

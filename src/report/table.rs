@@ -91,12 +91,7 @@ fn describe(snapshot: &Snapshot, entry: &PortEntry) -> (String, String, String, 
             let name = container_name
                 .clone()
                 .unwrap_or_else(|| container_id.get(..12).unwrap_or(container_id).to_owned());
-            let running = if snapshot.podman_queried() {
-                "not running"
-            } else {
-                "Podman, not queried"
-            };
-            (format!("{name} ({running})"), "-".into(), held_by(), true)
+            (format!("{name} (not running)"), "-".into(), held_by(), true)
         }
         Owner::Forwarder { product } => (
             format!("{product} (forwarder)"),
@@ -374,11 +369,19 @@ fn one_engine_line(e: &crate::model::EngineStatus, containers: usize) -> String 
         format!(" at {} ({})", e.endpoint, e.source)
     };
     match (e.reachable, &e.error) {
-        (true, None) => format!(
-            "engine: {} {}{at}, {containers} containers",
-            e.kind.as_deref().unwrap_or("Docker"),
-            e.version.as_deref().unwrap_or("?"),
-        ),
+        (true, None) => {
+            let remote = match (&e.process, &e.locality) {
+                (None, Some(why)) => format!(
+                    "; not proven to run on this host ({why}): this host's forwarders are not judged by it"
+                ),
+                _ => String::new(),
+            };
+            format!(
+                "engine: {} {}{at}, {containers} containers{remote}",
+                e.kind.as_deref().unwrap_or("Docker"),
+                e.version.as_deref().unwrap_or("?"),
+            )
+        }
         (true, Some(err)) => format!("engine{at}: partial answer: {err}"),
         (false, err) => format!(
             "engine not reachable{at}: {}; container attribution unavailable",

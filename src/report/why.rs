@@ -230,20 +230,10 @@ fn explain_holder(
         } => {
             lines.push(format!("on {}", addresses(&h.entries)));
             let name = container_name.as_deref().unwrap_or(container_id);
-            if snapshot.podman_queried() {
-                format!(
-                    "{port} is held by conmon pid {} for Podman container {name}, which does not run",
-                    pids_of(&h.entries)
-                )
-            } else {
-                next.push(format!(
-                    "podman ps -a --filter id={container_id} (ask Podman: portreap --host unix:///run/podman/podman.sock why {port})"
-                ));
-                format!(
-                    "{port} is held by conmon pid {} for Podman container {name} (Podman was not queried)",
-                    pids_of(&h.entries)
-                )
-            }
+            format!(
+                "{port} is held by conmon pid {} for Podman container {name}, which does not run",
+                pids_of(&h.entries)
+            )
         }
         Owner::Forwarder { product } => {
             lines.push(format!("on {}", addresses(&h.entries)));
