@@ -235,12 +235,13 @@ fn gather(global: &Global, owners: crate::host::Owners<'_>) -> anyhow::Result<Sn
             status: crate::model::EngineStatus::default(),
             containers: Vec::new(),
         });
+    crate::host::engines::merge(&mut host, found);
     let mut first_status = first.status;
-    crate::host::engines::prove(&mut first_status, &host.engines, &global.proc_root);
+    crate::host::engines::prove(&mut first_status, &mut host, &global.proc_root);
     let mut containers = first.containers;
     let mut others = Vec::new();
     for mut e in engines {
-        crate::host::engines::prove(&mut e.status, &host.engines, &global.proc_root);
+        crate::host::engines::prove(&mut e.status, &mut host, &global.proc_root);
         containers.extend(e.containers);
         others.push(e.status);
     }

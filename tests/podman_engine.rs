@@ -169,7 +169,12 @@ fn a_conmon_that_outlived_its_container_is_an_orphaned_proxy_and_is_pruned() {
         .args(["stop", "-t", "1", &name])
         .env("CONTAINERS_CONF", conf())
         .output();
-    let doc = scan(SOCK, port);
+    // Podman may take a moment to record the stop while its conmon is frozen.
+    let mut doc = serde_json::Value::Null;
+    let _ = eventually(Duration::from_secs(10), || {
+        doc = scan(SOCK, port);
+        (!findings_on(&doc, port).is_empty()).then_some(())
+    });
     let f = findings_on(&doc, port);
     assert_eq!(f.len(), 1, "{doc:#}");
     assert_eq!(f[0]["kind"], "orphaned-proxy");

@@ -25,6 +25,34 @@ pub fn discover(proc_root: &Path, comms: &[(u32, Option<String>)]) -> Vec<LocalE
         .collect()
 }
 
+/// Adds process `pid` to the engines found, if it is one.
+pub fn add(facts: &mut crate::model::HostFacts, proc_root: &Path, pid: u32) -> bool {
+    if facts.engine(pid).is_some() {
+        return true;
+    }
+    let own_mnt = super::read_ns(&proc_root.join("self"), "mnt");
+    let engine =
+        super::read_process(proc_root, pid).and_then(|p| read_engine(proc_root, &p, own_mnt));
+    match engine {
+        Some(engine) => {
+            facts.engines.push(engine);
+            facts.engines.sort_by_key(|e| e.pid);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Adds the engines `found` that are not known yet.
+pub fn merge(facts: &mut crate::model::HostFacts, found: Vec<LocalEngine>) {
+    for engine in found {
+        if facts.engine(engine.pid).is_none() {
+            facts.engines.push(engine);
+        }
+    }
+    facts.engines.sort_by_key(|e| e.pid);
+}
+
 /// Every engine process on the host (see [`discover`]).
 pub fn discover_all(proc_root: &Path) -> Vec<LocalEngine> {
     let comms: Vec<(u32, Option<String>)> = super::list_pids(proc_root)
@@ -150,19 +178,21 @@ fn held_socket_inodes(dir: &Path) -> HashSet<u32> {
 }
 
 /// Proves which local engine process serves `status`'s endpoint, and records it (or why
-/// none is proven) in the status. Only for an engine that answered.
-pub fn prove(status: &mut EngineStatus, engines: &[LocalEngine], proc_root: &Path) {
+/// none is proven) in the status; the engine process joins the engines found. Only for an
+/// engine that answered.
+pub fn prove(status: &mut EngineStatus, facts: &mut crate::model::HostFacts, proc_root: &Path) {
     if !status.reachable {
         return;
     }
     let url = status.endpoint.clone();
     let proof = if let Some(path) = url.strip_prefix("unix://") {
-        prove_unix(path, engines, proc_root)
+        prove_unix(path, facts, proc_root)
     } else if let Some(addr) = ["tcp://", "http://", "https://"]
         .iter()
         .find_map(|scheme| url.strip_prefix(scheme))
     {
-        prove_tcp(addr.trim_end_matches('/'), engines, proc_root)
+        merge(facts, discover_all(proc_root));
+        prove_tcp(addr.trim_end_matches('/'), &facts.engines, proc_root)
     } else {
         Err((None, format!("{url} is not a local socket")))
     };
@@ -186,13 +216,15 @@ type Unproven = (Option<u32>, String);
 /// The PID and user of the engine process proven to serve a unix socket.
 fn prove_unix(
     path: &str,
-    engines: &[LocalEngine],
+    facts: &mut crate::model::HostFacts,
     proc_root: &Path,
 ) -> Result<(u32, u32), Unproven> {
     let peer = peer_credentials(Path::new(path));
     if let Some((pid, uid)) = peer {
-        if let Some(engine) = engines.iter().find(|e| e.pid == pid) {
-            return Ok((engine.pid, engine.uid));
+        if add(facts, proc_root, pid) {
+            if let Some(engine) = facts.engine(pid) {
+                return Ok((engine.pid, engine.uid));
+            }
         }
         // Without the right to read other processes' executables (not root, or no
         // SYS_PTRACE in a container) root's engine cannot be proven by its program; but
@@ -205,8 +237,9 @@ fn prove_unix(
     }
     // Socket activation: the listener is systemd's, the engine holds it inherited. The
     // same file reached through the engine's own view of its sockets proves it.
+    merge(facts, discover_all(proc_root));
     let wanted = fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
-    if let Some(engine) = engines.iter().find(|e| {
+    if let Some(engine) = facts.engines.iter().find(|e| {
         e.sockets.iter().any(|s| {
             let p = s.trim_start_matches("unix://");
             fs::metadata(p).ok().map(|m| (m.dev(), m.ino())) == wanted && wanted.is_some()

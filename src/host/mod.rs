@@ -53,22 +53,25 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
     let (sockets, walked) = std::thread::scope(|scope| {
         let sockets = scope.spawn(|| list_sockets(owners));
         let walked = list_pids(proc_root).map(|pids| {
-            // One read of every process's name serves both the engine search and the
-            // forwarders' sieve.
-            let comms: Vec<(u32, Option<String>)> = pids
-                .iter()
-                .map(|&pid| (pid, read_comm(proc_root, pid)))
-                .collect();
-            let engines = engines::discover(proc_root, &comms);
-            let (walk, skipped): (Vec<u32>, Vec<u32>) = match owners {
-                Owners::All | Owners::OnPorts(_) => (pids, Vec::new()),
+            let (walk, skipped, engines): (Vec<u32>, Vec<u32>, _) = match owners {
+                // Engines are then found from the sockets' holders (see `attach`) and
+                // from the endpoints asked (see `engines::prove`): reading every
+                // process's name would cost more than the answer needs.
+                Owners::All | Owners::OnPorts(_) => (pids, Vec::new(), Vec::new()),
                 Owners::Forwarders => {
+                    // The sieve reads every name anyway: every engine is found with it.
+                    let comms: Vec<(u32, Option<String>)> = pids
+                        .iter()
+                        .map(|&pid| (pid, read_comm(proc_root, pid)))
+                        .collect();
+                    let engines = engines::discover(proc_root, &comms);
                     let (walk, skipped): (Vec<_>, Vec<_>) = comms
                         .iter()
                         .partition(|(pid, comm)| may_forward(proc_root, *pid, comm.as_deref()));
                     (
                         walk.into_iter().map(|(pid, _)| *pid).collect(),
                         skipped.into_iter().map(|(pid, _)| *pid).collect(),
+                        engines,
                     )
                 }
             };
@@ -153,6 +156,26 @@ fn attach(facts: &mut HostFacts, proc_root: &Path, walk: FdWalk, select: impl Fn
         .chain(facts.engines.iter().map(|e| e.pid))
         .collect();
     read_ancestors(facts, proc_root, &lineage);
+    // The engines among the processes read: those a forwarder descends from.
+    let candidates: Vec<u32> = facts
+        .processes
+        .values()
+        .filter(|p| known::may_be_engine(&p.name) && facts.engine(p.pid).is_none())
+        .map(|p| p.pid)
+        .collect();
+    for pid in candidates {
+        engines::add(facts, proc_root, pid);
+    }
+    // conmon detaches from the Podman that started it: that engine is found, to be named,
+    // only by looking at every process.
+    let conmon = facts.processes.values().any(|p| p.name == known::CONMON);
+    let podman = facts
+        .engines
+        .iter()
+        .any(|e| e.kind == crate::model::EngineKind::Podman);
+    if conmon && !podman {
+        engines::merge(facts, engines::discover_all(proc_root));
+    }
     facts.users = user_names(&facts.processes);
 }
 
