@@ -97,6 +97,18 @@ fn v4_entry(doc: &Value, port: u16) -> Value {
         .clone()
 }
 
+/// The IPv4 sockets of `ports` are another engine's, or not judged from here: no finding.
+fn assert_not_judged(doc: &Value, ports: &[u16]) {
+    for &port in ports {
+        assert_eq!(
+            v4_entry(doc, port)["owner"]["kind"],
+            "not-judged",
+            "{doc:#}"
+        );
+        assert!(findings_on(doc, port).is_empty(), "{doc:#}");
+    }
+}
+
 fn state_of(name: &str) -> String {
     docker(&["inspect", "--format", "{{.State.Status}}", name])
 }
@@ -128,10 +140,7 @@ fn each_engine_judges_only_its_own_proxies() {
     let stale = stale_proxy("tcp", "0.0.0.0", ps, "172.17.255.77");
     let stale_pid = stale.0.id();
     let ports = spec(&[pa, pb, ps]);
-    eventually(Duration::from_secs(10), || {
-        (!entries(&scan_port(ps), "tcp", ps).is_empty()).then_some(())
-    })
-    .expect("the stale proxy listens");
+    wait_listening(ps);
 
     // From the default engine: the second's proxies are another engine's, never a leak.
     let doc = json(&["scan", "--json", "--port", &ports]);
@@ -267,14 +276,7 @@ fn a_tcp_endpoint_that_another_program_forwards_judges_no_local_forwarder() {
             .contains("another program forwards it"),
         "{doc:#}"
     );
-    for port in [pb, ps] {
-        assert_eq!(
-            v4_entry(&doc, port)["owner"]["kind"],
-            "not-judged",
-            "{doc:#}"
-        );
-        assert!(findings_on(&doc, port).is_empty(), "{doc:#}");
-    }
+    assert_not_judged(&doc, &[pb, ps]);
     let (code, report) = prune(&["--host", &url, "--yes", "--port", &ports]);
     assert_eq!(code, 0, "{report:#}");
     assert!(planned(&report).is_empty(), "{report:#}");
@@ -315,20 +317,10 @@ fn podmans_socket_alone_plans_nothing_for_dockers_proxies() {
     httpd(&mut cleanup, &a, pa);
     let stale = stale_proxy("tcp", "0.0.0.0", ps, "172.17.255.79");
     let ports = spec(&[pa, ps]);
-    eventually(Duration::from_secs(10), || {
-        (!entries(&scan_port(ps), "tcp", ps).is_empty()).then_some(())
-    })
-    .expect("the stale proxy listens");
+    wait_listening(ps);
     let doc = json(&["--host", PODMAN_SOCK, "scan", "--json", "--port", &ports]);
     assert_eq!(doc["engine"]["kind"], "Podman", "{doc:#}");
-    for port in [pa, ps] {
-        assert_eq!(
-            v4_entry(&doc, port)["owner"]["kind"],
-            "not-judged",
-            "{doc:#}"
-        );
-        assert!(findings_on(&doc, port).is_empty(), "{doc:#}");
-    }
+    assert_not_judged(&doc, &[pa, ps]);
     let (_, plan) = prune(&["--host", PODMAN_SOCK, "--dry-run", "--port", &ports]);
     assert!(planned(&plan).is_empty(), "{plan:#}");
     let out = portreap()

@@ -3,15 +3,20 @@
 //! list, every healthy container's proxy would look orphaned. An engine's answer is
 //! trusted for this host's forwarders only when that engine is proven to run here.
 
-use crate::model::{EngineKind, Process, Snapshot};
+use crate::model::{EngineKind, EngineStatus, Process, Snapshot};
 
 /// The engines asked (their positions, as [`crate::model::Container::engine`] counts
 /// them) that are proven to run on this host.
 pub fn local_engines(snapshot: &Snapshot) -> Vec<usize> {
+    local_engines_where(snapshot, |_| true)
+}
+
+/// [`local_engines`] that also satisfy `keep`.
+fn local_engines_where(snapshot: &Snapshot, keep: impl Fn(&EngineStatus) -> bool) -> Vec<usize> {
     snapshot
         .all_engines()
         .enumerate()
-        .filter(|(_, e)| e.reachable && e.process.is_some())
+        .filter(|(_, e)| e.reachable && e.process.is_some() && keep(e))
         .map(|(i, _)| i)
         .collect()
 }
@@ -70,15 +75,7 @@ pub fn proxy_judges(
     match engine {
         Some(pid) => engine_judges(snapshot, pid),
         None => {
-            let docker: Vec<usize> = local_engines(snapshot)
-                .into_iter()
-                .filter(|&i| {
-                    snapshot
-                        .all_engines()
-                        .nth(i)
-                        .is_some_and(|e| !e.is_podman())
-                })
-                .collect();
+            let docker = local_engines_where(snapshot, |e| !e.is_podman());
             if docker.is_empty() {
                 Err(format!(
                     "docker-proxy pid {} has no engine parent, and {}",
@@ -103,15 +100,7 @@ pub fn engine_judges(snapshot: &Snapshot, pid: u32) -> Result<Vec<usize>, String
 /// detaches from the engine that started it, so its engine is told by the user it runs
 /// as, among the Podman engines proven to run here.
 pub fn conmon_judges(snapshot: &Snapshot, p: &Process, uid: u32) -> Result<Vec<usize>, String> {
-    let podman: Vec<usize> = local_engines(snapshot)
-        .into_iter()
-        .filter(|&i| {
-            snapshot
-                .all_engines()
-                .nth(i)
-                .is_some_and(|e| e.is_podman() && e.uid == Some(uid))
-        })
-        .collect();
+    let podman = local_engines_where(snapshot, |e| e.is_podman() && e.uid == Some(uid));
     if !podman.is_empty() {
         return Ok(podman);
     }
