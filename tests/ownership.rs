@@ -3,7 +3,9 @@
 //! that cannot be read is never taken for gone.
 //!
 //! The second engine is the `dockerd` that `.ci/setup` starts beside the default one (own
-//! socket, data and exec roots, bridge `prt-br2`); Podman is the one of the Podman tests.
+//! data and exec roots, bridge `prt-br2`) in a mount namespace of its own, its socket on a
+//! private tmpfs, as an engine in a chroot or another namespace runs; Podman is the one of
+//! the Podman tests.
 
 mod common;
 
@@ -13,11 +15,18 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-const SECOND_SOCK: &str = "/run/portreap-second/docker.sock";
+/// Where the second engine writes its PID; its socket is on a tmpfs of its own mount
+/// namespace, reached through `/proc/PID/root`.
+const SECOND_PIDFILE: &str = "/run/portreap-second.pid";
 const PODMAN_SOCK: &str = "unix:///run/podman/podman.sock";
 
+fn second_sock() -> String {
+    let pid = std::fs::read_to_string(SECOND_PIDFILE).unwrap_or_default();
+    format!("/proc/{}/root/run/portreap-second/docker.sock", pid.trim())
+}
+
 fn second_url() -> String {
-    format!("unix://{SECOND_SOCK}")
+    format!("unix://{}", second_sock())
 }
 
 /// Runs `docker` against the second engine and returns stdout; panics on failure.
@@ -38,7 +47,10 @@ fn require_second() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !up && std::env::var("PORTREAP_REQUIRE_DOCKER").as_deref() == Ok("1") {
-        panic!("PORTREAP_REQUIRE_DOCKER=1 but the second engine at {SECOND_SOCK} does not answer; run `bash .ci/setup`");
+        panic!(
+            "PORTREAP_REQUIRE_DOCKER=1 but the second engine at {} does not answer; run `bash .ci/setup`",
+            second_sock()
+        );
     }
     up
 }
@@ -217,8 +229,24 @@ fn each_engine_judges_only_its_own_proxies() {
         "{report:#}"
     );
 
-    // Every engine: both attributed, each to its own engine.
+    // Every engine: both attributed, each to its own engine, the second found in the
+    // process table and reached through its own mount namespace.
     let doc = json(&["--all-engines", "scan", "--json", "--port", &ports]);
+    let found = doc["host"]["engines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["sockets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == url.as_str())
+        })
+        .unwrap_or_else(|| panic!("the second engine is not found: {doc:#}"))
+        .clone();
+    assert_eq!(found["own_mount_ns"], true, "{found:#}");
+    assert_eq!(found["asked"], true, "{found:#}");
     assert_eq!(v4_entry(&doc, pa)["container"]["name"], a.as_str());
     let entry = v4_entry(&doc, pb);
     assert_eq!(entry["container"]["name"], b.as_str(), "{doc:#}");
@@ -254,7 +282,7 @@ fn a_tcp_endpoint_that_another_program_forwards_judges_no_local_forwarder() {
         Command::new("socat")
             .args([
                 &format!("TCP-LISTEN:{relay},bind=127.0.0.1,fork,reuseaddr"),
-                &format!("UNIX-CONNECT:{SECOND_SOCK}"),
+                &format!("UNIX-CONNECT:{}", second_sock()),
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
