@@ -299,7 +299,7 @@ fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
         report::json::write_scan(&mut out, &snapshot, &analysis, keep)?;
         out.flush()?;
     } else {
-        write_stdout(&report::table::scan(
+        write_human(&report::table::scan(
             &snapshot,
             &analysis,
             keep,
@@ -334,6 +334,12 @@ fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
     })
 }
 
+/// Writes human output through the last guard against escapes from outside text.
+fn write_human(text: &str) -> anyhow::Result<()> {
+    write_stdout(&report::safe::text(text))
+}
+
+/// Writes JSON, completions and the man page as they are.
 fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
@@ -347,7 +353,7 @@ fn say(json: bool, text: &str) {
     if json {
         crate::messages::note(text);
     } else {
-        println!("{text}");
+        println!("{}", report::safe::text(text));
     }
 }
 
@@ -511,7 +517,7 @@ fn act(
     if options.json {
         crate::messages::note(plan_text.trim_end());
     } else {
-        write_stdout(&plan_text)?;
+        write_human(&plan_text)?;
     }
     if plan.actions.is_empty() {
         let free = named_ports_free();
@@ -568,7 +574,7 @@ fn act(
     let started = std::time::Instant::now();
     let reports = runtime.block_on(crate::prune::execute(&system, &plan, timing, |r| {
         if options.log_json {
-            crate::messages::stderr_line(&report::prune::log_line(r));
+            crate::messages::stderr_json(&report::prune::log_line(r));
         } else {
             say(options.json, &report::prune::progress_line(r));
         }
@@ -681,7 +687,7 @@ fn why(global: &Global, args: &crate::cli::WhyArgs) -> anyhow::Result<Exit> {
             );
             return why_json(&snapshot, &analysis, &spec);
         }
-        write_stdout(&report::why::container_text(&snapshot, &analysis, index))?;
+        write_human(&report::why::container_text(&snapshot, &analysis, index))?;
         return Ok(Exit::Ok);
     }
     if args.json {
@@ -689,9 +695,9 @@ fn why(global: &Global, args: &crate::cli::WhyArgs) -> anyhow::Result<Exit> {
     }
     let asked = report::why::asked_ports(&snapshot, &analysis, &spec);
     if asked.is_empty() {
-        write_stdout("Nothing holds or wants those ports.\n")?;
+        write_human("Nothing holds or wants those ports.\n")?;
     } else {
-        write_stdout(&report::why::text(&snapshot, &analysis, &asked))?;
+        write_human(&report::why::text(&snapshot, &analysis, &asked))?;
     }
     Ok(Exit::Ok)
 }

@@ -29,9 +29,20 @@ pub fn details() -> bool {
     LEVEL.load(Ordering::Relaxed) >= VERBOSE
 }
 
-/// Writes a line to stderr. Unlike `eprintln!`, a closed stderr is not a panic: notes are
-/// not worth dying for.
+/// Writes a line to stderr, through the last guard against escapes from outside text
+/// (see [`crate::report::safe::text`]). Unlike `eprintln!`, a closed stderr is not a
+/// panic: notes are not worth dying for.
 pub fn stderr_line(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{}",
+        crate::report::safe::text(text)
+    );
+}
+
+/// Writes a line of JSON to stderr as it is: serde already escaped it.
+pub fn stderr_json(text: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }

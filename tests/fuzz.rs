@@ -95,3 +95,64 @@ proptest! {
         let _ = parse_rfc3339(&text);
     }
 }
+
+/// Text with terminal escapes, controls and direction overrides mixed in.
+fn hostile_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("\x1b]52;c;eA==\x07".to_owned()),
+        Just("\x1b[2J".to_owned()),
+        Just("\x1b[31m".to_owned()),
+        Just("\u{9b}1m".to_owned()),
+        Just("\u{202e}".to_owned()),
+        Just("\n".to_owned()),
+        Just("\r".to_owned()),
+        "[\\x00-\\x1f\\x7f]{1,3}",
+        ".{0,8}",
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+}
+
+fn drives_a_terminal(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_shown_line_has_nothing_that_drives_a_terminal(text in hostile_text()) {
+        let shown = portreap::report::safe::line(&text);
+        prop_assert!(!shown.chars().any(drives_a_terminal), "{shown:?}");
+    }
+
+    #[test]
+    fn the_last_guard_lets_through_newlines_and_colours_only(text in hostile_text()) {
+        let shown = portreap::report::safe::text(&text);
+        let mut rest: &str = &shown;
+        while let Some(at) = rest.find(|c: char| c != '\n' && drives_a_terminal(c)) {
+            // Only a colour sequence: ESC [ digits and ; then m.
+            let seq = &rest[at..];
+            let body = seq.strip_prefix("\x1b[");
+            prop_assert!(body.is_some(), "{shown:?}");
+            let body = body.unwrap_or_default();
+            let params = body.bytes().take_while(|b| b.is_ascii_digit() || *b == b';').count();
+            prop_assert_eq!(body.as_bytes().get(params), Some(&b'm'), "{:?}", shown);
+            rest = &body[params + 1..];
+        }
+    }
+}
+
+proptest! {
+    // Each case runs a shell.
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_quoted_word_is_read_back_by_a_shell_as_itself(word in "[^\\x00]{0,24}") {
+        let quoted = portreap::shell::quote(&word);
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf %s {quoted}")])
+            .output()
+            .unwrap();
+        prop_assert_eq!(String::from_utf8_lossy(&out.stdout), word);
+    }
+}

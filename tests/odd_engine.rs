@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixListener;
-
 use common::*;
 use serde_json::json;
 
@@ -50,40 +47,9 @@ fn answer(path: &str, broken: bool) -> (u16, String) {
     (200, body.to_string())
 }
 
-fn serve(listener: UnixListener, broken: bool) {
-    for conn in listener.incoming().flatten() {
-        let mut conn = conn;
-        let mut request = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-            match conn.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => request.extend_from_slice(&buf[..n]),
-            }
-        }
-        let line = String::from_utf8_lossy(&request);
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        let (status, body) = answer(&path, broken);
-        let reason = match status {
-            200 => "OK",
-            404 => "Not Found",
-            _ => "Internal Server Error",
-        };
-        let _ = write!(
-            conn,
-            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-    }
-}
-
 #[test]
 fn unknown_container_states_do_not_fail_the_listing() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("engine.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    std::thread::spawn(move || serve(listener, false));
-    let host = format!("unix://{}", sock.display());
+    let (_dir, host) = fake_engine(|path| answer(path, false));
 
     let out = portreap()
         .args(["debug", "snapshot", "--host", &host])
@@ -114,11 +80,7 @@ fn unknown_container_states_do_not_fail_the_listing() {
 
 #[test]
 fn a_failed_inspect_makes_the_answer_partial_and_prune_refuses() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("engine.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    std::thread::spawn(move || serve(listener, true));
-    let host = format!("unix://{}", sock.display());
+    let (_dir, host) = fake_engine(|path| answer(path, true));
 
     // The container is kept from the listing, and the answer says it is partial.
     let doc = json(&["scan", "--json", "--all", "--host", &host]);

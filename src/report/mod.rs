@@ -2,5 +2,6 @@
 
 pub mod json;
 pub mod prune;
+pub mod safe;
 pub mod table;
 pub mod why;

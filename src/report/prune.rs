@@ -55,25 +55,32 @@ pub fn plan_text(snapshot: &Snapshot, plan: &Plan, nothing: &str) -> String {
             } else {
                 format!(" [{}]", kinds(a))
             };
-            out.push_str(&format!("  {}{why} on {}\n", a.describe(), ports(&a.ports)));
+            let line = format!("  {}{why} on {}", a.describe(), ports(&a.ports));
+            out.push_str(&format!("{}\n", super::safe::line(&line)));
         }
     }
     for k in &plan.kept {
-        out.push_str(&format!(
-            "  keep {} on {}: {}\n",
+        let line = format!(
+            "  keep {} on {}: {}",
             held_name(snapshot, k),
             ports(&k.ports),
             k.reason
-        ));
+        );
+        out.push_str(&format!("{}\n", super::safe::line(&line)));
     }
     for r in &plan.refused {
-        out.push_str(&format!("  leave {}: {}\n", ports(&r.ports), r.reason));
+        let line = format!("  leave {}: {}", ports(&r.ports), r.reason);
+        out.push_str(&format!("{}\n", super::safe::line(&line)));
     }
     out
 }
 
 /// One line as an action completes.
 pub fn progress_line(report: &Report) -> String {
+    super::safe::line(&raw_progress_line(report)).into_owned()
+}
+
+fn raw_progress_line(report: &Report) -> String {
     let what = report.action.describe();
     match &report.outcome {
         Outcome::Planned => format!("planned  {what}"),

@@ -200,7 +200,7 @@ pub fn scan(
         }
         table.set_header(["PORT", "ADDRESS", "OWNER", "STATE", "HELD BY", "FINDING"]);
         for row in rows(snapshot, &entries) {
-            let mut owner = Cell::new(&row.owner);
+            let mut owner = Cell::new(super::safe::line(&row.owner));
             if style.color && row.attention {
                 owner = owner.fg(Color::Yellow);
             }
@@ -219,8 +219,8 @@ pub fn scan(
                 Cell::new(&row.port),
                 Cell::new(row.addresses.join(", ")),
                 owner,
-                Cell::new(&row.state),
-                Cell::new(&row.holder),
+                Cell::new(super::safe::line(&row.state)),
+                Cell::new(super::safe::line(&row.holder)),
                 finding,
             ]);
         }
@@ -291,14 +291,18 @@ fn findings_section(
             .collect::<Vec<_>>()
             .join(", ");
         out.push_str(&format!("  {label} {} on {ports}\n", f.kind));
-        for line in wrap(&f.reason, 88) {
+        for line in wrap(&super::safe::line(&f.reason), 88) {
             out.push_str(&format!("          {line}\n"));
         }
         let hint = match f.action {
             Action::None => String::new(),
             _ => format!(": {}", prune_command(snapshot, f)),
         };
-        out.push_str(&format!("          action: {}{hint}\n", f.action.as_str()));
+        out.push_str(&format!(
+            "          action: {}{}\n",
+            f.action.as_str(),
+            super::safe::line(&hint)
+        ));
     }
     out
 }
@@ -322,7 +326,7 @@ pub fn prune_command(snapshot: &Snapshot, f: &crate::analyze::findings::Finding)
         .and_then(|i| snapshot.containers.get(i))
         .and_then(|c| c.compose_project())
     {
-        cmd.push_str(&format!(" --project {project}"));
+        cmd.push_str(&format!(" --project {}", crate::shell::quote(project)));
     }
     cmd
 }
@@ -356,7 +360,7 @@ pub fn engine_line(snapshot: &Snapshot) -> String {
                 .iter()
                 .filter(|c| std::ptr::eq(snapshot.engine_of(c), e))
                 .count();
-            one_engine_line(e, count)
+            super::safe::line(&one_engine_line(e, count)).into_owned()
         })
         .collect::<Vec<_>>()
         .join("\n")

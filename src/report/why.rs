@@ -135,8 +135,13 @@ fn compose_hint(snapshot: &Snapshot, c: &Container, verb: &str) -> Option<String
     if dir.is_some_and(|d| snapshot.fs.exists.get(d) == Some(&false)) {
         return None;
     }
-    let cd = dir.map(|d| format!("cd {d} && ")).unwrap_or_default();
-    Some(format!("{cd}{tool} -p {project} {verb} {service}"))
+    let q = crate::shell::quote;
+    let cd = dir.map(|d| format!("cd {} && ", q(d))).unwrap_or_default();
+    Some(format!(
+        "{cd}{tool} -p {} {verb} {}",
+        q(project),
+        q(service)
+    ))
 }
 
 fn findings_for<'a>(analysis: &'a Analysis, entries: &[&PortEntry]) -> Vec<&'a Finding> {
@@ -205,7 +210,7 @@ fn explain_holder(
                 };
                 match compose_hint(snapshot, c, "stop") {
                     Some(hint) => next.push(hint),
-                    None => next.push(format!("{cli} stop {}", c.name)),
+                    None => next.push(format!("{cli} stop {}", crate::shell::quote(&c.name))),
                 }
             }
             if *via == Via::Reservation {
@@ -323,7 +328,7 @@ fn explain_holder(
                 };
                 next.push(match compose_hint(snapshot, c, "rm -fs") {
                     Some(hint) => hint,
-                    None => format!("{cli} rm -f {}", c.name),
+                    None => format!("{cli} rm -f {}", crate::shell::quote(&c.name)),
                 });
             } else if !f.pids.is_empty() {
                 next.push(format!(
@@ -402,7 +407,7 @@ fn wanters<'a>(snapshot: &'a Snapshot, analysis: &Analysis, asked: Asked) -> Vec
 
 /// Appends `text` wrapped for 100 columns; commands are never wrapped (they are copied).
 fn push_wrapped(out: &mut String, first: &str, rest: &str, text: &str) {
-    for (i, line) in super::table::wrap(text, 96 - rest.len())
+    for (i, line) in super::table::wrap(&super::safe::line(text), 96 - rest.len())
         .into_iter()
         .enumerate()
     {
@@ -441,20 +446,20 @@ pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String
         }
         for h in &found {
             let (headline, lines, next) = explain_holder(snapshot, analysis, *a, h);
-            out.push_str(&format!("{headline}\n"));
+            out.push_str(&format!("{}\n", super::safe::line(&headline)));
             for line in lines {
                 push_wrapped(&mut out, "  ", "    ", &line);
             }
             for (n, step) in next.iter().enumerate() {
                 let label = if n == 0 { "next:" } else { "  or:" };
-                out.push_str(&format!("  {label} {step}\n"));
+                out.push_str(&format!("  {label} {}\n", super::safe::line(step)));
             }
         }
         for w in &wanted {
             let line = format!("also wanted by container {}: {}", w.container.name, w.why);
             push_wrapped(&mut out, "  ", "    ", &line);
             if let Some(next) = &w.next {
-                out.push_str(&format!("  next: {next}\n"));
+                out.push_str(&format!("  next: {}\n", super::safe::line(next)));
             }
         }
     }
@@ -562,7 +567,10 @@ pub fn json_section(
 /// `why --container NAME`: the container's requested ports and who holds each now.
 pub fn container_text(snapshot: &Snapshot, analysis: &Analysis, index: usize) -> String {
     let c = &snapshot.containers[index];
-    let mut out = format!("container {}: {}\n", c.name, c.state);
+    let mut out = format!(
+        "{}\n",
+        super::safe::line(&format!("container {}: {}", c.name, c.state))
+    );
     if let Some(e) = &c.error {
         let e = crate::analyze::findings::conflict_core(e);
         push_wrapped(
@@ -607,8 +615,10 @@ pub fn container_text(snapshot: &Snapshot, analysis: &Analysis, index: usize) ->
                     .join("; ")
             };
             out.push_str(&format!(
-                "  {port}/{} -> {}: {now}\n",
-                r.proto, r.container_port
+                "  {port}/{} -> {}: {}\n",
+                r.proto,
+                r.container_port,
+                super::safe::line(&now)
             ));
         }
     }

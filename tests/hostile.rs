@@ -1,0 +1,283 @@
+//! Hostile text: what other people control (an engine's answers, labels, process names
+//! and command lines) never drives the terminal or forges output lines, the commands
+//! portreap suggests run exactly what they show when pasted, and JSON stays exact.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::{json, Value};
+
+const ID: &str = "4444444444444444444444444444444444444444444444444444444444444444";
+/// OSC 52: writes the clipboard of many terminals.
+const CLIPBOARD: &str = "\x1b]52;c;cHduZWQ=\x07";
+/// A forged plan line, after a newline.
+const FORGED: &str = "\n  remove container decoy [paused-container] on 0.0.0.0:1/tcp";
+/// Shell metacharacters in a path a label names.
+const DIR: &str = "/tmp/prt-hostile;touch /tmp/prt-pwned-by-label;";
+
+fn project() -> String {
+    format!("shop{CLIPBOARD}{FORGED}")
+}
+
+/// An engine whose every string is hostile, knowing one exited `--restart always`
+/// container of a compose project that asks for `port` (a dormant binding).
+fn engine(port: u16) -> (tempfile::TempDir, String) {
+    fake_engine(move |path| {
+        let body = match path.split('?').next().unwrap_or("") {
+            "/version" => {
+                json!({"Version": format!("20.10{CLIPBOARD}\x1b[2J"), "ApiVersion": "1.41"})
+            }
+            "/info" => json!({"DockerRootDir": "/nonexistent"}),
+            "/containers/json" => json!([{
+                "Id": ID, "Names": ["/evil\x1b[2Jname"], "Image": "img", "State": "exited", "Ports": []
+            }]),
+            p if p == format!("/containers/{ID}/json") => json!({
+                "Id": ID, "Name": "/evil\x1b[2Jname", "Created": "2026-01-01T10:00:00Z",
+                "State": {"Status": "exited", "Running": false, "Pid": 0, "ExitCode": 0,
+                          "StartedAt": "2026-01-01T10:00:01Z", "FinishedAt": "2026-01-01T11:00:00Z"},
+                "Config": {"Image": "img\x1b]8;;http://evil.example\x1b\\", "Labels": {
+                    "com.docker.compose.project": project(),
+                    "com.docker.compose.service": "web\u{202e}",
+                    "com.docker.compose.project.working_dir": DIR,
+                    "com.docker.compose.project.config_files": format!("{DIR}/compose.yaml"),
+                    "com.docker.compose.version": "2.40.3"
+                }},
+                "HostConfig": {"NetworkMode": "bridge",
+                               "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0},
+                               "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": port.to_string()}]}},
+                "NetworkSettings": {"Ports": {}, "Networks": {}}
+            }),
+            _ => return (404, json!({"message": "no such thing"}).to_string()),
+        };
+        (200, body.to_string())
+    })
+}
+
+/// No byte that drives a terminal: ESC, BEL, CR, a C1 control (UTF-8 `c2 80..9f`), or a
+/// direction override.
+fn assert_inert(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let bad = text.chars().find(|&c| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    });
+    assert!(bad.is_none(), "{what} emits {bad:?}: {text}");
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    portreap().args(args).output().unwrap()
+}
+
+#[test]
+fn an_engines_strings_never_reach_the_terminal_raw() {
+    let port = free_port();
+    let (_dir, host) = engine(port);
+    let p = port.to_string();
+    for args in [
+        vec!["--host", &host, "scan", "--port", &p],
+        vec!["--host", &host, "why", &p],
+        vec!["--host", &host, "why", "--container", "evil\x1b[2Jname"],
+        vec![
+            "--host",
+            &host,
+            "prune",
+            "--dry-run",
+            "--include-suspects",
+            "--min-age",
+            "0s",
+            "--port",
+            &p,
+        ],
+        vec!["--host", &host, "-v", "scan", "--json", "--port", &p],
+    ] {
+        let out = run(&args);
+        // JSON is exact for programs (serde escapes what JSON requires); people get the
+        // rest.
+        if !args.contains(&"--json") {
+            assert_inert(&format!("{args:?} stdout"), &out.stdout);
+        }
+        assert_inert(&format!("{args:?} stderr"), &out.stderr);
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !args.contains(&"--json") && !args.contains(&"--container") {
+            assert!(
+                all.contains("\\e]52;c;cHduZWQ=\\x07"),
+                "{args:?}: shown escaped: {all}"
+            );
+        }
+    }
+
+    // The plan names the one action once: the newline in the label forges no line.
+    let out = run(&[
+        "--host",
+        &host,
+        "prune",
+        "--dry-run",
+        "--include-suspects",
+        "--min-age",
+        "0s",
+        "--port",
+        &p,
+    ]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(plan.matches("\n  remove container").count(), 1, "{plan}");
+    assert!(plan.contains("\\n  remove container decoy"), "{plan}");
+
+    // JSON keeps the engine's strings exactly.
+    let doc = json(&["--host", &host, "scan", "--json", "--port", &p]);
+    let c = &doc["findings"][0]["container"];
+    assert_eq!(c["compose_project"], Value::String(project()), "{doc:#}");
+    assert_eq!(c["name"], "evil\x1b[2Jname");
+}
+
+#[test]
+fn a_suggested_compose_command_runs_what_it_shows() {
+    if !require_engine() {
+        return;
+    }
+    // A directory a cloned repository could be checked out as.
+    let parent = tempfile::tempdir().unwrap();
+    let mark = parent.path().join("PWNED");
+    let dir = parent.path().join("shop;touch PWNED;echo $(id)");
+    std::fs::create_dir(&dir).unwrap();
+    let project = unique("hostile").replace('-', "");
+    let mut cleanup = Cleanup::default();
+    cleanup.compose(&project, &dir);
+    let port = free_port();
+    compose_up_ok(&dir, Some(&project), port);
+    let out = portreap()
+        .args(["why", &port.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find_map(|l| {
+            l.trim_start()
+                .strip_prefix("or: ")
+                .filter(|s| s.starts_with("cd "))
+        })
+        .unwrap_or_else(|| panic!("no compose suggestion: {text}"))
+        .to_owned();
+    // A POSIX shell reads the directory as one word.
+    let words = Command::new("python3")
+        .args([
+            "-c",
+            "import json,shlex,sys; print(json.dumps(shlex.split(sys.argv[1])))",
+            &line,
+        ])
+        .output()
+        .unwrap();
+    let words: Vec<String> = serde_json::from_slice(&words.stdout).unwrap();
+    assert_eq!(
+        words[..2],
+        ["cd".to_owned(), dir.display().to_string()],
+        "{line}"
+    );
+    // Pasted, it stops the service and runs nothing the path smuggled in.
+    let pasted = Command::new("sh")
+        .args(["-c", &line])
+        .current_dir(parent.path())
+        .output()
+        .unwrap();
+    assert!(
+        pasted.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&pasted.stderr)
+    );
+    assert!(!mark.exists(), "the suggestion ran a command from the path");
+    let state = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--format",
+        "{{.State}}",
+    ]);
+    assert_eq!(state, "exited", "{line}");
+}
+
+#[test]
+fn a_suggested_prune_quotes_the_project() {
+    let port = free_port();
+    let (_dir, host) = fake_engine(move |path| {
+        let body = match path.split('?').next().unwrap_or("") {
+            "/version" => json!({"Version": "20.10", "ApiVersion": "1.41"}),
+            "/containers/json" => {
+                json!([{"Id": ID, "Names": ["/web"], "Image": "img", "State": "exited", "Ports": []}])
+            }
+            p if p == format!("/containers/{ID}/json") => json!({
+                "Id": ID, "Name": "/web", "Created": "2026-01-01T10:00:00Z",
+                "State": {"Status": "exited", "Running": false, "Pid": 0, "ExitCode": 0,
+                          "StartedAt": "2026-01-01T10:00:01Z", "FinishedAt": "2026-01-01T11:00:00Z"},
+                "Config": {"Image": "img", "Labels": {
+                    "com.docker.compose.project": "shop$(touch /tmp/prt-pwned-by-project)",
+                    "com.docker.compose.service": "web"
+                }},
+                "HostConfig": {"NetworkMode": "bridge",
+                               "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0},
+                               "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": port.to_string()}]}},
+                "NetworkSettings": {"Ports": {}, "Networks": {}}
+            }),
+            _ => return (404, json!({"message": "no such thing"}).to_string()),
+        };
+        (200, body.to_string())
+    });
+    let out = run(&["--host", &host, "why", &port.to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("--project 'shop$(touch /tmp/prt-pwned-by-project)'"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_process_command_line_with_escapes_is_shown_escaped() {
+    let (listener, port) = {
+        let child = Command::new("bash")
+            .args([
+                "-c",
+                &format!(
+                    "exec -a $'py{}\\e[2J' /usr/bin/python3 -c \"$0\" $'arg\\r\\e[1A'",
+                    "\\e]52;c;eA==\\a"
+                ),
+                "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut child = ChildGuard(child);
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.0.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        (child, line.trim().to_owned())
+    };
+    for args in [
+        vec!["why", port.as_str()],
+        vec!["scan", "--all", "--port", port.as_str()],
+    ] {
+        let out = portreap()
+            .env("DOCKER_HOST", "unix:///nonexistent.sock")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_inert(&format!("{args:?} stdout"), &out.stdout);
+        assert_inert(&format!("{args:?} stderr"), &out.stderr);
+    }
+    let out = portreap()
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .args(["why", &port])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("py\\e]52;c;eA==\\x07\\e[2J"), "{text}");
+    drop(listener);
+}
