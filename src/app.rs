@@ -111,6 +111,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         ),
         Some(Command::Why(args)) => why(&global, &args),
         Some(Command::Baseline(crate::cli::BaselineCommand::Save { file })) => {
+            if let Some(why) = crate::safe_file::refuse(&file) {
+                return Err(UsageError(why).into());
+            }
             let snapshot = gather(&global, crate::host::Owners::All)?;
             if !snapshot.engines_complete() {
                 crate::messages::stderr_line(&format!(
@@ -122,7 +125,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             let baseline = crate::prune::baseline::record(&snapshot);
             let mut text = serde_json::to_string_pretty(&baseline)?;
             text.push('\n');
-            std::fs::write(&file, text)
+            crate::safe_file::write(&file, text.as_bytes())
                 .with_context(|| format!("cannot write the baseline to {}", file.display()))?;
             crate::messages::note(&format!(
                 "baseline: {} containers, {} processes holding sockets, saved to {}",
@@ -472,7 +475,7 @@ fn act(
                 write_stdout(&text)?;
             }
             if let Some(path) = &options.report {
-                std::fs::write(path, &text)
+                crate::safe_file::write(path, text.as_bytes())
                     .with_context(|| format!("cannot write the report to {}", path.display()))?;
             }
         }
@@ -483,13 +486,9 @@ fn act(
             };
             let text = report::prune::markdown(&snapshot, &plan, reports, dry_run, title);
             let written = if *append {
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .and_then(|mut f| f.write_all(text.as_bytes()))
+                crate::safe_file::append(path, text.as_bytes())
             } else {
-                std::fs::write(path, text)
+                crate::safe_file::write(path, text.as_bytes())
             };
             written.with_context(|| format!("cannot write the summary to {}", path.display()))?;
         }

@@ -194,6 +194,19 @@ impl Act {
                 "--dry-run and --yes contradict each other".into(),
             ));
         }
+        let summary = match (
+            &args.summary_markdown,
+            std::env::var_os("GITHUB_STEP_SUMMARY"),
+        ) {
+            (Some(path), _) => Some((path.clone(), false)),
+            (None, Some(path)) if !path.is_empty() => Some((PathBuf::from(path), true)),
+            (None, _) => None,
+        };
+        // Refused before anything is done, not after acting.
+        let outputs = args.report.iter().chain(summary.iter().map(|(p, _)| p));
+        if let Some(why) = outputs.filter_map(|p| crate::safe_file::refuse(p)).next() {
+            return Err(UsageError(why));
+        }
         Ok(Act {
             dry_run: args.dry_run,
             yes: args.yes,
@@ -209,14 +222,7 @@ impl Act {
                 .transpose()?,
             log_json: args.log_format == "json",
             report: args.report.clone(),
-            summary: match (
-                &args.summary_markdown,
-                std::env::var_os("GITHUB_STEP_SUMMARY"),
-            ) {
-                (Some(path), _) => Some((path.clone(), false)),
-                (None, Some(path)) if !path.is_empty() => Some((PathBuf::from(path), true)),
-                (None, _) => None,
-            },
+            summary,
         })
     }
 }

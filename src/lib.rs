@@ -13,6 +13,7 @@ pub mod model;
 pub mod portspec;
 pub mod prune;
 pub mod report;
+pub mod safe_file;
 pub mod settings;
 pub mod shell;
 

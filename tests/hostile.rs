@@ -281,3 +281,61 @@ fn a_process_command_line_with_escapes_is_shown_escaped() {
     assert!(text.contains("py\\e]52;c;eA==\\x07\\e[2J"), "{text}");
     drop(listener);
 }
+
+#[test]
+fn named_output_files_never_follow_a_planted_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let link = dir.path().join("report.json");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let link_text = link.to_str().unwrap();
+    let port = free_port();
+    let (_engine_dir, host) = engine(port);
+    for args in [
+        vec!["--host", &host, "prune", "--dry-run", "--report", link_text],
+        vec![
+            "--host",
+            &host,
+            "prune",
+            "--dry-run",
+            "--summary-markdown",
+            link_text,
+        ],
+        vec!["--host", &host, "baseline", "save", link_text],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("is a symbolic link"), "{stderr}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+    // GitHub's step summary is appended to, never through a link either.
+    let out = portreap()
+        .env("GITHUB_STEP_SUMMARY", &link)
+        .args(["--host", &host, "prune", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    // A report of its own is written, readable by its owner only.
+    let report = dir.path().join("own.json");
+    let out = run(&[
+        "--host",
+        &host,
+        "prune",
+        "--dry-run",
+        "--include-suspects",
+        "--min-age",
+        "0s",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "a dry run with work");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(doc["actions"].as_array().unwrap().len(), 1, "{doc:#}");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&report).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+}

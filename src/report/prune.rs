@@ -256,6 +256,23 @@ pub fn json(snapshot: &Snapshot, plan: &Plan, reports: &[Report], dry_run: bool)
     out
 }
 
+/// Outside text as Markdown that is only text: on one line, every character Markdown
+/// could take for structure (headings, links, images, HTML, emphasis, code, table cells)
+/// escaped, so a label can neither add rows or headings nor hide the real ones.
+fn md(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in super::safe::line(s).chars() {
+        if matches!(
+            c,
+            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '!' | '~' | '(' | ')'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A short Markdown summary for pipeline pages (GitHub's step summary and the like).
 pub fn markdown(
     snapshot: &Snapshot,
@@ -281,13 +298,13 @@ pub fn markdown(
                 None => "-",
             };
             let outcome = match r.outcome.detail() {
-                Some(d) => format!("{} ({})", r.outcome.as_str(), d.replace('|', "\\|")),
+                Some(d) => format!("{} ({})", r.outcome.as_str(), md(d)),
                 None => r.outcome.as_str().to_owned(),
             };
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {outcome} | {free} |\n",
                 a.action().as_str(),
-                a.describe().replace('|', "\\|"),
+                md(&a.describe()),
                 if a.kinds.is_empty() {
                     "-".to_owned()
                 } else {
@@ -303,13 +320,29 @@ pub fn markdown(
     for k in &plan.kept {
         out.push_str(&format!(
             "- kept {}: {}\n",
-            held_name(snapshot, k),
-            k.reason
+            md(&held_name(snapshot, k)),
+            md(&k.reason)
         ));
     }
     for r in &plan.refused {
-        out.push_str(&format!("- left {}: {}\n", ports(&r.ports), r.reason));
+        out.push_str(&format!("- left {}: {}\n", ports(&r.ports), md(&r.reason)));
     }
     out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::md;
+
+    #[test]
+    fn markdown_from_outside_is_only_text() {
+        assert_eq!(md("web|1"), "web\\|1");
+        assert_eq!(
+            md("x\n## All clear\n[ok](http://e) <b>"),
+            "x\\\\n\\#\\# All clear\\\\n\\[ok\\]\\(http://e\\) \\<b\\>"
+        );
+        assert_eq!(md("`code` *a* _b_"), "\\`code\\` \\*a\\* \\_b\\_");
+        assert_eq!(md("plain name-1"), "plain name-1");
+    }
 }
