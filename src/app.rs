@@ -352,11 +352,14 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
 
 /// Prints a line of human output: to stdout normally, to stderr (a note, silenced by
 /// `-q`) when stdout carries JSON.
+/// A reader of stdout that went away is not a failure of the action being reported.
 fn say(json: bool, text: &str) {
     if json {
         crate::messages::note(text);
     } else {
-        println!("{}", report::safe::text(text));
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{}", report::safe::text(text));
+        let _ = out.flush();
     }
 }
 
@@ -471,12 +474,18 @@ fn act(
             }
             let mut text = serde_json::to_string_pretty(&doc)?;
             text.push('\n');
-            if options.json {
-                write_stdout(&text)?;
-            }
+            // The file first: a reader that went away must not cost the report.
             if let Some(path) = &options.report {
                 crate::safe_file::write(path, text.as_bytes())
                     .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            }
+            if options.json {
+                // Nobody reads stdout any more: the report and the exit status still
+                // say what happened.
+                match write_stdout(&text) {
+                    Err(e) if is_broken_pipe(&e) => {}
+                    other => other?,
+                }
             }
         }
         if let Some((path, append)) = &options.summary {

@@ -85,6 +85,46 @@ fn default_path() -> Option<PathBuf> {
     Some(base.join("portreap").join("config.toml"))
 }
 
+/// The most a config file may hold; real ones are a few hundred bytes.
+const MAX_CONFIG: u64 = 1024 * 1024;
+
+/// Reads a config file that must be a regular file, of at most [`MAX_CONFIG`] bytes, owned
+/// by the user running portreap or by root: under `sudo -E` the default path is in the
+/// invoking user's home, and a file someone else could write must not steer root's prune.
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.file_type().is_file() {
+        return Err("not a regular file".into());
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Err(format!(
+            "it belongs to uid {}, neither you (uid {euid}) nor root",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Err("anyone may write it".into());
+    }
+    if meta.len() > MAX_CONFIG {
+        return Err(format!("larger than {} KiB", MAX_CONFIG / 1024));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
 /// Loads the config: the explicit one must exist; the default one may not.
 pub fn load(explicit: Option<&Path>) -> Result<Option<Loaded>, UsageError> {
     let path = match explicit {
@@ -94,7 +134,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Option<Loaded>, UsageError> {
             _ => return Ok(None),
         },
     };
-    let text = std::fs::read_to_string(&path)
+    let text = read_bounded(&path)
         .map_err(|e| UsageError(format!("--config: cannot read {}: {e}", path.display())))?;
     let file: File = toml::from_str(&text).map_err(|e| {
         let line = e.span().map_or(0, |span| {

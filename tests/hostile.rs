@@ -49,6 +49,13 @@ fn engine(port: u16) -> (tempfile::TempDir, String) {
                                "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": port.to_string()}]}},
                 "NetworkSettings": {"Ports": {}, "Networks": {}}
             }),
+            // Removing it fails (a DELETE of the container).
+            p if p == format!("/containers/{ID}") => {
+                return (
+                    500,
+                    json!({"message": "device or resource busy"}).to_string(),
+                )
+            }
             _ => return (404, json!({"message": "no such thing"}).to_string()),
         };
         (200, body.to_string())
@@ -338,4 +345,76 @@ fn named_output_files_never_follow_a_planted_link() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&report).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_reader_that_goes_away_costs_neither_the_report_nor_the_exit_status() {
+    let port = free_port();
+    let (_engine_dir, host) = engine(port);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("portreap"))
+        .args([
+            "--host",
+            &host,
+            "prune",
+            "--yes",
+            "--json",
+            "--include-suspects",
+            "--min-age",
+            "0s",
+            "--port",
+            &port.to_string(),
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "the removal failed");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(doc["actions"][0]["outcome"], "failed", "{doc:#}");
+}
+
+#[test]
+fn config_files_must_be_small_regular_and_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.toml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let shared = dir.path().join("shared.toml");
+    std::fs::write(&shared, "[prune]\ninclude_suspects = true\n").unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, format!("# {}\n", "x".repeat(2 * 1024 * 1024))).unwrap();
+    let mut cases = vec![
+        ("/dev/zero".to_owned(), "not a regular file"),
+        (fifo.display().to_string(), "not a regular file"),
+        (shared.display().to_string(), "anyone may write it"),
+        (big.display().to_string(), "larger than 1024 KiB"),
+    ];
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let theirs = dir.path().join("theirs.toml");
+        std::fs::write(&theirs, "[prune]\n").unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        cases.push((theirs.display().to_string(), "belongs to uid 65534"));
+    }
+    for (path, why) in cases {
+        let out = portreap()
+            .args(["--config", &path, "config"])
+            .timeout(std::time::Duration::from_secs(10))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(why), "{path}: {stderr}");
+    }
 }
