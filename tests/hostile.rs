@@ -418,3 +418,41 @@ fn config_files_must_be_small_regular_and_ours() {
         assert!(stderr.contains(why), "{path}: {stderr}");
     }
 }
+
+#[test]
+fn a_lock_file_planted_by_another_user_is_refused_by_name() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    // Planted by uid 4242 for user nobody's fallback lock.
+    let planted = tmp.path().join("portreap-65534.lock");
+    std::fs::write(&planted, "").unwrap();
+    std::fs::set_permissions(
+        &planted,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&planted, Some(4242), Some(4242)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(assert_cmd::cargo::cargo_bin("portreap"))
+        .args(["--host", "unix:///nonexistent.sock", "prune", "--yes"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", tmp.path())
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("belongs to uid 4242, not to you"),
+        "{stderr}"
+    );
+}

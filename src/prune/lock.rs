@@ -41,6 +41,21 @@ pub fn acquire(path: PathBuf, wait: Duration) -> Result<Lock, String> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
+    // Another user could have created the file first (the fallback lives in a shared temp
+    // directory) and hold its lock for ever: only our own or root's is taken.
+    let owner = std::os::unix::fs::MetadataExt::uid(
+        &file
+            .metadata()
+            .map_err(|e| format!("cannot read lock file {}: {e}", path.display()))?,
+    );
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if owner != euid && owner != 0 {
+        return Err(format!(
+            "lock file {} belongs to uid {owner}, not to you: remove it, or set XDG_RUNTIME_DIR to a directory of your own",
+            path.display()
+        ));
+    }
     let start = Instant::now();
     loop {
         // SAFETY: a valid descriptor; LOCK_NB makes this return at once.
