@@ -214,6 +214,9 @@ pub struct HostFacts {
     /// The host's PID namespace (init's), to tell a container's processes from the host's.
     #[serde(default)]
     pub pid_ns: Option<u64>,
+    /// The effective uid `/proc` was read as: root's hint for unreadable owners differs.
+    #[serde(default)]
+    pub read_as: Option<u32>,
 }
 
 impl HostFacts {

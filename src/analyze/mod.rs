@@ -438,6 +438,11 @@ fn unknown_reason(snapshot: &Snapshot, socket: &Socket) -> String {
     let host = &snapshot.host;
     if let Some(e) = &host.proc_error {
         format!("owner not readable: {e}")
+    } else if host.unreadable_processes > 0 && host.read_as == Some(0) {
+        format!(
+            "owner not readable: the descriptors of {} processes are not readable even as root (socket uid {}; in a container, add the SYS_PTRACE capability)",
+            host.unreadable_processes, socket.uid
+        )
     } else if host.unreadable_processes > 0 {
         format!(
             "owner not readable: the descriptors of {} processes are not readable (socket uid {}; run as root to see every owner)",

@@ -297,12 +297,23 @@ fn unreadable_owner_falls_back_to_the_engine_binding_or_says_why() {
             via: Via::Binding
         }
     );
-    match owner_of(&a, Proto::Tcp, "0.0.0.0", 5432) {
-        Owner::Unknown { reason } => {
-            assert!(reason.contains("7 processes are not readable"), "{reason}")
-        }
+    let reason = |a: &Analysis| match owner_of(a, Proto::Tcp, "0.0.0.0", 5432) {
+        Owner::Unknown { reason } => reason,
         o => panic!("{o:?}"),
-    }
+    };
+    let not_root = reason(&a);
+    assert!(
+        not_root.contains("7 processes are not readable"),
+        "{not_root}"
+    );
+    assert!(not_root.contains("run as root"), "{not_root}");
+    // Already root (in a container without SYS_PTRACE): another hint.
+    let mut snap = snapshot(Host::new().socket(Proto::Tcp, "0.0.0.0", 5432, &[]), vec![]);
+    snap.host.unreadable_processes = 7;
+    snap.host.read_as = Some(0);
+    let root = reason(&analyze(&snap));
+    assert!(root.contains("not readable even as root"), "{root}");
+    assert!(!root.contains("run as root"), "{root}");
 }
 
 #[test]

@@ -90,6 +90,8 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
         Ok((walk, skipped, engines)) => {
             facts.skipped_pids = skipped;
             facts.pid_ns = host_pid_ns(proc_root);
+            // SAFETY: geteuid has no preconditions.
+            facts.read_as = Some(unsafe { libc::geteuid() });
             facts.engines = engines;
             attach(&mut facts, proc_root, walk, |s| {
                 owners
