@@ -184,10 +184,13 @@ async fn list_and_inspect(
     ports: Option<&PortSpec>,
 ) -> Result<Inspected, CallError> {
     let options = ListContainersOptionsBuilder::new().all(true).build();
+    // The tolerant retry is part of the same call: it gets what is left of the bound.
+    let asked = tokio::time::Instant::now();
+    let left = move || timeout.saturating_sub(asked.elapsed());
     let (summaries, odd_states) =
         match bounded(timeout, docker.list_containers(Some(options))).await {
             Ok(list) => (list, HashMap::new()),
-            Err(e) if e.unfit => raw::list(endpoint, timeout).await.map_err(|m| CallError {
+            Err(e) if e.unfit => raw::list(endpoint, left()).await.map_err(|m| CallError {
                 message: m,
                 status: None,
                 unfit: true,
@@ -214,16 +217,19 @@ async fn list_and_inspect(
                     let Some(id) = summary.id.clone() else {
                         return ((None, None), None);
                     };
+                    let asked = tokio::time::Instant::now();
                     let inspected =
                         match bounded(timeout, docker.inspect_container(&id, None)).await {
                             Ok(detail) => Ok((detail, None)),
-                            Err(e) if e.unfit => raw::inspect(endpoint, &id, timeout)
-                                .await
-                                .map_err(|m| CallError {
-                                    message: m,
-                                    status: None,
-                                    unfit: true,
-                                }),
+                            Err(e) if e.unfit => {
+                                raw::inspect(endpoint, &id, timeout.saturating_sub(asked.elapsed()))
+                                    .await
+                                    .map_err(|m| CallError {
+                                        message: m,
+                                        status: None,
+                                        unfit: true,
+                                    })
+                            }
                             Err(e) => Err(e),
                         };
                     match inspected {

@@ -26,7 +26,12 @@ const STATES: [&str; 9] = [
 const HEALTH: [&str; 5] = ["", "none", "starting", "healthy", "unhealthy"];
 const RESTART: [&str; 5] = ["", "no", "always", "unless-stopped", "on-failure"];
 
-/// GETs `path` over the endpoint's unix socket (HTTP/1.0: one response, then close).
+/// The largest answer the tolerant retry reads: a list of thousands of containers is a
+/// few MiB; anything bigger is an engine answering garbage, not worth the memory.
+pub const MAX_ANSWER: u64 = 64 * 1024 * 1024;
+
+/// GETs `path` over the endpoint's unix socket (HTTP/1.0: one response, then close), at
+/// most [`MAX_ANSWER`] bytes of it.
 async fn get(endpoint: &Endpoint, path: &str, timeout: Duration) -> Result<Value, String> {
     let Transport::Unix(socket) = endpoint::parse_url(&endpoint.url)? else {
         return Err("the engine's answer did not fit the API models, and the tolerant retry only speaks unix sockets".into());
@@ -42,10 +47,17 @@ async fn get(endpoint: &Endpoint, path: &str, timeout: Duration) -> Result<Value
             .await
             .map_err(|e| e.to_string())?;
         let mut response = Vec::new();
-        stream
+        (&mut stream)
+            .take(MAX_ANSWER + 1)
             .read_to_end(&mut response)
             .await
             .map_err(|e| e.to_string())?;
+        if response.len() as u64 > MAX_ANSWER {
+            return Err(format!(
+                "the engine's answer to {path} is larger than {} MiB; not read",
+                MAX_ANSWER / (1024 * 1024)
+            ));
+        }
         Ok::<_, String>(response)
     };
     let response = tokio::time::timeout(timeout, exchange)
@@ -132,6 +144,71 @@ pub async fn inspect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An engine on a unix socket that answers every request with a JSON list of
+    /// `body_len` spaces, after `delay`.
+    fn engine(body_len: usize, delay: Duration) -> (tempfile::TempDir, Endpoint) {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 512];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                std::thread::sleep(delay);
+                let _ = conn.write_all(b"HTTP/1.0 200 OK\r\n\r\n[");
+                let chunk = vec![b' '; 1 << 20];
+                let mut left = body_len;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if conn.write_all(&chunk[..n]).is_err() {
+                        break;
+                    }
+                    left -= n;
+                }
+                let _ = conn.write_all(b"]");
+            }
+        });
+        let endpoint = Endpoint {
+            url: format!("unix://{}", path.display()),
+            source: "test".into(),
+        };
+        (dir, endpoint)
+    }
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn an_oversized_answer_is_not_read_whole() {
+        let (_dir, endpoint) = engine(MAX_ANSWER as usize + 1024, Duration::ZERO);
+        let err =
+            block_on(get(&endpoint, "/containers/json", Duration::from_secs(20))).unwrap_err();
+        assert!(err.contains("larger than 64 MiB"), "{err}");
+        let (_dir, endpoint) = engine(16, Duration::ZERO);
+        assert!(block_on(get(&endpoint, "/x", Duration::from_secs(5))).is_ok());
+    }
+
+    #[test]
+    fn a_slow_answer_is_bounded() {
+        let (_dir, endpoint) = engine(16, Duration::from_secs(5));
+        let start = std::time::Instant::now();
+        let err = block_on(get(&endpoint, "/x", Duration::from_millis(300))).unwrap_err();
+        assert!(err.contains("did not answer within 0.3s"), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(3));
+    }
 
     #[test]
     fn unknown_states_are_blanked_and_kept() {
