@@ -6,7 +6,7 @@ pub mod forwarder;
 pub mod ownership;
 pub mod time;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::model::{Container, ContainerState, LiveBinding, Process, Proto, Snapshot, Socket};
@@ -197,20 +197,29 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
     let mut findings = findings::find(snapshot, &ports);
     findings.sort_by_key(|f| (f.kind, f.ports.first().map(|p| (p.port, p.proto))));
     ports.extend(requested(&ports, &findings));
+    // A container's finding marks that container's entries only, never another holder of
+    // the same port (a blocked container's port is someone else's). Indexed, so a
+    // container publishing a hundred thousand ports costs no more than linear time.
+    let mut marks: HashMap<(findings::PortRef, Option<usize>), Vec<Kind>> = HashMap::new();
+    for f in &findings {
+        for p in &f.ports {
+            let kinds = marks.entry((*p, f.container)).or_default();
+            if !kinds.contains(&f.kind) {
+                kinds.push(f.kind);
+            }
+        }
+    }
     for entry in &mut ports {
         let here = findings::PortRef {
             proto: entry.proto,
             ip: entry.ip,
             port: entry.port,
         };
-        for f in &findings {
-            // A container's finding marks that container's entries only, never another
-            // holder of the same port (a blocked container's port is someone else's).
-            if f.ports.contains(&here)
-                && f.container == entry.container_index()
-                && !entry.findings.contains(&f.kind)
-            {
-                entry.findings.push(f.kind);
+        if let Some(kinds) = marks.get(&(here, entry.container_index())) {
+            for kind in kinds {
+                if !entry.findings.contains(kind) {
+                    entry.findings.push(*kind);
+                }
             }
         }
     }
@@ -234,16 +243,14 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
 /// finding shows up on its port.
 fn requested(ports: &[PortEntry], findings: &[Finding]) -> Vec<PortEntry> {
     let mut out: Vec<PortEntry> = Vec::new();
+    let mut present: HashSet<(usize, Proto, IpAddr, u16)> = ports
+        .iter()
+        .filter_map(|e| Some((e.container_index()?, e.proto, e.ip, e.port)))
+        .collect();
     for f in findings {
         let Some(index) = f.container else { continue };
         for r in &f.ports {
-            let present = ports.iter().chain(&out).any(|e| {
-                e.container_index() == Some(index)
-                    && e.proto == r.proto
-                    && e.ip == r.ip
-                    && e.port == r.port
-            });
-            if !present {
+            if present.insert((index, r.proto, r.ip, r.port)) {
                 out.push(PortEntry {
                     proto: r.proto,
                     ip: r.ip,

@@ -1,12 +1,13 @@
 //! `why`: for each port, who holds it, on which addresses, whether it is a leak, and the
 //! one command that frees it; and who else wants it.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
 
 use super::table::prune_command;
-use crate::analyze::findings::{Action, Finding, Kind};
+use crate::analyze::findings::{Action, Finding, Kind, PortRef};
 use crate::analyze::time::{human, parse_rfc3339};
 use crate::analyze::{Analysis, Owner, PortEntry, Via};
 use crate::model::{Container, ContainerState, Proto, Snapshot};
@@ -25,18 +26,90 @@ struct Holder<'a> {
     entries: Vec<&'a PortEntry>,
 }
 
-fn holders<'a>(analysis: &'a Analysis, asked: Asked) -> Vec<Holder<'a>> {
-    let mut out: Vec<Holder<'a>> = Vec::new();
-    for e in analysis.ports.iter().filter(|e| {
-        e.proto == asked.proto
-            && e.port == asked.port
-            && !matches!(
-                e.owner,
-                Owner::Container {
-                    via: Via::Requested,
-                    ..
+/// What `why` looks up for each asked port, indexed once per answer: a container that
+/// publishes or asks for tens of thousands of ports must not make each port a walk over
+/// all of them (`why 1-65535` stays linear in sockets, bindings and findings).
+struct Index<'a> {
+    analysis: &'a Analysis,
+    /// The port entries by protocol and port.
+    entries: HashMap<(Proto, u16), Vec<&'a PortEntry>>,
+    /// The findings by each address and port they concern.
+    findings: HashMap<PortRef, Vec<&'a Finding>>,
+    /// Containers that could hold no port (not running) but ask for this one.
+    wanting: HashMap<(Proto, u16), Vec<usize>>,
+    /// The findings of each container by protocol and port, whatever the address.
+    of_container: HashMap<(usize, Proto, u16), Vec<&'a Finding>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(snapshot: &'a Snapshot, analysis: &'a Analysis) -> Self {
+        let mut entries: HashMap<(Proto, u16), Vec<&PortEntry>> = HashMap::new();
+        for e in &analysis.ports {
+            entries.entry((e.proto, e.port)).or_default().push(e);
+        }
+        let mut findings: HashMap<PortRef, Vec<&Finding>> = HashMap::new();
+        let mut of_container: HashMap<(usize, Proto, u16), Vec<&Finding>> = HashMap::new();
+        for f in &analysis.findings {
+            for p in &f.ports {
+                let list = findings.entry(*p).or_default();
+                if !list.iter().any(|g| std::ptr::eq(*g, f)) {
+                    list.push(f);
                 }
-            )
+                if let Some(c) = f.container {
+                    let list = of_container.entry((c, p.proto, p.port)).or_default();
+                    if !list.iter().any(|g| std::ptr::eq(*g, f)) {
+                        list.push(f);
+                    }
+                }
+            }
+        }
+        let mut wanting: HashMap<(Proto, u16), Vec<usize>> = HashMap::new();
+        for (index, c) in snapshot.containers.iter().enumerate() {
+            if matches!(
+                c.state,
+                ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
+            ) {
+                continue;
+            }
+            for r in &c.requested {
+                for port in r
+                    .host_ports
+                    .iter()
+                    .flat_map(|range| range.start..=range.end)
+                {
+                    let list = wanting.entry((r.proto, port)).or_default();
+                    if list.last() != Some(&index) {
+                        list.push(index);
+                    }
+                }
+            }
+        }
+        Index {
+            analysis,
+            entries,
+            findings,
+            wanting,
+            of_container,
+        }
+    }
+
+    fn on(&self, asked: Asked) -> &[&'a PortEntry] {
+        self.entries
+            .get(&(asked.proto, asked.port))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+fn holders<'a>(index: &Index<'a>, asked: Asked) -> Vec<Holder<'a>> {
+    let mut out: Vec<Holder<'a>> = Vec::new();
+    for e in index.on(asked).iter().copied().filter(|e| {
+        !matches!(
+            e.owner,
+            Owner::Container {
+                via: Via::Requested,
+                ..
+            }
+        )
     }) {
         let same = |h: &Holder<'a>| {
             let first = h.entries[0];
@@ -144,25 +217,36 @@ fn compose_hint(snapshot: &Snapshot, c: &Container, verb: &str) -> Option<String
     ))
 }
 
-fn findings_for<'a>(analysis: &'a Analysis, entries: &[&PortEntry]) -> Vec<&'a Finding> {
-    analysis
-        .findings
-        .iter()
-        .filter(|f| {
-            entries.iter().any(|e| {
-                e.findings.contains(&f.kind)
-                    && f.ports
-                        .iter()
-                        .any(|p| p.proto == e.proto && p.ip == e.ip && p.port == e.port)
-            })
-        })
-        .collect()
+fn findings_for<'a>(index: &Index<'a>, entries: &[&PortEntry]) -> Vec<&'a Finding> {
+    let mut out: Vec<&'a Finding> = Vec::new();
+    for e in entries {
+        let here = PortRef {
+            proto: e.proto,
+            ip: e.ip,
+            port: e.port,
+        };
+        for f in index.findings.get(&here).into_iter().flatten() {
+            if e.findings.contains(&f.kind) && !out.iter().any(|g| std::ptr::eq(*g, *f)) {
+                out.push(f);
+            }
+        }
+    }
+    // In catalogue order, as the analysis sorted them.
+    let order = |f: &&Finding| {
+        index
+            .analysis
+            .findings
+            .iter()
+            .position(|g| std::ptr::eq(g, *f))
+    };
+    out.sort_by_key(order);
+    out
 }
 
 /// Explains one holder: lines, and the next steps.
 fn explain_holder(
     snapshot: &Snapshot,
-    analysis: &Analysis,
+    index: &Index<'_>,
     asked: Asked,
     h: &Holder<'_>,
 ) -> (String, Vec<String>, Vec<String>) {
@@ -170,7 +254,7 @@ fn explain_holder(
     let port = format!("{}/{}", asked.port, asked.proto);
     let mut lines = Vec::new();
     let mut next = Vec::new();
-    let findings = findings_for(analysis, &h.entries);
+    let findings = findings_for(index, &h.entries);
     let headline = match &first.owner {
         Owner::Container { via, .. } => {
             // Owner::Container indexes come from this snapshot's container list.
@@ -357,31 +441,22 @@ struct Wanter<'a> {
     next: Option<String>,
 }
 
-fn wanters<'a>(snapshot: &'a Snapshot, analysis: &Analysis, asked: Asked) -> Vec<Wanter<'a>> {
+fn wanters<'a>(snapshot: &'a Snapshot, index: &Index<'_>, asked: Asked) -> Vec<Wanter<'a>> {
     let mut out = Vec::new();
-    for (index, c) in snapshot.containers.iter().enumerate() {
-        if matches!(
-            c.state,
-            ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
-        ) {
-            continue;
-        }
-        let wants = c.requested.iter().any(|r| {
-            r.proto == asked.proto && r.host_ports.is_some_and(|range| range.contains(asked.port))
-        });
-        if !wants {
-            continue;
-        }
-        let finding = analysis.findings.iter().find(|f| {
-            f.container == Some(index)
-                && matches!(
+    let wanting = index.wanting.get(&(asked.proto, asked.port));
+    for &i in wanting.into_iter().flatten() {
+        let c = &snapshot.containers[i];
+        let finding = index
+            .of_container
+            .get(&(i, asked.proto, asked.port))
+            .into_iter()
+            .flatten()
+            .find(|f| {
+                matches!(
                     f.kind,
                     Kind::BlockedStart | Kind::DormantBinding | Kind::DeadContainer
                 )
-                && f.ports
-                    .iter()
-                    .any(|p| p.port == asked.port && p.proto == asked.proto)
-        });
+            });
         let why = match finding {
             Some(f) => format!("{} ({}): {}", f.kind.severity().as_str(), f.kind, f.reason),
             None => format!(
@@ -419,6 +494,7 @@ fn push_wrapped(out: &mut String, first: &str, rest: &str, text: &str) {
 
 /// Renders the explanation of every asked port.
 pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String {
+    let index = Index::new(snapshot, analysis);
     let mut out = String::new();
     let engine = &snapshot.engine;
     if !engine.reachable || engine.error.is_some() {
@@ -432,8 +508,8 @@ pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String
             out.push('\n');
         }
         let port = format!("{}/{}", a.port, a.proto);
-        let found = holders(analysis, *a);
-        let wanted = wanters(snapshot, analysis, *a);
+        let found = holders(&index, *a);
+        let wanted = wanters(snapshot, &index, *a);
         if found.is_empty() {
             out.push_str(&format!("{port} is free.\n"));
             let dormant: Vec<&Wanter<'_>> = wanted
@@ -445,7 +521,7 @@ pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String
             }
         }
         for h in &found {
-            let (headline, lines, next) = explain_holder(snapshot, analysis, *a, h);
+            let (headline, lines, next) = explain_holder(snapshot, &index, *a, h);
             out.push_str(&format!("{}\n", super::safe::line(&headline)));
             for line in lines {
                 push_wrapped(&mut out, "  ", "    ", &line);
@@ -473,11 +549,9 @@ pub fn asked_ports(
     analysis: &Analysis,
     spec: &crate::portspec::PortSpec,
 ) -> Vec<Asked> {
-    let mut out: Vec<Asked> = Vec::new();
+    let mut out: std::collections::BTreeSet<Asked> = std::collections::BTreeSet::new();
     let mut push = |a: Asked| {
-        if !out.contains(&a) {
-            out.push(a);
-        }
+        out.insert(a);
     };
     for e in &analysis.ports {
         if spec.matches(e.proto, e.port) {
@@ -508,8 +582,7 @@ pub fn asked_ports(
             });
         }
     }
-    out.sort();
-    out
+    out.into_iter().collect()
 }
 
 #[derive(Serialize)]
@@ -535,19 +608,20 @@ pub fn json_section(
     analysis: &Analysis,
     asked: &[Asked],
 ) -> serde_json::Value {
+    let index = Index::new(snapshot, analysis);
     let docs: Vec<WhyDoc<'_>> = asked
         .iter()
         .map(|a| {
-            let found = holders(analysis, *a);
+            let found = holders(&index, *a);
             let next = found
                 .iter()
-                .flat_map(|h| explain_holder(snapshot, analysis, *a, h).2)
+                .flat_map(|h| explain_holder(snapshot, &index, *a, h).2)
                 .collect();
             WhyDoc {
                 proto: a.proto.as_str(),
                 port: a.port,
                 free: found.is_empty(),
-                wanted_by: wanters(snapshot, analysis, *a)
+                wanted_by: wanters(snapshot, &index, *a)
                     .into_iter()
                     .map(|w| WantedDoc {
                         id: &w.container.id,
@@ -565,8 +639,9 @@ pub fn json_section(
 }
 
 /// `why --container NAME`: the container's requested ports and who holds each now.
-pub fn container_text(snapshot: &Snapshot, analysis: &Analysis, index: usize) -> String {
-    let c = &snapshot.containers[index];
+pub fn container_text(snapshot: &Snapshot, analysis: &Analysis, container: usize) -> String {
+    let index = Index::new(snapshot, analysis);
+    let c = &snapshot.containers[container];
     let mut out = format!(
         "{}\n",
         super::safe::line(&format!("container {}: {}", c.name, c.state))
@@ -597,18 +672,18 @@ pub fn container_text(snapshot: &Snapshot, analysis: &Analysis, index: usize) ->
                 proto: r.proto,
                 port,
             };
-            let found = holders(analysis, asked);
+            let found = holders(&index, asked);
             let now = if found.is_empty() {
                 "free now".to_owned()
             } else {
                 found
                     .iter()
                     .map(|h| {
-                        let mine = matches!(h.entries[0].owner, Owner::Container { index: i, .. } if i == index);
+                        let mine = matches!(h.entries[0].owner, Owner::Container { index: i, .. } if i == container);
                         if mine {
                             "held by this container".to_owned()
                         } else {
-                            explain_holder(snapshot, analysis, asked, h).0
+                            explain_holder(snapshot, &index, asked, h).0
                         }
                     })
                     .collect::<Vec<_>>()
