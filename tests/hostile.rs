@@ -456,3 +456,35 @@ fn a_lock_file_planted_by_another_user_is_refused_by_name() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_prompt_on_a_terminal_shows_the_plan_as_it_is() {
+    let port = free_port();
+    let (_engine_dir, host) = engine(port);
+    let bin = assert_cmd::cargo::cargo_bin("portreap");
+    let line = format!(
+        "{} --host {host} prune --grace 1s --min-age 0s --include-suspects --port {port}",
+        bin.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    // Give it time to plan and ask, then decline.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"n\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    // The terminal ends its lines with CR LF; nothing else may drive it.
+    let screen = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    assert_inert("the prompt screen", screen.as_bytes());
+    assert!(screen.contains("Proceed? [y/N]"), "{screen}");
+    assert_eq!(
+        screen.matches("\n  remove container").count(),
+        1,
+        "{screen}"
+    );
+    assert!(screen.contains("\\e]52;c;cHduZWQ=\\x07"), "{screen}");
+}
