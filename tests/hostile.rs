@@ -82,21 +82,22 @@ fn an_engines_strings_never_reach_the_terminal_raw() {
     let port = free_port();
     let (_dir, host) = engine(port);
     let p = port.to_string();
+    let dry_prune = [
+        "--host",
+        &host,
+        "prune",
+        "--dry-run",
+        "--include-suspects",
+        "--min-age",
+        "0s",
+        "--port",
+        &p,
+    ];
     for args in [
         vec!["--host", &host, "scan", "--port", &p],
         vec!["--host", &host, "why", &p],
         vec!["--host", &host, "why", "--container", "evil\x1b[2Jname"],
-        vec![
-            "--host",
-            &host,
-            "prune",
-            "--dry-run",
-            "--include-suspects",
-            "--min-age",
-            "0s",
-            "--port",
-            &p,
-        ],
+        dry_prune.to_vec(),
         vec!["--host", &host, "-v", "scan", "--json", "--port", &p],
     ] {
         let out = run(&args);
@@ -120,17 +121,7 @@ fn an_engines_strings_never_reach_the_terminal_raw() {
     }
 
     // The plan names the one action once: the newline in the label forges no line.
-    let out = run(&[
-        "--host",
-        &host,
-        "prune",
-        "--dry-run",
-        "--include-suspects",
-        "--min-age",
-        "0s",
-        "--port",
-        &p,
-    ]);
+    let out = run(&dry_prune);
     let plan = String::from_utf8_lossy(&out.stdout);
     assert_eq!(plan.matches("\n  remove container").count(), 1, "{plan}");
     assert!(plan.contains("\\n  remove container decoy"), "{plan}");
