@@ -238,7 +238,10 @@ fn gather(global: &Global, owners: crate::host::Owners<'_>) -> anyhow::Result<Sn
             status: crate::model::EngineStatus::default(),
             containers: Vec::new(),
         });
-    crate::host::engines::merge(&mut host, found);
+    if global.all_engines {
+        crate::host::engines::merge(&mut host, found);
+        host.engines_searched = true;
+    }
     let mut first_status = first.status;
     crate::host::engines::prove(&mut first_status, &mut host, &global.proc_root);
     let mut containers = first.containers;

@@ -211,6 +211,10 @@ pub struct HostFacts {
     /// Every engine process found in the process table.
     #[serde(default)]
     pub engines: Vec<LocalEngine>,
+    /// Whether every process was looked at for engines (else only those the sockets'
+    /// holders and the endpoints led to): a second search would find nothing new.
+    #[serde(skip)]
+    pub engines_searched: bool,
     /// The host's PID namespace (init's), to tell a container's processes from the host's.
     #[serde(default)]
     pub pid_ns: Option<u64>,

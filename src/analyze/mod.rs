@@ -187,11 +187,14 @@ pub struct Analysis {
 
 /// Attributes every socket and every live engine binding to its owner, then judges them.
 pub fn analyze(snapshot: &Snapshot) -> Analysis {
+    // The engines proven to run here, the only ones whose bindings explain this host's
+    // sockets when no owner is visible.
+    let local = ownership::local_engines(snapshot);
     let mut ports: Vec<PortEntry> = snapshot
         .host
         .sockets
         .iter()
-        .map(|socket| attribute(snapshot, socket))
+        .map(|socket| attribute(snapshot, &local, socket))
         .collect();
     ports.extend(reservations(snapshot, &ports));
     let mut findings = findings::find(snapshot, &ports);
@@ -272,7 +275,7 @@ fn requested(ports: &[PortEntry], findings: &[Finding]) -> Vec<PortEntry> {
     out
 }
 
-fn attribute(snapshot: &Snapshot, socket: &Socket) -> PortEntry {
+fn attribute(snapshot: &Snapshot, local: &[usize], socket: &Socket) -> PortEntry {
     let host = &snapshot.host;
     let held: Vec<(&Process, Role)> = socket
         .pids
@@ -290,7 +293,7 @@ fn attribute(snapshot: &Snapshot, socket: &Socket) -> PortEntry {
         .or(held.first());
     let owner = match primary {
         Some((p, role)) => attribute_held(snapshot, socket, &held, p, role),
-        None => match find_live(snapshot, socket, &ownership::local_engines(snapshot)) {
+        None => match find_live(snapshot, socket, local) {
             Some(index) => Owner::Container {
                 index,
                 via: Via::Binding,

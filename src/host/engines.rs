@@ -25,21 +25,22 @@ pub fn discover(proc_root: &Path, comms: &[(u32, Option<String>)]) -> Vec<LocalE
         .collect()
 }
 
-/// Adds process `pid` to the engines found, if it is one.
-pub fn add(facts: &mut crate::model::HostFacts, proc_root: &Path, pid: u32) -> bool {
-    if facts.engine(pid).is_some() {
-        return true;
+/// Adds the process `p` to the engines found, if it is one not known yet.
+pub fn add(facts: &mut crate::model::HostFacts, proc_root: &Path, p: &Process) {
+    if facts.engine(p.pid).is_some() {
+        return;
     }
     let own_mnt = super::read_ns(&proc_root.join("self"), "mnt");
-    let engine =
-        super::read_process(proc_root, pid).and_then(|p| read_engine(proc_root, &p, own_mnt));
-    match engine {
-        Some(engine) => {
-            facts.engines.push(engine);
-            facts.engines.sort_by_key(|e| e.pid);
-            true
-        }
-        None => false,
+    if let Some(engine) = read_engine(proc_root, p, own_mnt) {
+        merge(facts, vec![engine]);
+    }
+}
+
+/// Looks at every process for engines, unless that was done already.
+pub fn search_all(facts: &mut crate::model::HostFacts, proc_root: &Path) {
+    if !facts.engines_searched {
+        merge(facts, discover_all(proc_root));
+        facts.engines_searched = true;
     }
 }
 
@@ -71,7 +72,7 @@ fn read_engine(proc_root: &Path, p: &Process, own_mnt: Option<u64>) -> Option<Lo
     let mnt = super::read_ns(&dir, "mnt");
     let own_mount_ns = mnt.is_some() && mnt != own_mnt;
     let exec_root = flag_value(&p.cmdline, &["--exec-root"]);
-    let sockets = listening_unix(&dir)
+    let sockets = listening_unix(proc_root, p.pid)
         .into_iter()
         .filter(|path| kind == EngineKind::Podman || is_api_socket(path, exec_root.as_deref(), uid))
         .map(|path| {
@@ -146,14 +147,14 @@ fn is_api_socket(path: &str, exec_root: Option<&str>, uid: u32) -> bool {
     })
 }
 
-/// The paths of the listening unix sockets the process in `dir` holds, as bound (in the
+/// The paths of the listening unix sockets process `pid` holds, as bound (in the
 /// process's own mount namespace).
-fn listening_unix(dir: &Path) -> Vec<String> {
-    let held = held_socket_inodes(dir);
+fn listening_unix(proc_root: &Path, pid: u32) -> Vec<String> {
+    let held = held_socket_inodes(proc_root, pid);
     if held.is_empty() {
         return Vec::new();
     }
-    let Ok(table) = fs::read_to_string(dir.join("net/unix")) else {
+    let Ok(table) = fs::read_to_string(proc_root.join(pid.to_string()).join("net/unix")) else {
         return Vec::new();
     };
     let mut out: Vec<String> = super::procfs::parse_unix_listeners(&table)
@@ -166,14 +167,11 @@ fn listening_unix(dir: &Path) -> Vec<String> {
     out
 }
 
-fn held_socket_inodes(dir: &Path) -> HashSet<u32> {
-    let Ok(entries) = fs::read_dir(dir.join("fd")) else {
-        return HashSet::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| fs::read_link(e.path()).ok())
-        .filter_map(|t| super::procfs::parse_socket_link(t.as_os_str().as_encoded_bytes()))
+/// Every socket process `pid` holds, read by the same walk as the sockets' owners.
+fn held_socket_inodes(proc_root: &Path, pid: u32) -> HashSet<u32> {
+    super::walk_fds(proc_root, &[pid], None)
+        .owners
+        .into_keys()
         .collect()
 }
 
@@ -191,7 +189,7 @@ pub fn prove(status: &mut EngineStatus, facts: &mut crate::model::HostFacts, pro
         .iter()
         .find_map(|scheme| url.strip_prefix(scheme))
     {
-        merge(facts, discover_all(proc_root));
+        search_all(facts, proc_root);
         prove_tcp(addr.trim_end_matches('/'), &facts.engines, proc_root)
     } else {
         Err((None, format!("{url} is not a local socket")))
@@ -221,15 +219,17 @@ fn prove_unix(
 ) -> Result<(u32, u32), Unproven> {
     let peer = peer_credentials(Path::new(path));
     if let Some((pid, uid)) = peer {
-        if add(facts, proc_root, pid) {
-            if let Some(engine) = facts.engine(pid) {
-                return Ok((engine.pid, engine.uid));
-            }
+        let process = super::read_process(proc_root, pid);
+        if let Some(p) = &process {
+            add(facts, proc_root, p);
+        }
+        if let Some(engine) = facts.engine(pid) {
+            return Ok((engine.pid, engine.uid));
         }
         // Without the right to read other processes' executables (not root, or no
         // SYS_PTRACE in a container) root's engine cannot be proven by its program; but
         // only root can run a process as root, and root's choice of engine is trusted.
-        let unreadable = super::read_process(proc_root, pid)
+        let unreadable = process
             .is_some_and(|p| p.exe.is_none() && p.uid == Some(0) && known::may_be_engine(&p.name));
         if uid == 0 && unreadable {
             return Ok((pid, uid));
@@ -237,7 +237,7 @@ fn prove_unix(
     }
     // Socket activation: the listener is systemd's, the engine holds it inherited. The
     // same file reached through the engine's own view of its sockets proves it.
-    merge(facts, discover_all(proc_root));
+    search_all(facts, proc_root);
     let wanted = fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
     if let Some(engine) = facts.engines.iter().find(|e| {
         e.sockets.iter().any(|s| {
@@ -327,10 +327,7 @@ fn prove_tcp(
         .collect();
     engines
         .iter()
-        .find(|e| {
-            let held = held_socket_inodes(&proc_root.join(e.pid.to_string()));
-            !held.is_disjoint(&inodes)
-        })
+        .find(|e| !held_socket_inodes(proc_root, e.pid).is_disjoint(&inodes))
         .map(|e| (e.pid, e.uid))
         .ok_or_else(|| {
             (

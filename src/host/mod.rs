@@ -92,6 +92,7 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
             facts.pid_ns = host_pid_ns(proc_root);
             // SAFETY: geteuid has no preconditions.
             facts.read_as = Some(unsafe { libc::geteuid() });
+            facts.engines_searched = matches!(owners, Owners::Forwarders);
             facts.engines = engines;
             attach(&mut facts, proc_root, walk, |s| {
                 owners
@@ -137,16 +138,10 @@ fn attach(facts: &mut HostFacts, proc_root: &Path, walk: FdWalk, select: impl Fn
             owners.extend(pids.iter().copied());
         }
     }
-    for pid in owners.iter().copied() {
-        if let std::collections::btree_map::Entry::Vacant(slot) = facts.processes.entry(pid) {
-            if let Some(process) = read_process(proc_root, pid) {
-                slot.insert(process);
-            }
-        }
-    }
+    let owners: Vec<u32> = owners.into_iter().collect();
+    read_processes(facts, proc_root, &owners);
     // A forwarder is judged by the engine that started it, a host-network process by the
-    // container it runs in: both are told by the parent chain, which is read for them and
-    // for the engines (a rootless engine runs under its forwarder, rootlesskit).
+    // container it runs in: both are told by the parent chain.
     let lineage: Vec<u32> = owners
         .into_iter()
         .filter(|pid| {
@@ -155,30 +150,35 @@ fn attach(facts: &mut HostFacts, proc_root: &Path, walk: FdWalk, select: impl Fn
                 .get(pid)
                 .is_some_and(|p| known::may_forward(&p.name) || p.container_id.is_some())
         })
-        .chain(facts.engines.iter().map(|e| e.pid))
         .collect();
     read_ancestors(facts, proc_root, &lineage);
-    // The engines among the processes read: those a forwarder descends from.
-    let candidates: Vec<u32> = facts
+    if !facts.engines_searched {
+        find_engines_read(facts, proc_root);
+    }
+    facts.users = user_names(&facts.processes);
+}
+
+/// Where not every process was looked at for engines: the engines among the processes
+/// read (those a forwarder descends from), and every engine when a conmon's Podman must
+/// be named (conmon detaches from the engine that started it).
+fn find_engines_read(facts: &mut HostFacts, proc_root: &Path) {
+    let candidates: Vec<Process> = facts
         .processes
         .values()
-        .filter(|p| known::may_be_engine(&p.name) && facts.engine(p.pid).is_none())
-        .map(|p| p.pid)
+        .filter(|p| known::may_be_engine(&p.name))
+        .cloned()
         .collect();
-    for pid in candidates {
-        engines::add(facts, proc_root, pid);
+    for p in &candidates {
+        engines::add(facts, proc_root, p);
     }
-    // conmon detaches from the Podman that started it: that engine is found, to be named,
-    // only by looking at every process.
     let conmon = facts.processes.values().any(|p| p.name == known::CONMON);
     let podman = facts
         .engines
         .iter()
         .any(|e| e.kind == crate::model::EngineKind::Podman);
     if conmon && !podman {
-        engines::merge(facts, engines::discover_all(proc_root));
+        engines::search_all(facts, proc_root);
     }
-    facts.users = user_names(&facts.processes);
 }
 
 /// Reads the processes `pids` (those not read yet) without their ancestors.
