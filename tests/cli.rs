@@ -185,9 +185,7 @@ fn unprivileged_run_marks_owners_it_cannot_read() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let bin = assert_cmd::cargo::cargo_bin("portreap");
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(&bin)
+    let out = as_nobody(None, &bin)
         .args(["scan", "--json", "--port", &port.to_string()])
         .env_remove("DOCKER_HOST")
         .output()

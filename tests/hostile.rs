@@ -21,29 +21,35 @@ fn project() -> String {
     format!("shop{CLIPBOARD}{FORGED}")
 }
 
-/// An engine whose every string is hostile, knowing one exited `--restart always`
-/// container of a compose project that asks for `port` (a dormant binding).
-fn engine(port: u16) -> (tempfile::TempDir, String) {
+/// What a fake engine says of itself and of its one container.
+struct Strings {
+    version: String,
+    name: &'static str,
+    image: &'static str,
+    labels: Value,
+}
+
+/// An engine knowing one exited `--restart always` container that asks for `port` (a
+/// dormant binding), whose removal fails; it says `strings`.
+fn engine_saying(port: u16, strings: Strings) -> (tempfile::TempDir, String) {
+    let Strings {
+        version,
+        name,
+        image,
+        labels,
+    } = strings;
     fake_engine(move |path| {
         let body = match path.split('?').next().unwrap_or("") {
-            "/version" => {
-                json!({"Version": format!("20.10{CLIPBOARD}\x1b[2J"), "ApiVersion": "1.41"})
-            }
+            "/version" => json!({"Version": version, "ApiVersion": "1.41"}),
             "/info" => json!({"DockerRootDir": "/nonexistent"}),
             "/containers/json" => json!([{
-                "Id": ID, "Names": ["/evil\x1b[2Jname"], "Image": "img", "State": "exited", "Ports": []
+                "Id": ID, "Names": [name], "Image": "img", "State": "exited", "Ports": []
             }]),
             p if p == format!("/containers/{ID}/json") => json!({
-                "Id": ID, "Name": "/evil\x1b[2Jname", "Created": "2026-01-01T10:00:00Z",
+                "Id": ID, "Name": name, "Created": "2026-01-01T10:00:00Z",
                 "State": {"Status": "exited", "Running": false, "Pid": 0, "ExitCode": 0,
                           "StartedAt": "2026-01-01T10:00:01Z", "FinishedAt": "2026-01-01T11:00:00Z"},
-                "Config": {"Image": "img\x1b]8;;http://evil.example\x1b\\", "Labels": {
-                    "com.docker.compose.project": project(),
-                    "com.docker.compose.service": "web\u{202e}",
-                    "com.docker.compose.project.working_dir": DIR,
-                    "com.docker.compose.project.config_files": format!("{DIR}/compose.yaml"),
-                    "com.docker.compose.version": "2.40.3"
-                }},
+                "Config": {"Image": image, "Labels": labels},
                 "HostConfig": {"NetworkMode": "bridge",
                                "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0},
                                "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": port.to_string()}]}},
@@ -60,6 +66,25 @@ fn engine(port: u16) -> (tempfile::TempDir, String) {
         };
         (200, body.to_string())
     })
+}
+
+/// An engine whose every string is hostile (see [`engine_saying`]).
+fn engine(port: u16) -> (tempfile::TempDir, String) {
+    engine_saying(
+        port,
+        Strings {
+            version: format!("20.10{CLIPBOARD}\x1b[2J"),
+            name: "/evil\x1b[2Jname",
+            image: "img\x1b]8;;http://evil.example\x1b\\",
+            labels: json!({
+                "com.docker.compose.project": project(),
+                "com.docker.compose.service": "web\u{202e}",
+                "com.docker.compose.project.working_dir": DIR,
+                "com.docker.compose.project.config_files": format!("{DIR}/compose.yaml"),
+                "com.docker.compose.version": "2.40.3"
+            }),
+        },
+    )
 }
 
 /// No byte that drives a terminal: ESC, BEL, CR, a C1 control (UTF-8 `c2 80..9f`), or a
@@ -203,29 +228,18 @@ fn a_suggested_compose_command_runs_what_it_shows() {
 #[test]
 fn a_suggested_prune_quotes_the_project() {
     let port = free_port();
-    let (_dir, host) = fake_engine(move |path| {
-        let body = match path.split('?').next().unwrap_or("") {
-            "/version" => json!({"Version": "20.10", "ApiVersion": "1.41"}),
-            "/containers/json" => {
-                json!([{"Id": ID, "Names": ["/web"], "Image": "img", "State": "exited", "Ports": []}])
-            }
-            p if p == format!("/containers/{ID}/json") => json!({
-                "Id": ID, "Name": "/web", "Created": "2026-01-01T10:00:00Z",
-                "State": {"Status": "exited", "Running": false, "Pid": 0, "ExitCode": 0,
-                          "StartedAt": "2026-01-01T10:00:01Z", "FinishedAt": "2026-01-01T11:00:00Z"},
-                "Config": {"Image": "img", "Labels": {
-                    "com.docker.compose.project": "shop$(touch /tmp/prt-pwned-by-project)",
-                    "com.docker.compose.service": "web"
-                }},
-                "HostConfig": {"NetworkMode": "bridge",
-                               "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0},
-                               "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": port.to_string()}]}},
-                "NetworkSettings": {"Ports": {}, "Networks": {}}
+    let (_dir, host) = engine_saying(
+        port,
+        Strings {
+            version: "20.10".into(),
+            name: "/web",
+            image: "img",
+            labels: json!({
+                "com.docker.compose.project": "shop$(touch /tmp/prt-pwned-by-project)",
+                "com.docker.compose.service": "web"
             }),
-            _ => return (404, json!({"message": "no such thing"}).to_string()),
-        };
-        (200, body.to_string())
-    });
+        },
+    );
     let out = run(&["--host", &host, "why", &port.to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -431,9 +445,7 @@ fn a_lock_file_planted_by_another_user_is_refused_by_name() {
     )
     .unwrap();
     std::os::unix::fs::chown(&planted, Some(4242), Some(4242)).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(assert_cmd::cargo::cargo_bin("portreap"))
+    let out = as_nobody(None, assert_cmd::cargo::cargo_bin("portreap"))
         .args(["--host", "unix:///nonexistent.sock", "prune", "--yes"])
         .env_remove("XDG_RUNTIME_DIR")
         .env("TMPDIR", tmp.path())
@@ -457,19 +469,8 @@ fn the_prompt_on_a_terminal_shows_the_plan_as_it_is() {
         "{} --host {host} prune --grace 1s --min-age 0s --include-suspects --port {port}",
         bin.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux)");
-    // Give it time to plan and ask, then decline.
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"n\n").unwrap();
-    let out = child.wait_with_output().unwrap();
     // The terminal ends its lines with CR LF; nothing else may drive it.
-    let screen = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let screen = on_a_terminal(&line, "n\n").replace("\r\n", "\n");
     assert_inert("the prompt screen", screen.as_bytes());
     assert!(screen.contains("Proceed? [y/N]"), "{screen}");
     assert_eq!(

@@ -381,9 +381,8 @@ fn spoofed_proxy(port: u16, claimed_port: u16, target_ip: &str) -> ChildGuard {
     let line = format!(
         "exec -a /usr/sbin/docker-proxy /usr/bin/python3 -c \"$0\" -proto tcp -host-ip 0.0.0.0 -host-port {claimed_port} -container-ip {target_ip} -container-port 80"
     );
-    let child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .args(["bash", "-c", &line, &script])
+    let child = as_nobody(None, "bash")
+        .args(["-c", &line, &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -510,10 +509,8 @@ fn a_cgroup_named_after_a_host_network_container_does_not_make_its_process() {
     std::fs::create_dir_all(&dir).unwrap();
     let guard = CgroupGuard(dir.clone());
     let (listener, ps_text) = {
-        let child = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        let child = as_nobody(None, "/usr/bin/python3")
             .args([
-                "/usr/bin/python3",
                 "-c",
                 &format!("import socket,time; s=socket.socket(); s.bind(('0.0.0.0',{ps})); s.listen(); time.sleep(120)"),
             ])
@@ -586,19 +583,15 @@ fn an_unreadable_compose_directory_is_never_judged_gone() {
     let port = free_port();
     compose_up_ok(&dir, Some(&project), port);
     let as_user = |args: &[&str]| -> (Option<i32>, Value) {
-        let out = Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                &format!("--groups={}", docker_gid.trim()),
-                "--",
-            ])
-            .arg(assert_cmd::cargo::cargo_bin("portreap"))
-            .args(args)
-            .env("HOME", "/nonexistent")
-            .env_remove("DOCKER_HOST")
-            .output()
-            .unwrap();
+        let out = as_nobody(
+            Some(docker_gid.trim()),
+            assert_cmd::cargo::cargo_bin("portreap"),
+        )
+        .args(args)
+        .env("HOME", "/nonexistent")
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
         let doc = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
         (out.status.code(), doc)

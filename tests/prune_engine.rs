@@ -619,27 +619,10 @@ fn a_second_prune_gives_up_on_the_lock_after_its_wait() {
 /// Runs prune under a pseudo-terminal (`script`) and answers its question.
 fn prune_on_a_terminal(args: &str, answer: &str) -> String {
     let bin = assert_cmd::cargo::cargo_bin("portreap");
-    let mut child = Command::new("script")
-        .args([
-            "-qec",
-            &format!("{} prune --grace 1s --min-age 0s {args}", bin.display()),
-            "/dev/null",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Give it time to plan and ask, then answer.
-    std::thread::sleep(Duration::from_secs(2));
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(answer.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    on_a_terminal(
+        &format!("{} prune --grace 1s --min-age 0s {args}", bin.display()),
+        answer,
+    )
 }
 
 #[test]

@@ -512,3 +512,38 @@ pub fn fake_engine(
     let url = format!("unix://{}", sock.display());
     (dir, url)
 }
+
+/// A command that runs `program` as user `nobody` (uid and gid 65534), in the
+/// supplementary `groups` given (a numeric gid, or none), through util-linux's `setpriv`.
+pub fn as_nobody(groups: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534"]);
+    match groups {
+        Some(gids) => cmd.arg(format!("--groups={gids}")),
+        None => cmd.arg("--clear-groups"),
+    };
+    cmd.arg("--").arg(program);
+    cmd
+}
+
+/// Runs the shell command `line` on a pseudo-terminal (util-linux's `script`), types
+/// `answer` once it had time to ask, and returns what the terminal showed.
+pub fn on_a_terminal(line: &str, answer: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("script")
+        .args(["-qec", line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    // Give it time to plan and ask, then answer.
+    std::thread::sleep(Duration::from_secs(2));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
