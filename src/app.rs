@@ -399,7 +399,7 @@ fn act(
     let _lock = if options.dry_run {
         None
     } else {
-        match crate::prune::lock::acquire(crate::prune::lock::default_path(), options.wait) {
+        match crate::prune::lock::acquire_default(options.wait) {
             Ok(lock) => Some(lock),
             Err(e) => {
                 crate::messages::stderr_line(&format!("portreap: {e}"));

@@ -172,10 +172,6 @@ fn plain_processes_are_named_with_pid_tcp_and_udp() {
     }
 }
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
-
 #[test]
 fn unprivileged_run_marks_owners_it_cannot_read() {
     if !is_root() {

@@ -404,8 +404,7 @@ fn config_files_must_be_small_regular_and_ours() {
         (shared.display().to_string(), "anyone may write it"),
         (big.display().to_string(), "larger than 1024 KiB"),
     ];
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         let theirs = dir.path().join("theirs.toml");
         std::fs::write(&theirs, "[prune]\n").unwrap();
         std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
@@ -426,8 +425,7 @@ fn config_files_must_be_small_regular_and_ours() {
 
 #[test]
 fn a_lock_file_planted_by_another_user_is_refused_by_name() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -479,4 +477,68 @@ fn the_prompt_on_a_terminal_shows_the_plan_as_it_is() {
         "{screen}"
     );
     assert!(screen.contains("\\e]52;c;cHduZWQ=\\x07"), "{screen}");
+}
+
+/// A unix-socket engine that answers `/containers/json` with a list that never ends, and
+/// everything else as a small engine would.
+fn endless_engine() -> (tempfile::TempDir, String) {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("engine.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&request).into_owned();
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
+                if !line.contains("/containers/json") {
+                    let body = json!({"Version": "20.10.24", "ApiVersion": "1.41"}).to_string();
+                    let _ = write!(conn, "{head}{body}");
+                    return;
+                }
+                let item = format!("{{\"Id\":\"{ID}\",\"Names\":[\"/x\"],\"State\":\"exited\"}},");
+                let chunk = item.repeat(1024);
+                let _ = conn.write_all(format!("{head}[").as_bytes());
+                // Until the reader hangs up.
+                while conn.write_all(chunk.as_bytes()).is_ok() {}
+            });
+        }
+    });
+    (dir, format!("unix://{}", sock.display()))
+}
+
+#[test]
+fn an_answer_that_never_ends_is_cut_at_the_cap_and_named() {
+    let (_dir, host) = endless_engine();
+    let out = portreap()
+        .args([
+            "--host",
+            &host,
+            "--timeout",
+            "60s",
+            "scan",
+            "--all",
+            "--json",
+        ])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("a scan document");
+    let error = doc["engine"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("larger than 64 MiB"), "{doc:#}");
+    let out = portreap()
+        .args(["--host", &host, "scan", "--all"])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("larger than 64 MiB"), "{stderr}");
 }

@@ -87,11 +87,6 @@ fn second_httpd(cleanup: &mut SecondCleanup, name: &str, port: u16) {
     ]);
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn spec(ports: &[u16]) -> String {
     ports
         .iter()
@@ -553,17 +548,7 @@ fn an_unreadable_compose_directory_is_never_judged_gone() {
     if !require_engine() || !is_root() {
         return;
     }
-    let docker_gid = Command::new("getent")
-        .args(["group", "docker"])
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split(':')
-                .nth(2)
-                .map(str::to_owned)
-        })
-        .expect("a docker group");
+    let docker_gid = docker_gid();
     let mut cleanup = Cleanup::default();
     // Another user's 0700 home: root's here.
     let home = tempfile::Builder::new()

@@ -616,6 +616,66 @@ fn a_second_prune_gives_up_on_the_lock_after_its_wait() {
     );
 }
 
+#[test]
+fn root_and_the_engines_group_share_one_lock_nobody_else_can_hold_it() {
+    if !require_engine() || !is_root() {
+        return;
+    }
+    // A root prune creates the shared lock and lets the engine's group in.
+    let out = portreap()
+        .args(["prune", "--yes", "--label", "portreap.test=none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let meta = std::fs::metadata("/run/portreap.lock").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.mode() & 0o777, 0o660);
+    assert_eq!(meta.gid().to_string(), docker_gid().trim());
+    let holder = Command::new("flock")
+        .args(["/run/portreap.lock", "sleep", "4"])
+        .spawn()
+        .unwrap();
+    let _holder = ChildGuard(holder);
+    std::thread::sleep(Duration::from_millis(300));
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let as_user = |groups: Option<&str>| {
+        let out = as_nobody(groups, assert_cmd::cargo::cargo_bin("portreap"))
+            .args([
+                "prune",
+                "--yes",
+                "--wait",
+                "200ms",
+                "--label",
+                "portreap.test=none",
+            ])
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("DOCKER_HOST")
+            .env("TMPDIR", tmp.path())
+            .env("HOME", "/nonexistent")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A member of the engine's group waits for root's prune, like root would.
+    let member = as_user(Some(docker_gid().trim()));
+    assert!(
+        member.contains("another portreap prune") && member.contains("/run/portreap.lock"),
+        "{member}"
+    );
+    // Anyone else cannot open it (so cannot hold it against root): their own lock.
+    let stranger = as_user(None);
+    assert!(!stranger.contains("another portreap prune"), "{stranger}");
+    assert!(
+        tmp.path().join("portreap-65534.lock").exists(),
+        "{stranger}"
+    );
+}
+
 /// Runs prune under a pseudo-terminal (`script`) and answers its question.
 fn prune_on_a_terminal(args: &str, answer: &str) -> String {
     let bin = assert_cmd::cargo::cargo_bin("portreap");

@@ -3,6 +3,7 @@
 
 pub mod endpoint;
 mod raw;
+mod transport;
 
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error as _;
@@ -450,13 +451,13 @@ fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, String> {
                     path.display()
                 ));
             }
-            Docker::connect_with_unix(&path.to_string_lossy(), secs, version)
+            transport::docker(transport::Target::Unix(path), secs)
         }
         Transport::Tcp(addr) => match endpoint::tls_files(endpoint, &endpoint::ProcessEnv)? {
             Some(tls) => {
                 Docker::connect_with_ssl(&addr, &tls.key, &tls.cert, &tls.ca, secs, version)
             }
-            None => Docker::connect_with_http(&addr, secs, version),
+            None => transport::docker(transport::Target::Tcp(addr), secs),
         },
     };
     result.map_err(|e| describe(&e, timeout))
@@ -538,7 +539,14 @@ fn describe(err: &BollardError, timeout: Duration) -> String {
     {
         return format!("the engine answered {status_code}: {message}");
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = err.source();
+    if transport::too_large(err) {
+        return transport::TooLarge.to_string();
+    }
+    // bollard's IOError is transparent: its source() skips the io::Error itself.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = match err {
+        BollardError::IOError { err } => Some(err),
+        _ => err.source(),
+    };
     while let Some(e) = source {
         if let Some(io) = e.downcast_ref::<io::Error>() {
             return match io.kind() {

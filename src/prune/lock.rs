@@ -16,13 +16,58 @@ pub struct Lock {
     pub path: PathBuf,
 }
 
-/// Where the lock lives: `/run` for root, the user's runtime directory otherwise.
-pub fn default_path() -> PathBuf {
+/// The lock every run that may act on the system engine shares: root's, and that of the
+/// users its socket lets in (the docker group, root's equals in all but name). Mode 0660
+/// in the socket's group, so nobody else can open it and hold it for ever.
+pub const SHARED: &str = "/run/portreap.lock";
+
+/// Sockets whose group says who may act on the system engine.
+const SYSTEM_SOCKETS: [&str; 2] = ["/var/run/docker.sock", "/run/podman/podman.sock"];
+
+/// Takes the lock that keeps two prunes apart: [`SHARED`] for root and for the users who
+/// may open it, otherwise a lock of the user's own (their rootless engines are theirs).
+pub fn acquire_default(wait: Duration) -> Result<Lock, String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let lock = acquire(PathBuf::from(SHARED), wait)?;
+        share(&lock._file);
+        return Ok(lock);
+    }
+    match open_shared() {
+        Some(file) => take(file, PathBuf::from(SHARED), wait),
+        None => acquire(own_path(), wait),
+    }
+}
+
+/// Lets the system engine's group in, and nobody else; a lock file left 0644 by an older
+/// portreap (anyone could flock it) is mended on the way.
+fn share(file: &File) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let group = SYSTEM_SOCKETS.iter().find_map(|path| {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        (meta.file_type().is_socket() && meta.uid() == 0).then_some(meta.gid())
+    });
+    let _ = std::os::unix::fs::fchown(file, None, Some(group.unwrap_or(0)));
+    let _ = file.set_permissions(std::fs::Permissions::from_mode(0o660));
+}
+
+/// [`SHARED`] for a user who may open it: a regular file of root's nobody else may write.
+fn open_shared() -> Option<File> {
+    use std::os::unix::fs::MetadataExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(SHARED)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && meta.uid() == 0 && meta.mode() & 0o002 == 0).then_some(file)
+}
+
+/// A user's own lock: their runtime directory, else the temp directory.
+fn own_path() -> PathBuf {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    if euid == 0 {
-        return PathBuf::from("/run/portreap.lock");
-    }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("portreap.lock"),
         None => std::env::temp_dir().join(format!("portreap-{euid}.lock")),
@@ -30,13 +75,13 @@ pub fn default_path() -> PathBuf {
 }
 
 /// Takes the lock, waiting at most `wait`. The error names the holder's PID.
-pub fn acquire(path: PathBuf, wait: Duration) -> Result<Lock, String> {
-    let mut file = OpenOptions::new()
+fn acquire(path: PathBuf, wait: Duration) -> Result<Lock, String> {
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o644)
+        .mode(0o600)
         // Never follow a planted link (the fallback lives in a shared temp directory).
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
@@ -56,6 +101,11 @@ pub fn acquire(path: PathBuf, wait: Duration) -> Result<Lock, String> {
             path.display()
         ));
     }
+    take(file, path, wait)
+}
+
+/// Waits at most `wait` for `file`'s lock. The error names the holder's PID.
+fn take(mut file: File, path: PathBuf, wait: Duration) -> Result<Lock, String> {
     let start = Instant::now();
     loop {
         // SAFETY: a valid descriptor; LOCK_NB makes this return at once.

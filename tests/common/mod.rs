@@ -513,6 +513,25 @@ pub fn fake_engine(
     (dir, url)
 }
 
+/// Whether the tests run as root (who may plant files for other users, join groups).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The gid of the `docker` group, which may open the system engine's socket.
+pub fn docker_gid() -> String {
+    let out = Command::new("getent")
+        .args(["group", "docker"])
+        .output()
+        .expect("getent");
+    String::from_utf8_lossy(&out.stdout)
+        .split(':')
+        .nth(2)
+        .map(str::to_owned)
+        .expect("a docker group")
+}
+
 /// A command that runs `program` as user `nobody` (uid and gid 65534), in the
 /// supplementary `groups` given (a numeric gid, or none), through util-linux's `setpriv`.
 pub fn as_nobody(groups: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
