@@ -327,7 +327,7 @@ fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
         }
     }
     let leak_found = analysis.findings.iter().any(|f| {
-        f.kind.severity() == Severity::Leak
+        f.severity == Severity::Leak
             && options
                 .ports
                 .as_ref()

@@ -2,7 +2,7 @@
 //! inferred. Analysis works on a [`Snapshot`] only, so it can be built by hand in tests or
 //! loaded from a recording (`portreap debug snapshot`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -342,6 +342,8 @@ pub mod labels {
     pub const WORKING_DIR: &str = "com.docker.compose.project.working_dir";
     /// Compose files (relative in compose v1, absolute in v2), comma-separated.
     pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
+    /// `True` on containers `compose run` made.
+    pub const ONEOFF: &str = "com.docker.compose.oneoff";
 }
 
 /// One container, in any state, as the engine reports it.
@@ -463,6 +465,19 @@ impl Container {
         Some((dir, files))
     }
 
+    /// The key of its project's compose files in [`FsFacts::definitions`].
+    pub fn compose_files_key(&self) -> Option<String> {
+        let (_, files) = self.compose_paths()?;
+        (!files.is_empty()).then(|| files.join(","))
+    }
+
+    /// Whether compose made it with `run` (a one-off), not `up`.
+    pub fn compose_oneoff(&self) -> bool {
+        self.labels
+            .get(labels::ONEOFF)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
     /// Whether the container shares the host's network namespace.
     pub fn is_host_network(&self) -> bool {
         self.network_mode.as_deref() == Some("host")
@@ -519,6 +534,31 @@ pub struct FsFacts {
     /// why: never taken for gone.
     #[serde(default)]
     pub unjudged: BTreeMap<String, String>,
+    /// What each project's compose files define, by [`Container::compose_files_key`]:
+    /// read only for projects with a container that publishes ports.
+    #[serde(default)]
+    pub definitions: BTreeMap<String, ComposeDefinition>,
+}
+
+/// What a compose project's files define, as far as portreap could read them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum ComposeDefinition {
+    /// Read: the services they define (every file, override and include), and the
+    /// project name they set, if any.
+    Read {
+        /// Service names.
+        services: BTreeSet<String>,
+        /// The top-level `name:`.
+        name: Option<String>,
+        /// Every file read, includes too.
+        files: Vec<String>,
+    },
+    /// They could not be read or understood: no service of the project is judged.
+    NotJudged {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What looking at a path told.

@@ -92,7 +92,7 @@ fn a_job_that_forgets_compose_down_is_cleaned_and_the_runners_service_survives()
         })
         .collect();
     removed.sort();
-    let mut expected = vec![format!("{project}_web_1"), extra.clone()];
+    let mut expected = vec![format!("{project}-web-1"), extra.clone()];
     expected.sort();
     assert_eq!(removed, expected, "healthy, but the job made them");
     assert_eq!(doc["kept"][0]["container"]["name"], service.as_str());

@@ -376,6 +376,13 @@ fn orphaned_compose_when_the_project_directory_is_gone() {
     if !require_engine() {
         return;
     }
+    // v1 records relative file names, v2 absolute paths: both are judged.
+    for compose in [Compose::V2, Compose::V1] {
+        directory_gone(compose);
+    }
+}
+
+fn directory_gone(compose: Compose) {
     let mut cleanup = Cleanup::default();
     let parent = tempfile::tempdir().unwrap();
     let project = unique("gone").replace('-', "");
@@ -383,7 +390,7 @@ fn orphaned_compose_when_the_project_directory_is_gone() {
     std::fs::create_dir(&dir).unwrap();
     cleanup.compose(&project, &dir);
     let port = free_port();
-    let up = compose_up(&dir, None, port);
+    let up = compose_up_with(compose, &dir, None, port, None);
     assert!(
         up.status.success(),
         "{}",

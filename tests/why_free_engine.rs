@@ -37,7 +37,7 @@ fn why_a_healthy_compose_service() {
     let text = why(&[&port.to_string()]);
     has(
         &text,
-        &format!("{port}/tcp is held by container {project}_web_1"),
+        &format!("{port}/tcp is held by container {project}-web-1"),
     );
     has(&text, &format!("compose project {project}, service web"));
     has(&text, "running, up ");
@@ -47,13 +47,14 @@ fn why_a_healthy_compose_service() {
     );
     has(&text, "not a leak");
     has(&text, &format!("next: portreap free {port}/tcp"));
-    has(
-        &text,
-        &format!(
-            "or: cd {} && docker-compose -p {project} stop web",
-            dir.path().display()
-        ),
+    let stop = format!(
+        "cd {} && docker compose -p {project} stop web",
+        dir.path().display()
     );
+    has(&text, &format!("or: {stop}"));
+    // Pasted, it frees the port.
+    pasted(&stop);
+    assert!(port_free(port), "{stop} left {port} held");
 }
 
 #[test]

@@ -46,6 +46,9 @@ pub enum Kind {
     DeadContainer,
     /// A container of a compose project whose files are gone, or that was superseded.
     OrphanedCompose,
+    /// A container of a compose project whose files no longer define its service (renamed
+    /// or deleted): compose's "orphan container".
+    OrphanService,
     /// A paused container holding published ports.
     PausedContainer,
     /// A running container whose health check fails, publishing ports.
@@ -62,10 +65,11 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in catalogue order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::OrphanedProxy,
         Kind::DeadContainer,
         Kind::OrphanedCompose,
+        Kind::OrphanService,
         Kind::PausedContainer,
         Kind::UnhealthyContainer,
         Kind::RestartingContainer,
@@ -80,6 +84,7 @@ impl Kind {
             Kind::OrphanedProxy => "orphaned-proxy",
             Kind::DeadContainer => "dead-container",
             Kind::OrphanedCompose => "orphaned-compose",
+            Kind::OrphanService => "orphan-service",
             Kind::PausedContainer => "paused-container",
             Kind::UnhealthyContainer => "unhealthy-container",
             Kind::RestartingContainer => "restarting-container",
@@ -93,7 +98,9 @@ impl Kind {
     pub fn severity(self) -> Severity {
         match self {
             Kind::OrphanedProxy | Kind::DeadContainer | Kind::OrphanedCompose => Severity::Leak,
-            Kind::PausedContainer
+            // A leak when a container of its project is blocked on its port.
+            Kind::OrphanService
+            | Kind::PausedContainer
             | Kind::UnhealthyContainer
             | Kind::RestartingContainer
             | Kind::DormantBinding => Severity::Suspect,
@@ -156,6 +163,8 @@ impl fmt::Display for PortRef {
 pub struct Finding {
     /// What kind.
     pub kind: Kind,
+    /// How bad: the kind's, or less where the evidence says so.
+    pub severity: Severity,
     /// Ports concerned.
     pub ports: Vec<PortRef>,
     /// The container concerned (index into the snapshot), if any.
@@ -211,6 +220,7 @@ pub fn find(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
         out.extend(container_findings(snapshot, ports, index, container));
     }
     out.extend(superseded_compose_projects(snapshot));
+    out.extend(super::compose::orphan_services(snapshot));
     if engine_complete {
         out.extend(engine_reservations(snapshot, ports));
     }
@@ -300,6 +310,7 @@ fn orphaned_forwarder(
     };
     Finding {
         kind: Kind::OrphanedProxy,
+        severity: Kind::OrphanedProxy.severity(),
         ports: entries.iter().map(|e| port_ref(e)).collect(),
         container: None,
         pids,
@@ -344,7 +355,7 @@ fn orphaned_conmons(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
 }
 
 /// The ports a container holds now, or else the ones it asks for.
-fn container_ports(c: &Container) -> Vec<PortRef> {
+pub(super) fn container_ports(c: &Container) -> Vec<PortRef> {
     let mut refs: Vec<PortRef> = if c.live.is_empty() {
         c.requested
             .iter()
@@ -372,7 +383,7 @@ fn container_ports(c: &Container) -> Vec<PortRef> {
     refs
 }
 
-fn describe(snapshot: &Snapshot, c: &Container) -> String {
+pub(super) fn describe(snapshot: &Snapshot, c: &Container) -> String {
     let who = snapshot.container_label(c);
     match (c.compose_project(), c.compose_service()) {
         (Some(p), Some(s)) => format!("{who} (compose project {p}, service {s})"),
@@ -387,7 +398,7 @@ fn age(snapshot: &Snapshot, since: Option<&str>) -> Option<String> {
     Some(human(now - then))
 }
 
-fn list(ports: &[PortRef]) -> String {
+pub(super) fn list(ports: &[PortRef]) -> String {
     ports
         .iter()
         .map(ToString::to_string)
@@ -440,6 +451,7 @@ fn container_findings(
     let mut push = |kind: Kind, reason: String, action: Action, refs: Vec<PortRef>| {
         out.push(Finding {
             kind,
+            severity: kind.severity(),
             ports: refs,
             container: Some(index),
             pids: Vec::new(),
@@ -738,6 +750,7 @@ fn superseded_compose_projects(snapshot: &Snapshot) -> Vec<Finding> {
                 }
                 out.push(Finding {
                     kind: Kind::OrphanedCompose,
+                    severity: Kind::OrphanedCompose.severity(),
                     reason: format!(
                         "{}: superseded by compose project {current} from the same directory {dir}, which wants {}",
                         describe(snapshot, c),
@@ -791,6 +804,7 @@ fn engine_reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding>
                 }
                 out.push(Finding {
                     kind: Kind::EngineReservation,
+                    severity: Kind::EngineReservation.severity(),
                     ports: vec![port_ref(entry)],
                     container: None,
                     pids: entry.pids.clone(),
@@ -838,6 +852,7 @@ fn engine_reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding>
         };
         out.push(Finding {
             kind: Kind::EngineReservation,
+            severity: Kind::EngineReservation.severity(),
             ports: refs,
             container: Some(index),
             pids: Vec::new(),

@@ -1,6 +1,7 @@
 //! Pure analysis: a [`Snapshot`] in, every port with its owner out. Nothing here touches
 //! the system, so each rule is tested on hand-built or recorded snapshots.
 
+mod compose;
 pub mod findings;
 pub mod forwarder;
 pub mod ownership;

@@ -623,7 +623,7 @@ fn fs(visible: bool, paths: &[(&str, bool)]) -> FsFacts {
         visible,
         note: None,
         exists: paths.iter().map(|(p, e)| (p.to_string(), *e)).collect(),
-        unjudged: Default::default(),
+        ..Default::default()
     }
 }
 
@@ -1134,4 +1134,69 @@ fn an_unreadable_compose_directory_is_not_judged_gone() {
         "Permission denied (os error 13)".into(),
     );
     assert!(!kinds(&analyze(&snap)).contains(&Kind::OrphanedCompose));
+}
+
+fn defined(services: &[&str], name: Option<&str>) -> crate::model::ComposeDefinition {
+    crate::model::ComposeDefinition::Read {
+        services: services.iter().map(|s| s.to_string()).collect(),
+        name: name.map(str::to_owned),
+        files: Vec::new(),
+    }
+}
+
+#[test]
+fn a_service_its_files_no_longer_define_is_an_orphan() {
+    const FILES: &str = "/src/shop/compose.yaml";
+    let mut web = running_web(3000);
+    compose_labels(&mut web, "shop", "/src/shop", FILES);
+    let mut snap = snapshot(proxied(3000), vec![web.clone()]);
+    snap.fs = fs(true, &[("/src/shop", true), (FILES, true)]);
+    let with = |snap: &mut Snapshot, d| {
+        snap.fs.definitions.insert(FILES.into(), d);
+        analyze(snap)
+    };
+    // Renamed away, nothing blocked: a suspect.
+    let a = with(&mut snap, defined(&["frontend"], None));
+    assert_eq!(kinds(&a), vec![Kind::OrphanService]);
+    assert_eq!(a.findings[0].severity, findings::Severity::Suspect);
+    assert!(a.findings[0]
+        .reason
+        .contains("no longer define service web"));
+    // Still defined, defined by another project's name, or not read: quiet.
+    assert_eq!(kinds(&with(&mut snap, defined(&["web"], None))), vec![]);
+    assert_eq!(kinds(&with(&mut snap, defined(&[], Some("store")))), vec![]);
+    let unread = crate::model::ComposeDefinition::NotJudged {
+        reason: "not valid YAML".into(),
+    };
+    assert_eq!(kinds(&with(&mut snap, unread)), vec![]);
+    // A one-off of a removed service is compose's to ignore too.
+    let mut oneoff = web.clone();
+    oneoff
+        .labels
+        .insert("com.docker.compose.oneoff".into(), "True".into());
+    snap.containers = vec![oneoff];
+    assert_eq!(
+        kinds(&with(&mut snap, defined(&["frontend"], None))),
+        vec![]
+    );
+    // The renamed service's container could not start on the orphan's port: a leak.
+    let mut renamed = container(ID_HOSTNET, "shop-frontend-1", ContainerState::Created, None);
+    compose_labels(&mut renamed, "shop", "/src/shop", FILES);
+    renamed
+        .labels
+        .insert("com.docker.compose.service".into(), "frontend".into());
+    renamed.error = Some("driver failed programming external connectivity on endpoint shop-frontend-1: Bind for 0.0.0.0:3000 failed: port is already allocated".into());
+    snap.containers = vec![web, renamed];
+    let a = with(&mut snap, defined(&["frontend"], None));
+    let orphan = a
+        .findings
+        .iter()
+        .find(|f| f.kind == Kind::OrphanService)
+        .expect("an orphan");
+    assert_eq!(orphan.severity, findings::Severity::Leak);
+    assert!(
+        orphan.reason.contains("shop-frontend-1 (service frontend)"),
+        "{}",
+        orphan.reason
+    );
 }

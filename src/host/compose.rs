@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::{Container, EngineStatus, FsFacts, PathState};
+use crate::model::{ComposeDefinition, Container, EngineStatus, FsFacts, PathState};
 
 /// Checks every compose path named by `containers` under `host_root` (`/` normally; the
 /// host's root mounted into portreap's container otherwise).
@@ -37,6 +37,12 @@ pub fn compose_facts(containers: &[Container], engine: &EngineStatus, host_root:
         return facts;
     }
     facts.visible = true;
+    check_paths(containers, host_root, &mut facts);
+    read_definitions(containers, host_root, &mut facts);
+    facts
+}
+
+fn check_paths(containers: &[Container], host_root: &Path, facts: &mut FsFacts) {
     for container in containers {
         let Some((dir, files)) = container.compose_paths() else {
             continue;
@@ -58,7 +64,41 @@ pub fn compose_facts(containers: &[Container], engine: &EngineStatus, host_root:
             }
         }
     }
-    facts
+}
+
+/// Reads the compose files of every project with a container that publishes ports, once
+/// per set of files, when every one of them is there (a gone file is another finding's).
+fn read_definitions(containers: &[Container], host_root: &Path, facts: &mut FsFacts) {
+    for container in containers {
+        if container.requested.is_empty() && container.live.is_empty() {
+            continue;
+        }
+        let (Some(key), Some((_, files))) =
+            (container.compose_files_key(), container.compose_paths())
+        else {
+            continue;
+        };
+        if facts.definitions.contains_key(&key)
+            || !files.iter().all(|f| facts.exists.get(f) == Some(&true))
+        {
+            continue;
+        }
+        facts.definitions.insert(key, definition(host_root, &files));
+    }
+}
+
+/// What the compose `files` define, as the model records it.
+pub fn definition(host_root: &Path, files: &[String]) -> ComposeDefinition {
+    match super::compose_files::read(host_root, files) {
+        Ok(read) => ComposeDefinition::Read {
+            services: read.services,
+            name: read.name,
+            files: read.files,
+        },
+        Err(why) => ComposeDefinition::NotJudged {
+            reason: why.to_string(),
+        },
+    }
 }
 
 /// Whether `path` (a host path) exists under `root`. Only "no such file" and "not a

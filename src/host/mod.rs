@@ -6,6 +6,7 @@
 //! could not be read, and why.
 
 pub mod compose;
+mod compose_files;
 pub mod diag;
 pub mod engines;
 pub mod procfs;

@@ -62,6 +62,8 @@ pub trait Ops {
     fn process(&self, pid: u32) -> Option<Process>;
     /// Whether a path exists on the host (see [`crate::host::compose::path_state`]).
     fn path_state(&self, path: &str) -> crate::model::PathState;
+    /// What compose `files` define now (see [`crate::host::compose::definition`]).
+    fn compose_definition(&self, files: &[String]) -> crate::model::ComposeDefinition;
     /// Whether the exact address and protocol can be bound now.
     fn port_free(&self, port: &PortRef) -> bool;
     /// Waits a little between probes.
@@ -208,9 +210,28 @@ fn recheck(now: &Container, id: &str, expect: &Expect, ops: &impl Ops) -> Result
             ));
         }
     }
-    match path_back(expect, ops) {
+    match path_back(expect, ops).or_else(|| service_back(expect, ops)) {
         Some(why) => Err(why),
         None => Ok(()),
+    }
+}
+
+/// Why removing an orphan no longer holds: its service is defined again (the rename was
+/// undone), or its files can no longer be read.
+fn service_back(expect: &Expect, ops: &impl Ops) -> Option<String> {
+    use crate::model::ComposeDefinition;
+    let orphan = expect.orphan.as_ref()?;
+    match ops.compose_definition(&orphan.files) {
+        ComposeDefinition::Read { services, .. } if services.contains(&orphan.service) => {
+            Some(format!(
+                "service {} is defined again in its compose files",
+                orphan.service
+            ))
+        }
+        ComposeDefinition::Read { .. } => None,
+        ComposeDefinition::NotJudged { reason } => Some(format!(
+            "its compose files can no longer be judged ({reason})"
+        )),
     }
 }
 
@@ -241,7 +262,7 @@ async fn act_on_container<O: Ops>(
         // removes a container only while it has no process, which is the state the plan
         // saw (exited, created and dead differ in history, not in what they hold). Only a
         // refusal (it was started meanwhile) needs the full re-check below.
-        if let Some(why) = path_back(expect, ops) {
+        if let Some(why) = path_back(expect, ops).or_else(|| service_back(expect, ops)) {
             return Outcome::Skipped(why);
         }
         match ops.remove(engine, id, false).await {

@@ -102,6 +102,17 @@ pub struct Expect {
     pub health: Option<String>,
     /// Paths that must still be missing (an orphaned compose project's directory or files).
     pub missing_paths: Vec<String>,
+    /// A service its compose files must still not define (an orphan service).
+    pub orphan: Option<Orphan>,
+}
+
+/// An orphan service's container: the service its files must still leave undefined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Orphan {
+    /// The project's compose files, host paths.
+    pub files: Vec<String>,
+    /// The service.
+    pub service: String,
 }
 
 impl Expect {
@@ -113,6 +124,7 @@ impl Expect {
             states: vec![c.state.clone()],
             health: None,
             missing_paths: Vec::new(),
+            orphan: None,
         }
     }
 }
@@ -286,7 +298,7 @@ pub(crate) fn container_action(
 }
 
 fn selected(f: &Finding, snapshot: &Snapshot, filters: &Filters) -> bool {
-    let severity = f.kind.severity();
+    let severity = f.severity;
     if severity == Severity::Info {
         return false;
     }
@@ -541,6 +553,10 @@ fn expectation(snapshot: &Snapshot, c: &Container, kinds: &[Kind]) -> Expect {
             .contains(&Kind::UnhealthyContainer)
             .then(|| "unhealthy".to_owned()),
         missing_paths,
+        orphan: kinds.contains(&Kind::OrphanService).then(|| Orphan {
+            files: c.compose_paths().map(|(_, f)| f).unwrap_or_default(),
+            service: c.compose_service().unwrap_or_default().to_owned(),
+        }),
     }
 }
 

@@ -134,6 +134,10 @@ impl Ops for System {
         crate::host::compose::path_state(&self.host_root, path)
     }
 
+    fn compose_definition(&self, files: &[String]) -> crate::model::ComposeDefinition {
+        crate::host::compose::definition(&self.host_root, files)
+    }
+
     fn port_free(&self, port: &PortRef) -> bool {
         probe(port)
     }

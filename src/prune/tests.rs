@@ -242,6 +242,8 @@ struct World {
     held: HashSet<u16>,
     paths: HashSet<String>,
     unreadable_paths: BTreeMap<String, String>,
+    /// What compose files define, by their paths joined with ",".
+    definitions: BTreeMap<String, crate::model::ComposeDefinition>,
     calls: Vec<String>,
     /// Containers inspected, in order: the re-check's round trips.
     inspected: Vec<String>,
@@ -339,6 +341,16 @@ impl Ops for Fake {
         } else {
             crate::model::PathState::Gone
         }
+    }
+    fn compose_definition(&self, files: &[String]) -> crate::model::ComposeDefinition {
+        self.0
+            .borrow()
+            .definitions
+            .get(&files.join(","))
+            .cloned()
+            .unwrap_or(crate::model::ComposeDefinition::NotJudged {
+                reason: "no such files".into(),
+            })
     }
     fn port_free(&self, port: &PortRef) -> bool {
         !self.0.borrow().held.contains(&port.port)
@@ -856,4 +868,57 @@ fn since_baseline_acts_on_what_is_new_and_keeps_the_rest() {
     let p = plan_since(&snap, &analysis, &empty, false, &team);
     assert!(names(&p).is_empty());
     assert_eq!(p.kept.len(), 1);
+}
+
+#[test]
+fn an_orphan_whose_service_is_defined_again_is_skipped() {
+    use crate::model::ComposeDefinition;
+    const FILES: &str = "/src/shop/compose.yaml";
+    let mut snap = scene();
+    let c = &mut snap.containers[0];
+    c.state = ContainerState::Running;
+    for (key, value) in [
+        ("com.docker.compose.project", "shop"),
+        ("com.docker.compose.service", "web"),
+        ("com.docker.compose.project.working_dir", "/src/shop"),
+        ("com.docker.compose.project.config_files", FILES),
+    ] {
+        c.labels.insert(key.into(), value.into());
+    }
+    snap.fs.visible = true;
+    snap.fs.exists.insert("/src/shop".into(), true);
+    snap.fs.exists.insert(FILES.into(), true);
+    let defines = |services: &[&str]| ComposeDefinition::Read {
+        services: services.iter().map(|s| s.to_string()).collect(),
+        name: None,
+        files: vec![FILES.into()],
+    };
+    snap.fs
+        .definitions
+        .insert(FILES.into(), defines(&["frontend"]));
+    let filters = Filters {
+        kinds: vec![Kind::OrphanService],
+        ..Filters::default()
+    };
+    let p = plan::plan(&snap, &analyze(&snap), &filters);
+    assert_eq!(names(&p), ["remove container admin (compose project shop)"]);
+    let outcome = |definition: ComposeDefinition| {
+        let fake = world_for(&snap);
+        fake.0
+            .borrow_mut()
+            .definitions
+            .insert(FILES.into(), definition);
+        run(&fake, &p).remove(0).outcome
+    };
+    // The rename was undone between plan and action.
+    assert_eq!(
+        outcome(defines(&["web"])),
+        Outcome::Skipped("service web is defined again in its compose files".into())
+    );
+    // The file broke meanwhile: not proven an orphan any more.
+    assert!(matches!(
+        outcome(ComposeDefinition::NotJudged { reason: "not valid YAML".into() }),
+        Outcome::Skipped(why) if why.contains("can no longer be judged")
+    ));
+    assert_eq!(outcome(defines(&["frontend"])), Outcome::Done);
 }

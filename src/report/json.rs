@@ -136,6 +136,8 @@ struct ContainerDoc<'a> {
     health: Option<&'a str>,
     compose_project: Option<&'a str>,
     compose_service: Option<&'a str>,
+    /// Made by `compose run`, not `up`.
+    compose_oneoff: bool,
     created: Option<&'a str>,
     started_at: Option<&'a str>,
     restart_policy: Option<&'a str>,
@@ -165,7 +167,7 @@ struct FindingDoc<'a> {
 fn finding_doc<'a>(snapshot: &'a Snapshot, f: &'a Finding) -> FindingDoc<'a> {
     FindingDoc {
         kind: f.kind.id(),
-        severity: f.kind.severity().as_str(),
+        severity: f.severity.as_str(),
         ports: f
             .ports
             .iter()
@@ -194,6 +196,7 @@ fn container_doc<'a>(snapshot: &'a Snapshot, c: &'a Container) -> ContainerDoc<'
         health: c.health.as_deref(),
         compose_project: c.compose_project(),
         compose_service: c.compose_service(),
+        compose_oneoff: c.compose_oneoff(),
         created: c.created.as_deref(),
         started_at: c.started_at.as_deref(),
         restart_policy: c.restart_policy.as_deref(),
@@ -276,6 +279,21 @@ pub fn write_scan<'a>(
                 .unjudged
                 .iter()
                 .map(|(path, error)| UnjudgedDoc { path, error })
+                .chain(
+                    snapshot
+                        .fs
+                        .definitions
+                        .iter()
+                        .filter_map(|(files, d)| match d {
+                            crate::model::ComposeDefinition::NotJudged { reason } => {
+                                Some(UnjudgedDoc {
+                                    path: files,
+                                    error: reason,
+                                })
+                            }
+                            crate::model::ComposeDefinition::Read { .. } => None,
+                        }),
+                )
                 .collect(),
             engines: snapshot
                 .host

@@ -30,6 +30,9 @@ fn owner_name(snapshot: &Snapshot, c: &Container) -> String {
     let name = snapshot.container_label(c);
     let name = name.strip_prefix("container ").unwrap_or(&name);
     match (c.compose_project(), c.compose_service()) {
+        (Some(project), Some(service)) if c.compose_oneoff() => {
+            format!("{name} [{project}/{service}, one-off]")
+        }
         (Some(project), Some(service)) => format!("{name} [{project}/{service}]"),
         _ => name.to_owned(),
     }
@@ -263,7 +266,7 @@ fn findings_section(
     if relevant.is_empty() {
         return String::new();
     }
-    let count = |s: Severity| relevant.iter().filter(|f| f.kind.severity() == s).count();
+    let count = |s: Severity| relevant.iter().filter(|f| f.severity == s).count();
     let mut out = format!(
         "\n{} finding{} ({} leak, {} suspect, {} info):\n",
         relevant.len(),
@@ -273,9 +276,9 @@ fn findings_section(
         count(Severity::Info)
     );
     for f in relevant {
-        let severity = f.kind.severity().as_str();
+        let severity = f.severity.as_str();
         let label = if style.color {
-            let code = match f.kind.severity() {
+            let code = match f.severity {
                 Severity::Leak => 31,
                 Severity::Suspect => 33,
                 Severity::Info => 36,

@@ -179,8 +179,12 @@ fn container_lines(snapshot: &Snapshot, c: &Container) -> Vec<String> {
     let mut identity = format!("image {}", c.image);
     if let Some(project) = c.compose_project() {
         identity.push_str(&format!(", compose project {project}"));
-        if let Some(service) = c.compose_service() {
-            identity.push_str(&format!(", service {service}"));
+        match c.compose_service() {
+            Some(service) if c.compose_oneoff() => {
+                identity.push_str(&format!(", a one-off (compose run) of service {service}"));
+            }
+            Some(service) => identity.push_str(&format!(", service {service}")),
+            None => {}
         }
     }
     let mut state = c.state.to_string();
@@ -195,10 +199,24 @@ fn container_lines(snapshot: &Snapshot, c: &Container) -> Vec<String> {
     vec![identity, state]
 }
 
-/// The compose command a person would use to stop this container's service.
+/// The compose command a person would use to stop this container's service. None for a
+/// one-off: `compose stop` and `rm` never touch what `compose run` made.
 fn compose_hint(snapshot: &Snapshot, c: &Container, verb: &str) -> Option<String> {
-    let project = c.compose_project()?;
     let service = c.compose_service()?;
+    if c.compose_oneoff() {
+        return None;
+    }
+    let q = crate::shell::quote;
+    Some(format!(
+        "{} {verb} {}",
+        compose_prefix(snapshot, c)?,
+        q(service)
+    ))
+}
+
+/// `cd DIR && docker compose -p PROJECT`, for a container whose directory is there.
+fn compose_prefix(snapshot: &Snapshot, c: &Container) -> Option<String> {
+    let project = c.compose_project()?;
     let tool = match c.labels.get("com.docker.compose.version") {
         Some(v) if v.starts_with("1.") => "docker-compose",
         _ => "docker compose",
@@ -210,10 +228,18 @@ fn compose_hint(snapshot: &Snapshot, c: &Container, verb: &str) -> Option<String
     }
     let q = crate::shell::quote;
     let cd = dir.map(|d| format!("cd {} && ", q(d))).unwrap_or_default();
+    Some(format!("{cd}{tool} -p {}", q(project)))
+}
+
+/// What compose itself offers for an orphan: `up` with the project's own files, removing
+/// the containers of services they no longer define.
+fn remove_orphans_hint(snapshot: &Snapshot, c: &Container) -> Option<String> {
+    let (_, files) = c.compose_paths()?;
+    let q = crate::shell::quote;
+    let files: String = files.iter().map(|f| format!(" -f {}", q(f))).collect();
     Some(format!(
-        "{cd}{tool} -p {} {verb} {}",
-        q(project),
-        q(service)
+        "{}{files} up -d --remove-orphans",
+        compose_prefix(snapshot, c)?
     ))
 }
 
@@ -398,7 +424,7 @@ fn explain_holder(
     for f in &findings {
         lines.push(format!(
             "{} ({}): {}",
-            f.kind.severity().as_str(),
+            f.severity.as_str(),
             f.kind,
             f.reason
         ));
@@ -410,7 +436,12 @@ fn explain_holder(
                 } else {
                     "docker"
                 };
-                next.push(match compose_hint(snapshot, c, "rm -fs") {
+                let by_compose = if f.kind == Kind::OrphanService {
+                    remove_orphans_hint(snapshot, c)
+                } else {
+                    compose_hint(snapshot, c, "rm -fs")
+                };
+                next.push(match by_compose {
                     Some(hint) => hint,
                     None => format!("{cli} rm -f {}", crate::shell::quote(&c.name)),
                 });
@@ -458,7 +489,7 @@ fn wanters<'a>(snapshot: &'a Snapshot, index: &Index<'_>, asked: Asked) -> Vec<W
                 )
             });
         let why = match finding {
-            Some(f) => format!("{} ({}): {}", f.kind.severity().as_str(), f.kind, f.reason),
+            Some(f) => format!("{} ({}): {}", f.severity.as_str(), f.kind, f.reason),
             None => format!(
                 "{}: would need the port if started{}",
                 c.state,

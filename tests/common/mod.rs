@@ -84,7 +84,7 @@ pub fn unique(tag: &str) -> String {
 }
 
 /// The ids a listing command prints, none on failure (cleanup).
-fn docker_ids(args: &[&str]) -> Vec<String> {
+pub fn docker_ids(args: &[&str]) -> Vec<String> {
     Command::new("docker")
         .args(args)
         .output()
@@ -116,7 +116,7 @@ impl Cleanup {
         self.networks.push(name.to_owned());
     }
 
-    /// Runs `docker-compose down` for this project at the end.
+    /// Runs `docker compose down` for this project at the end.
     pub fn compose(&mut self, project: &str, dir: &std::path::Path) {
         self.compose.push((project.to_owned(), dir.to_owned()));
     }
@@ -125,7 +125,8 @@ impl Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for (project, dir) in &self.compose {
-            let _ = Command::new("docker-compose")
+            let _ = Compose::V2
+                .command()
                 .args(["-p", project, "down", "--remove-orphans", "-t", "1"])
                 .current_dir(dir)
                 .output();
@@ -187,7 +188,8 @@ pub fn assert_blocked(cleanup: &mut Cleanup, name: &str, port: u16) {
     );
 }
 
-fn port_free(port: u16) -> bool {
+/// Whether `port` can be bound on every address (TCP, both families) now.
+pub fn port_free(port: u16) -> bool {
     TcpListener::bind(("0.0.0.0", port)).is_ok()
         && TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).is_ok()
         && UdpSocket::bind(("0.0.0.0", port)).is_ok()
@@ -231,6 +233,53 @@ pub fn portreap() -> assert_cmd::Command {
         .env_remove("NO_COLOR")
         .timeout(Duration::from_secs(60));
     cmd
+}
+
+/// Runs `line` as a person pasting it into a shell would: `sh -c`, with this portreap
+/// first on PATH and prune's age guard off (the containers are seconds old), and
+/// asserts it succeeded.
+pub fn pasted(line: &str) -> Output {
+    let bin = assert_cmd::cargo::cargo_bin("portreap");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let config = tempfile::tempdir().unwrap();
+    std::fs::create_dir(config.path().join("portreap")).unwrap();
+    std::fs::write(
+        config.path().join("portreap/config.toml"),
+        "[prune]\nmin_age = \"0s\"\n",
+    )
+    .unwrap();
+    let out = Command::new("sh")
+        .args(["-c", line])
+        .env("PATH", path)
+        .env("XDG_CONFIG_HOME", config.path())
+        .env_remove("DOCKER_HOST")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{line}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The next steps `why PORT` suggests, in order.
+pub fn why_next(port: u16) -> Vec<String> {
+    let doc = json(&["why", &port.to_string(), "--json"]);
+    doc["why"][0]["next"]
+        .as_array()
+        .map(|n| {
+            n.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Runs portreap with `args`, asserts exit 0, parses stdout as JSON.
@@ -344,11 +393,76 @@ pub fn stale_proxy(proto: &str, host_ip: &str, host_port: u16, target_ip: &str) 
     ChildGuard(child)
 }
 
+/// Which compose runs a test's project: v2 (`docker compose`, what users run) unless a
+/// test is about v1's labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compose {
+    /// The Go plugin, `docker compose`: `proj-svc-1`, absolute `config_files`.
+    V2,
+    /// Debian's Python `docker-compose` 1.29: `proj_svc_1`, relative `config_files`.
+    V1,
+}
+
+impl Compose {
+    /// The command, not yet given arguments.
+    pub fn command(self) -> Command {
+        match self {
+            Compose::V2 => {
+                let mut cmd = Command::new("docker");
+                cmd.arg("compose");
+                cmd
+            }
+            Compose::V1 => Command::new("docker-compose"),
+        }
+    }
+
+    /// The file name each looks for by default.
+    pub fn file(self) -> &'static str {
+        match self {
+            Compose::V2 => "compose.yaml",
+            Compose::V1 => "docker-compose.yml",
+        }
+    }
+
+    /// A service's first container, as each names it.
+    pub fn container(self, project: &str, service: &str) -> String {
+        match self {
+            Compose::V2 => format!("{project}-{service}-1"),
+            Compose::V1 => format!("{project}_{service}_1"),
+        }
+    }
+}
+
+/// One service of the test image serving HTTP on `port`, as compose YAML under `services:`.
+pub fn compose_service(name: &str, port: u16, extra: &str) -> String {
+    format!(
+        "  {name}:\n    image: {}\n    command: httpd -f -p 80\n{extra}    ports:\n      - \"{port}:80\"\n",
+        image()
+    )
+}
+
+/// Runs `compose` with `args` in `dir` (as project `project`, if given).
+pub fn compose_run(
+    compose: Compose,
+    dir: &std::path::Path,
+    project: Option<&str>,
+    args: &[&str],
+) -> Output {
+    let mut cmd = compose.command();
+    if let Some(p) = project {
+        cmd.args(["-p", p]);
+    }
+    cmd.args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run compose")
+}
+
 /// Writes a one-service compose file (`web`, the test image, publishing `port`) into `dir`
-/// and runs Debian's `docker-compose up -d` there, as project `project` or the directory's
-/// default name.
+/// and runs `docker compose up -d` there, as project `project` or the directory's default
+/// name.
 pub fn compose_up(dir: &std::path::Path, project: Option<&str>, port: u16) -> Output {
-    compose_up_labelled(dir, project, port, None)
+    compose_up_with(Compose::V2, dir, project, port, None)
 }
 
 /// [`compose_up`], the service's container labelled `KEY=VALUE` when `label` is given.
@@ -358,23 +472,31 @@ pub fn compose_up_labelled(
     port: u16,
     label: Option<&str>,
 ) -> Output {
+    compose_up_with(Compose::V2, dir, project, port, label)
+}
+
+/// [`compose_up_labelled`] by the compose given.
+pub fn compose_up_with(
+    compose: Compose,
+    dir: &std::path::Path,
+    project: Option<&str>,
+    port: u16,
+    label: Option<&str>,
+) -> Output {
     let labels = label.map_or(String::new(), |l| format!("    labels:\n      - \"{l}\"\n"));
+    let version = match compose {
+        Compose::V1 => "version: '3'\n",
+        Compose::V2 => "",
+    };
     std::fs::write(
-        dir.join("docker-compose.yml"),
+        dir.join(compose.file()),
         format!(
-            "version: '3'\nservices:\n  web:\n    image: {}\n    command: httpd -f -p 80\n{labels}    ports:\n      - \"{port}:80\"\n",
-            image()
+            "{version}services:\n{}",
+            compose_service("web", port, &labels)
         ),
     )
     .unwrap();
-    let mut cmd = Command::new("docker-compose");
-    if let Some(p) = project {
-        cmd.args(["-p", p]);
-    }
-    cmd.args(["up", "-d"])
-        .current_dir(dir)
-        .output()
-        .expect("run docker-compose")
+    compose_run(compose, dir, project, &["up", "-d"])
 }
 
 /// [`compose_up`], which must succeed.
@@ -382,7 +504,7 @@ pub fn compose_up_ok(dir: &std::path::Path, project: Option<&str>, port: u16) {
     let up = compose_up(dir, project, port);
     assert!(
         up.status.success(),
-        "docker-compose up: {}",
+        "docker compose up: {}",
         String::from_utf8_lossy(&up.stderr)
     );
 }
