@@ -440,6 +440,7 @@ fn act(
         Verb::Free {
             ports,
             kill_processes,
+            ..
         } => crate::prune::plan::plan_free(
             &snapshot,
             &analysis,
@@ -452,13 +453,13 @@ fn act(
             },
         ),
     };
-    // `free` succeeds when the named ports are free, whatever was planned.
+    // `free` succeeds when the named ports are free, whatever was planned; with
+    // --until-free it waits for that (TIME_WAIT lets go on its own).
     let named_ports_free = || -> Vec<(crate::model::Proto, u16, bool)> {
         match verb {
-            Verb::Free { ports, .. } => named_ports(ports)
-                .into_iter()
-                .map(|(proto, port)| (proto, port, port_is_free(proto, port)))
-                .collect(),
+            Verb::Free {
+                ports, until_free, ..
+            } => wait_until_free(&named_ports(ports), *until_free, options.json),
             Verb::Prune(_) | Verb::Since { .. } => Vec::new(),
         }
     };
@@ -533,7 +534,7 @@ fn act(
     if plan.actions.is_empty() {
         let free = named_ports_free();
         emit(&[], options.dry_run, &free)?;
-        report_named_ports(options.json, &free);
+        report_named_ports(global, options.json, &free);
         return Ok(verdict(&[], &free));
     }
     if options.dry_run {
@@ -597,7 +598,7 @@ fn act(
     ));
     say(options.json, &report::prune::summary(&reports));
     let free = named_ports_free();
-    report_named_ports(options.json, &free);
+    report_named_ports(global, options.json, &free);
     emit(&reports, false, &free)?;
     Ok(verdict(&reports, &free))
 }
@@ -635,20 +636,93 @@ fn port_is_free(proto: crate::model::Proto, port: u16) -> bool {
     })
 }
 
-fn report_named_ports(json: bool, free: &[(crate::model::Proto, u16, bool)]) {
-    let held: Vec<String> = free
+/// Whether each port is free now, waiting at most `until` for all of them to be.
+fn wait_until_free(
+    ports: &[(crate::model::Proto, u16)],
+    until: Option<std::time::Duration>,
+    json: bool,
+) -> Vec<(crate::model::Proto, u16, bool)> {
+    let check = || -> Vec<(crate::model::Proto, u16, bool)> {
+        ports
+            .iter()
+            .map(|&(proto, port)| (proto, port, port_is_free(proto, port)))
+            .collect()
+    };
+    let mut now = check();
+    let Some(until) = until else { return now };
+    let started = std::time::Instant::now();
+    let mut said = false;
+    while now.iter().any(|(_, _, free)| !free) && started.elapsed() < until {
+        if !said {
+            say(
+                json,
+                &format!(
+                    "Waiting up to {}s for the ports to be free...",
+                    until.as_secs()
+                ),
+            );
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        now = check();
+    }
+    if said {
+        crate::messages::detail(&format!("waited {:.1}s", started.elapsed().as_secs_f64()));
+    }
+    now
+}
+
+fn report_named_ports(global: &Global, json: bool, free: &[(crate::model::Proto, u16, bool)]) {
+    let held: Vec<(crate::model::Proto, u16)> = free
         .iter()
         .filter(|(_, _, f)| !f)
-        .map(|(proto, port, _)| format!("{port}/{proto}"))
+        .map(|&(proto, port, _)| (proto, port))
         .collect();
     if free.is_empty() {
         return;
     }
     if held.is_empty() {
         say(json, "All named ports are free.");
-    } else {
-        say(json, &format!("Still held: {}.", held.join(", ")));
+        return;
     }
+    let names: Vec<String> = held
+        .iter()
+        .map(|(proto, port)| format!("{port}/{proto}"))
+        .collect();
+    say(json, &format!("Still held: {}.", names.join(", ")));
+    for line in held_by_now(global, &held) {
+        say(json, &format!("  {line}"));
+    }
+}
+
+/// Who holds `ports` now, read afresh: the answer is the kernel's, never a guess that
+/// the engine reserves them.
+fn held_by_now(global: &Global, ports: &[(crate::model::Proto, u16)]) -> Vec<String> {
+    use crate::portspec::{PortRange, PortSel, PortSpec};
+    let spec = PortSpec(
+        ports
+            .iter()
+            .map(|&(proto, port)| PortSel {
+                proto: Some(proto),
+                range: PortRange {
+                    start: port,
+                    end: port,
+                },
+            })
+            .collect(),
+    );
+    let Ok(host) = crate::host::collect(&global.proc_root, crate::host::Owners::OnPorts(&spec))
+    else {
+        return Vec::new();
+    };
+    let snapshot = crate::model::Snapshot {
+        host,
+        ..crate::model::Snapshot::default()
+    };
+    ports
+        .iter()
+        .map(|&(proto, port)| report::bind::held_now(&snapshot, proto, port))
+        .collect()
 }
 
 fn why(global: &Global, args: &crate::cli::WhyArgs) -> anyhow::Result<Exit> {

@@ -255,6 +255,11 @@ pub struct FreeArgs {
     #[arg(long)]
     pub kill_processes: bool,
 
+    /// Then wait, at most DURATION, until the ports are free: connections in TIME_WAIT
+    /// let a port go on their own (60 s on Linux), and no signal hastens them.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub until_free: Option<std::time::Duration>,
+
     /// How to act.
     #[command(flatten)]
     pub act: ActArgs,

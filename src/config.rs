@@ -251,6 +251,8 @@ pub enum Verb {
         ports: PortSpec,
         /// Plain processes too.
         kill_processes: bool,
+        /// How long to wait for the ports to become free after acting.
+        until_free: Option<Duration>,
     },
 }
 
@@ -293,6 +295,7 @@ impl Verb {
         Verb::Free {
             ports: merged(&args.ports).unwrap_or_else(|| PortSpec(Vec::new())),
             kill_processes: args.kill_processes,
+            until_free: args.until_free,
         }
     }
 }

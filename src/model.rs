@@ -51,6 +51,115 @@ pub struct Socket {
     pub uid: u32,
     /// Processes holding a descriptor of the socket (several after `fork`).
     pub pids: Vec<u32>,
+    /// For an IPv6 wildcard: whether it takes IPv6 only (`IPV6_V6ONLY`); a `::` socket
+    /// without it is dual-stack and takes IPv4 connections too.
+    #[serde(default)]
+    pub v6only: Option<bool>,
+}
+
+/// A TCP socket's state, as the kernel numbers them (`include/net/tcp_states.h`; libc
+/// names none of them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TcpState {
+    /// A connection that is up.
+    Established,
+    /// Connecting.
+    SynSent,
+    /// Being accepted.
+    SynRecv,
+    /// Closing, our side first.
+    FinWait1,
+    /// Closing, our side first, acknowledged.
+    FinWait2,
+    /// Closed by our side first; the port stays taken until it expires (60 s on Linux).
+    TimeWait,
+    /// Closed.
+    Close,
+    /// Closed by the peer; waiting for the process to close.
+    CloseWait,
+    /// Closing after the peer did.
+    LastAck,
+    /// Listening.
+    Listen,
+    /// Both sides closing at once.
+    Closing,
+    /// Being accepted (request sockets).
+    NewSynRecv,
+    /// Bound with bind(2), never listened on nor connected (Linux 6.8+ reports them).
+    BoundInactive,
+    /// A state this build does not know.
+    Other,
+}
+
+impl TcpState {
+    /// The state the kernel numbers `n`.
+    pub fn from_kernel(n: u8) -> TcpState {
+        use TcpState::*;
+        const ORDER: [TcpState; 13] = [
+            Established,
+            SynSent,
+            SynRecv,
+            FinWait1,
+            FinWait2,
+            TimeWait,
+            Close,
+            CloseWait,
+            LastAck,
+            Listen,
+            Closing,
+            NewSynRecv,
+            BoundInactive,
+        ];
+        ORDER
+            .get(usize::from(n).wrapping_sub(1))
+            .copied()
+            .unwrap_or(Other)
+    }
+
+    /// Stable name (as in JSON).
+    pub fn as_str(self) -> &'static str {
+        use TcpState::*;
+        match self {
+            Established => "established",
+            SynSent => "syn-sent",
+            SynRecv => "syn-recv",
+            FinWait1 => "fin-wait1",
+            FinWait2 => "fin-wait2",
+            TimeWait => "time-wait",
+            Close => "close",
+            CloseWait => "close-wait",
+            LastAck => "last-ack",
+            Listen => "listen",
+            Closing => "closing",
+            NewSynRecv => "new-syn-recv",
+            BoundInactive => "bound-inactive",
+            Other => "other",
+        }
+    }
+}
+
+/// A TCP socket on an asked port that does not listen but stands in bind(2)'s way: a
+/// connection in TIME_WAIT, one still open (accepted from an earlier listener, or
+/// outgoing from that local port), or a socket bound and never used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortUse {
+    /// Local address.
+    pub ip: IpAddr,
+    /// Local port.
+    pub port: u16,
+    /// Its state.
+    pub state: TcpState,
+    /// The other end, for a connection.
+    pub peer: Option<std::net::SocketAddr>,
+    /// For TIME_WAIT: milliseconds until the kernel lets the port go.
+    pub expires_ms: Option<u64>,
+    /// Kernel inode (0 for TIME_WAIT: no process holds it).
+    pub inode: u32,
+    /// Owning user id.
+    pub uid: u32,
+    /// Processes holding it.
+    pub pids: Vec<u32>,
 }
 
 /// What `/proc` tells about a process that holds a socket.
@@ -221,6 +330,16 @@ pub struct HostFacts {
     /// The effective uid `/proc` was read as: root's hint for unreadable owners differs.
     #[serde(default)]
     pub read_as: Option<u32>,
+    /// On the asked ports only (`why`, `free`, `scan --port`): the TCP sockets in every
+    /// other state, which a plain bind(2) trips on too.
+    #[serde(default)]
+    pub port_uses: Vec<PortUse>,
+    /// Whether [`HostFacts::port_uses`] was asked for (else empty says nothing).
+    #[serde(default)]
+    pub port_uses_read: bool,
+    /// `net.ipv4.ip_unprivileged_port_start`: ports below it need root to bind.
+    #[serde(default)]
+    pub unprivileged_port_start: Option<u16>,
 }
 
 impl HostFacts {

@@ -124,7 +124,10 @@ fn hundreds_of_containers_and_twenty_thousand_sockets() {
         .trim()
         .parse()
         .unwrap();
-    assert!(peak_kib < 30 * 1024, "peak memory {peak_kib} KiB");
+    // Measured 30.3 MiB in session 7 (one engine connection per request for the 64 MiB
+    // cap, the IPv6-only flag per socket), 29.x before. An absolute bound belongs in the
+    // benchmark (#21); this one only catches a leak of a different order.
+    assert!(peak_kib < 32 * 1024, "peak memory {peak_kib} KiB");
     assert!(doc["ports"].as_array().unwrap().len() >= 20_000);
     for (name, port) in &running {
         let found = entries(&doc, "tcp", *port);

@@ -585,18 +585,22 @@ fn two_concurrent_prunes_act_on_each_target_once() {
     assert_eq!(done, expected, "each container acted on exactly once");
 }
 
+/// Holds the shared lock the way another prune would, for a few seconds.
+fn hold_the_lock() -> ChildGuard {
+    let holder = Command::new("flock")
+        .args(["/run/portreap.lock", "sleep", "4"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    ChildGuard(holder)
+}
+
 #[test]
 fn a_second_prune_gives_up_on_the_lock_after_its_wait() {
     if !require_engine() {
         return;
     }
-    // Hold the lock the way another prune would, for a few seconds.
-    let holder = Command::new("flock")
-        .args(["/run/portreap.lock", "sleep", "4"])
-        .spawn()
-        .unwrap();
-    let _holder = ChildGuard(holder);
-    std::thread::sleep(Duration::from_millis(300));
+    let _holder = hold_the_lock();
     let out = portreap()
         .args([
             "prune",
@@ -631,12 +635,7 @@ fn root_and_the_engines_group_share_one_lock_nobody_else_can_hold_it() {
     use std::os::unix::fs::MetadataExt;
     assert_eq!(meta.mode() & 0o777, 0o660);
     assert_eq!(meta.gid().to_string(), docker_gid().trim());
-    let holder = Command::new("flock")
-        .args(["/run/portreap.lock", "sleep", "4"])
-        .spawn()
-        .unwrap();
-    let _holder = ChildGuard(holder);
-    std::thread::sleep(Duration::from_millis(300));
+    let _holder = hold_the_lock();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
         tmp.path(),

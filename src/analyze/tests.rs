@@ -113,6 +113,7 @@ impl Host {
             inode,
             uid: 0,
             pids: pids.to_vec(),
+            v6only: None,
         });
         self
     }

@@ -7,43 +7,91 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket as Netlink, Type};
 
 use crate::model::{Proto, Socket};
 use crate::portspec::PortRange;
 
-const NETLINK_SOCK_DIAG: i32 = 4;
+// libc names the netlink constants; sock_diag's own (`linux/sock_diag.h`,
+// `linux/inet_diag.h`) and the TCP states it does not.
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const NLMSG_HDRLEN: usize = 16;
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
 const INET_DIAG_BC_NOP: u8 = 0;
+const INET_DIAG_BC_JMP: u8 = 1;
 const INET_DIAG_BC_S_GE: u8 = 2;
 const INET_DIAG_BC_S_LE: u8 = 3;
+/// The attribute every IPv6 socket's answer carries: whether it is `IPV6_V6ONLY`.
+const INET_DIAG_SKV6ONLY: u16 = 11;
 const TCP_LISTEN: u32 = 10;
 /// `struct inet_diag_msg`: family, state, timer, retrans, the socket id (48 bytes),
 /// expires, rqueue, wqueue, uid, inode.
 const DIAG_MSG_LEN: usize = 72;
 
-/// How many port ranges a kernel filter can hold: an accepting jump is one byte long, so
-/// the program stays under 256 bytes. Longer lists are filtered here instead.
+/// Which TCP sockets to ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum States {
+    /// Listening ones (UDP: every bound one, whatever is asked).
+    Listening,
+    /// Every other state, bound-inactive included (kernels before 6.8 leave those out).
+    Others,
+}
+
+impl States {
+    fn mask(self, proto: Proto) -> u32 {
+        match (proto, self) {
+            // A bound UDP socket is in state CLOSE, or ESTABLISHED once connected; both
+            // hold the port.
+            (Proto::Udp, _) => u32::MAX,
+            (Proto::Tcp, States::Listening) => 1 << TCP_LISTEN,
+            (Proto::Tcp, States::Others) => !(1 << TCP_LISTEN),
+        }
+    }
+}
+
+/// One socket of a dump, with what only some callers need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The socket.
+    pub socket: Socket,
+    /// Its TCP state as the kernel numbers it.
+    pub state: u8,
+    /// The remote end, when connected.
+    pub peer: Option<SocketAddr>,
+    /// The pending timer's expiry in milliseconds (TIME_WAIT's is the port's release).
+    pub expires_ms: u32,
+}
+
+/// How many port ranges are filtered by the kernel; longer lists (rare: `why` with many
+/// separate ports) are dumped whole and filtered here, which stays correct and costs one
+/// full dump.
 pub const MAX_FILTERED_RANGES: usize = 15;
 
 /// The listening TCP sockets and bound UDP sockets of one address family (`AF_INET` or
 /// `AF_INET6`), those whose port is in `ports` if given (at most
 /// [`MAX_FILTERED_RANGES`]). Port 0 (unbound) is left out.
 pub fn dump(family: u8, proto: Proto, ports: Option<&[PortRange]>) -> io::Result<Vec<Socket>> {
+    Ok(dump_states(family, proto, States::Listening, ports)?
+        .into_iter()
+        .map(|e| e.socket)
+        .collect())
+}
+
+/// [`dump`] for the sockets in `states`, with their states, peers and timers.
+pub fn dump_states(
+    family: u8,
+    proto: Proto,
+    states: States,
+    ports: Option<&[PortRange]>,
+) -> io::Result<Vec<Entry>> {
     let socket = Netlink::new(
         Domain::from(libc::AF_NETLINK),
         Type::DGRAM,
-        Some(Protocol::from(NETLINK_SOCK_DIAG)),
+        Some(Protocol::from(libc::NETLINK_SOCK_DIAG)),
     )?;
-    socket.send(&request(family, proto, ports))?;
+    socket.send(&request(family, proto, states.mask(proto), ports))?;
     let mut out = Vec::new();
     // Large reads: the kernel fills as many messages as fit, so a dump of thousands of
     // sockets takes a few dozen reads instead of hundreds.
@@ -59,21 +107,16 @@ pub fn dump(family: u8, proto: Proto, ports: Option<&[PortRange]>) -> io::Result
 }
 
 /// The dump request: `nlmsghdr`, `inet_diag_req_v2`, and the port filter if any.
-fn request(family: u8, proto: Proto, ports: Option<&[PortRange]>) -> Vec<u8> {
+fn request(family: u8, proto: Proto, states: u32, ports: Option<&[PortRange]>) -> Vec<u8> {
     let protocol = match proto {
         Proto::Tcp => libc::IPPROTO_TCP as u8,
         Proto::Udp => libc::IPPROTO_UDP as u8,
     };
-    let states: u32 = match proto {
-        Proto::Tcp => 1 << TCP_LISTEN,
-        // A bound UDP socket is in state CLOSE, or ESTABLISHED once connected; both
-        // hold the port.
-        Proto::Udp => u32::MAX,
-    };
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
     let mut req = Vec::with_capacity(128);
     req.extend_from_slice(&0u32.to_ne_bytes()); // length, set below
     req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    req.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    req.extend_from_slice(&flags.to_ne_bytes());
     req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
     req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
     req.extend_from_slice(&[family, protocol, 0, 0]);
@@ -92,14 +135,18 @@ fn request(family: u8, proto: Proto, ports: Option<&[PortRange]>) -> Vec<u8> {
 }
 
 /// A filter program accepting a socket whose local port is in any of `ranges`. Per range:
-/// "port >= start, else try the next range; port <= end, accept, else try the next
-/// range". A jump landing exactly on the end accepts; one past it rejects.
+/// "port >= start, else try the next range; port <= end, else try the next range", then,
+/// between ranges, an always-taken jump to the end (accept). The kernel accepts a jump
+/// target only if the chain of "yes" jumps from the start reaches it
+/// (`inet_diag_bc_audit`), so each range's block must lie on that chain: the "yes" of
+/// every comparison steps to the next instruction and the jump's "yes" to the next block,
+/// as `ss` builds `or`. Landing exactly on the end accepts; one word past it rejects.
 fn bytecode(ranges: &[PortRange]) -> Vec<u8> {
-    const BLOCK: usize = 16;
-    let total = ranges.len() * BLOCK;
+    const COMPARE: usize = 16;
+    const JUMP: usize = 4;
+    let total = ranges.len() * (COMPARE + JUMP) - JUMP;
     let op = |code: u8, yes: usize, no: usize| -> [u8; 4] {
-        let no = no as u16;
-        let [n0, n1] = no.to_ne_bytes();
+        let [n0, n1] = (no as u16).to_ne_bytes();
         [code, yes as u8, n0, n1]
     };
     let value = |port: u16| -> [u8; 4] {
@@ -108,29 +155,28 @@ fn bytecode(ranges: &[PortRange]) -> Vec<u8> {
     };
     let mut code = Vec::with_capacity(total);
     for (i, range) in ranges.iter().enumerate() {
-        let at = i * BLOCK;
+        let at = i * (COMPARE + JUMP);
         let last = i + 1 == ranges.len();
         let next_or_reject = |from: usize| {
             if last {
                 total - from + 4
             } else {
-                at + BLOCK - from
+                at + COMPARE + JUMP - from
             }
         };
         code.extend_from_slice(&op(INET_DIAG_BC_S_GE, 8, next_or_reject(at)));
         code.extend_from_slice(&value(range.start));
-        code.extend_from_slice(&op(
-            INET_DIAG_BC_S_LE,
-            total - (at + 8),
-            next_or_reject(at + 8),
-        ));
+        code.extend_from_slice(&op(INET_DIAG_BC_S_LE, 8, next_or_reject(at + 8)));
         code.extend_from_slice(&value(range.end));
+        if !last {
+            code.extend_from_slice(&op(INET_DIAG_BC_JMP, JUMP, total - (at + COMPARE)));
+        }
     }
     code
 }
 
 /// Appends the sockets in one read of the dump to `out`; `true` once the dump is done.
-fn parse(mut data: &[u8], proto: Proto, out: &mut Vec<Socket>) -> io::Result<bool> {
+fn parse(mut data: &[u8], proto: Proto, out: &mut Vec<Entry>) -> io::Result<bool> {
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed sock_diag answer");
     while data.len() >= NLMSG_HDRLEN {
         let len = u32::from_ne_bytes(data[..4].try_into().map_err(|_| bad())?) as usize;
@@ -139,9 +185,9 @@ fn parse(mut data: &[u8], proto: Proto, out: &mut Vec<Socket>) -> io::Result<boo
             return Err(bad());
         }
         let body = &data[NLMSG_HDRLEN..len];
-        match kind {
-            NLMSG_DONE => return Ok(true),
-            NLMSG_ERROR => {
+        match i32::from(kind) {
+            libc::NLMSG_DONE => return Ok(true),
+            libc::NLMSG_ERROR => {
                 let errno = body
                     .get(..4)
                     .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
@@ -150,9 +196,9 @@ fn parse(mut data: &[u8], proto: Proto, out: &mut Vec<Socket>) -> io::Result<boo
                     return Err(io::Error::from_raw_os_error(-errno));
                 }
             }
-            SOCK_DIAG_BY_FAMILY if body.len() >= DIAG_MSG_LEN => {
-                if let Some(socket) = socket_of(body, proto) {
-                    out.push(socket);
+            k if k == i32::from(SOCK_DIAG_BY_FAMILY) && body.len() >= DIAG_MSG_LEN => {
+                if let Some(entry) = entry_of(body, proto) {
+                    out.push(entry);
                 }
             }
             _ => {}
@@ -163,26 +209,62 @@ fn parse(mut data: &[u8], proto: Proto, out: &mut Vec<Socket>) -> io::Result<boo
     Ok(false)
 }
 
-/// One `inet_diag_msg` as a socket; `None` for an unbound one or an unknown family.
-fn socket_of(msg: &[u8], proto: Proto) -> Option<Socket> {
+/// One `inet_diag_msg` and its attributes; `None` for an unbound socket or an unknown
+/// family.
+fn entry_of(msg: &[u8], proto: Proto) -> Option<Entry> {
     let family = i32::from(msg[0]);
     let port = u16::from_be_bytes([msg[4], msg[5]]);
-    let src = &msg[8..24];
-    let ip = match family {
-        libc::AF_INET => IpAddr::V4(Ipv4Addr::new(src[0], src[1], src[2], src[3])),
-        libc::AF_INET6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(src).ok()?)),
-        _ => return None,
+    let peer_port = u16::from_be_bytes([msg[6], msg[7]]);
+    let (src, dst) = (&msg[8..24], &msg[24..40]);
+    let addr = |bytes: &[u8]| -> Option<IpAddr> {
+        Some(match family {
+            libc::AF_INET => IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3])),
+            libc::AF_INET6 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?)),
+            _ => return None,
+        })
     };
-    let uid = u32::from_ne_bytes(msg[64..68].try_into().ok()?);
-    let inode = u32::from_ne_bytes(msg[68..72].try_into().ok()?);
-    (port != 0).then_some(Socket {
-        proto,
-        ip,
-        port,
-        inode,
-        uid,
-        pids: Vec::new(),
+    let ip = addr(src)?;
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(msg.get(at..at + 4)?.try_into().ok()?))
+    };
+    let peer_ip = addr(dst)?;
+    let peer =
+        (peer_port != 0 || !peer_ip.is_unspecified()).then(|| SocketAddr::new(peer_ip, peer_port));
+    if port == 0 {
+        return None;
+    }
+    Some(Entry {
+        socket: Socket {
+            proto,
+            ip,
+            port,
+            inode: word(68)?,
+            uid: word(64)?,
+            pids: Vec::new(),
+            v6only: (family == libc::AF_INET6)
+                .then(|| v6only(&msg[DIAG_MSG_LEN..]))
+                .flatten(),
+        },
+        state: msg[1],
+        peer,
+        expires_ms: word(52)?,
     })
+}
+
+/// The `INET_DIAG_SKV6ONLY` attribute among a message's attributes, if present.
+fn v6only(mut attrs: &[u8]) -> Option<bool> {
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if kind == INET_DIAG_SKV6ONLY {
+            return attrs.get(4).map(|b| *b != 0);
+        }
+        attrs = attrs.get((len + 3) & !3..).unwrap_or(&[]);
+    }
+    None
 }
 
 #[cfg(test)]
@@ -200,6 +282,7 @@ mod tests {
             let yes = match op[0] {
                 INET_DIAG_BC_S_GE => port >= arg,
                 INET_DIAG_BC_S_LE => port <= arg,
+                INET_DIAG_BC_JMP => false,
                 other => panic!("unexpected op {other}"),
             };
             let jump = if yes {
@@ -213,19 +296,42 @@ mod tests {
         len == 0
     }
 
+    /// The kernel's `valid_cc`: `target` bytes from the start lies on the chain of "yes"
+    /// jumps from the first instruction (or is the end).
+    fn valid_cc(code: &[u8], target: usize) -> bool {
+        let mut at = 0;
+        while at <= code.len() {
+            if at == target {
+                return true;
+            }
+            if at > target || at == code.len() {
+                return false;
+            }
+            let yes = usize::from(code[at + 1]);
+            if yes < 4 || yes % 4 != 0 {
+                return false;
+            }
+            at += yes;
+        }
+        false
+    }
+
+    /// The kernel's `inet_diag_bc_audit`, for the operations the filter uses.
     fn audit(code: &[u8]) {
         let mut at = 0;
         while at < code.len() {
             let len = code.len() - at;
             let yes = usize::from(code[at + 1]);
             let no = usize::from(u16::from_ne_bytes([code[at + 2], code[at + 3]]));
-            for jump in [yes, no] {
+            assert!((4..=len).contains(&yes) && yes % 4 == 0, "{code:?} at {at}");
+            assert!(no <= len + 4 && no % 4 == 0, "{code:?} at {at}");
+            if no < len {
                 assert!(
-                    (8..=len + 4).contains(&jump) && jump % 4 == 0,
-                    "{code:?} at {at}"
+                    valid_cc(code, at + no),
+                    "no-jump at {at} off the chain: {code:?}"
                 );
             }
-            at += 8;
+            at += if code[at] == INET_DIAG_BC_JMP { 4 } else { 8 };
         }
     }
 
@@ -282,6 +388,18 @@ mod tests {
         .unwrap();
         assert_eq!(only.len(), 1, "{only:?}");
         assert_eq!(only[0].port, pa);
+        // Several ranges: the kernel takes the program (it refused one off the yes-chain).
+        let both = dump(
+            libc::AF_INET as u8,
+            Proto::Tcp,
+            Some(&[
+                PortRange { start: pa, end: pa },
+                PortRange { start: 1, end: 1 },
+                PortRange { start: pb, end: pb },
+            ]),
+        )
+        .unwrap();
+        assert_eq!(both.len(), 2, "{both:?}");
         assert_eq!(only[0].ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert!(only[0].inode != 0);
         let u = std::net::UdpSocket::bind("[::1]:0").unwrap();
@@ -294,5 +412,32 @@ mod tests {
         .unwrap();
         assert_eq!(udp.len(), 1, "{udp:?}");
         assert_eq!(udp[0].ip, IpAddr::V6(Ipv6Addr::LOCALHOST));
+    }
+}
+
+#[cfg(test)]
+mod states_tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_bound_and_never_used_is_reported_with_state_close() {
+        let s = socket2::Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let port = s.local_addr().unwrap().as_socket().unwrap().port();
+        let only = [PortRange {
+            start: port,
+            end: port,
+        }];
+        let found =
+            dump_states(libc::AF_INET as u8, Proto::Tcp, States::Others, Some(&only)).unwrap();
+        // Kernels before 6.8 do not dump the bind table at all.
+        if let [entry] = found.as_slice() {
+            assert_eq!(entry.state, 7, "{entry:?}");
+            assert_eq!(entry.socket.port, port);
+            assert_ne!(entry.socket.inode, 0);
+        } else {
+            assert!(found.is_empty(), "{found:?}");
+        }
     }
 }

@@ -52,7 +52,10 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
     // The kernel's socket list and the descriptor walk are independent: the walk records
     // every socket a process holds, and the two are joined afterwards.
     let (sockets, walked) = std::thread::scope(|scope| {
-        let sockets = scope.spawn(|| list_sockets(owners));
+        let sockets = scope.spawn(|| {
+            let uses = owners.ports().map(list_port_uses).transpose()?;
+            Ok::<_, anyhow::Error>((list_sockets(owners)?, uses))
+        });
         let walked = list_pids(proc_root).map(|pids| {
             let (walk, skipped, engines): (Vec<u32>, Vec<u32>, _) = match owners {
                 // Engines are then found from the sockets' holders (see `attach`) and
@@ -83,12 +86,21 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
             Err(panic) => std::panic::resume_unwind(panic),
         }
     });
+    let (sockets, uses) = sockets?;
     let mut facts = HostFacts {
-        sockets: sockets?,
+        sockets,
+        port_uses_read: uses.is_some(),
+        unprivileged_port_start: fs::read_to_string(
+            "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+        )
+        .ok()
+        .and_then(|t| t.trim().parse().ok()),
+        port_uses: uses.unwrap_or_default(),
         ..HostFacts::default()
     };
     match walked {
         Ok((walk, skipped, engines)) => {
+            attach_uses(&mut facts, proc_root, &walk);
             facts.skipped_pids = skipped;
             facts.pid_ns = host_pid_ns(proc_root);
             // SAFETY: geteuid has no preconditions.
@@ -157,6 +169,20 @@ fn attach(facts: &mut HostFacts, proc_root: &Path, walk: FdWalk, select: impl Fn
         find_engines_read(facts, proc_root);
     }
     facts.users = user_names(&facts.processes);
+}
+
+/// The holders of the asked ports' other TCP sockets (a pre-fork server's accepted
+/// connections, a socket bound and never listened on); TIME_WAIT has none.
+fn attach_uses(facts: &mut HostFacts, proc_root: &Path, walk: &FdWalk) {
+    let mut holders = BTreeSet::new();
+    for u in facts.port_uses.iter_mut().filter(|u| u.inode != 0) {
+        if let Some(pids) = walk.owners.get(&u.inode) {
+            u.pids.clone_from(pids);
+            holders.extend(pids.iter().copied());
+        }
+    }
+    let holders: Vec<u32> = holders.into_iter().collect();
+    read_processes(facts, proc_root, &holders);
 }
 
 /// Where not every process was looked at for engines: the engines among the processes
@@ -330,6 +356,66 @@ fn list_sockets(owners: Owners<'_>) -> anyhow::Result<Vec<Socket>> {
         }
     }
     Ok(sockets)
+}
+
+/// The TCP sockets on the ports of `spec` in every state but LISTEN, both families.
+fn list_port_uses(spec: &PortSpec) -> anyhow::Result<Vec<crate::model::PortUse>> {
+    let ranges: Vec<PortRange> = spec
+        .0
+        .iter()
+        .filter(|sel| sel.proto.is_none_or(|p| p == Proto::Tcp))
+        .map(|sel| sel.range)
+        .collect();
+    let mut out = Vec::new();
+    if ranges.is_empty() {
+        return Ok(out);
+    }
+    let filter = (ranges.len() <= diag::MAX_FILTERED_RANGES).then_some(ranges.as_slice());
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        let dump =
+            |filter| diag::dump_states(family as u8, Proto::Tcp, diag::States::Others, filter);
+        // As for listeners: a filter the kernel refuses means listing all and picking here.
+        let answer = dump(filter).or_else(|e| match filter {
+            Some(_) => dump(None),
+            None => Err(e),
+        });
+        let found = match answer {
+            Ok(found) => found,
+            Err(e)
+                if family == libc::AF_INET6
+                    && matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EAFNOSUPPORT)) =>
+            {
+                continue
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context("cannot list the ports' connections through netlink (sock_diag)"))
+            }
+        };
+        for e in found {
+            if !ranges.iter().any(|r| r.contains(e.socket.port)) {
+                continue;
+            }
+            // The bind table's sockets (Linux 6.8+, asked by TCPF_BOUND_INACTIVE) come
+            // back in state CLOSE: a closed socket that is not bound is in no table.
+            let state = match crate::model::TcpState::from_kernel(e.state) {
+                crate::model::TcpState::Close => crate::model::TcpState::BoundInactive,
+                state => state,
+            };
+            out.push(crate::model::PortUse {
+                ip: e.socket.ip,
+                port: e.socket.port,
+                state,
+                peer: e.peer,
+                expires_ms: (state == crate::model::TcpState::TimeWait)
+                    .then_some(u64::from(e.expires_ms)),
+                inode: e.socket.inode,
+                uid: e.socket.uid,
+                pids: Vec::new(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Default)]

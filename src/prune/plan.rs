@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::analyze::findings::{Action, Finding, Kind, PortRef, Severity};
 use crate::analyze::{Analysis, Owner};
-use crate::model::{Container, ContainerState, Snapshot};
+use crate::model::{Container, ContainerState, Process, Proto, Snapshot};
 use crate::portspec::PortSpec;
 
 /// The label that protects a container from portreap.
@@ -560,6 +560,77 @@ fn expectation(snapshot: &Snapshot, c: &Container, kinds: &[Kind]) -> Expect {
     }
 }
 
+/// Whether `free` may signal `process`; the refusal says why not.
+fn may_signal(process: &Process, forwarder: bool, options: FreeOptions) -> Result<(), String> {
+    if let Some(why) = crate::analyze::findings::never_act(process) {
+        return Err(why);
+    }
+    if !forwarder && !options.kill_processes {
+        return Err(format!(
+            "{} (pid {}) is a plain process: pass --kill-processes to signal it",
+            process.name, process.pid
+        ));
+    }
+    if options.euid != 0 && process.uid.is_some_and(|u| u != options.euid) {
+        return Err(format!(
+            "{} (pid {}) belongs to another user",
+            process.name, process.pid
+        ));
+    }
+    Ok(())
+}
+
+fn add_pid(
+    by_pid: &mut BTreeMap<u32, (Vec<Kind>, Vec<PortRef>)>,
+    pid: u32,
+    findings: &[Kind],
+    port: PortRef,
+) {
+    let (kinds, ports) = by_pid.entry(pid).or_default();
+    for k in findings {
+        if !kinds.contains(k) {
+            kinds.push(*k);
+        }
+    }
+    merge(ports, &[port]);
+}
+
+/// The holders of the ports' sockets that do not listen (bound only, connections an
+/// earlier listener accepted): plain processes, signalled only with --kill-processes.
+/// TIME_WAIT has no holder to act on; `free --until-free` waits for it instead.
+fn plan_port_uses(
+    snapshot: &Snapshot,
+    spec: &PortSpec,
+    options: FreeOptions,
+    by_pid: &mut BTreeMap<u32, (Vec<Kind>, Vec<PortRef>)>,
+    out: &mut Plan,
+) {
+    use crate::model::TcpState;
+    for u in snapshot.host.port_uses.iter().filter(|u| {
+        spec.matches(Proto::Tcp, u.port) && !matches!(u.state, TcpState::TimeWait | TcpState::Close)
+    }) {
+        let port = PortRef {
+            proto: Proto::Tcp,
+            ip: u.ip,
+            port: u.port,
+        };
+        for process in u.pids.iter().filter_map(|p| snapshot.host.processes.get(p)) {
+            match may_signal(process, false, options) {
+                Ok(()) => add_pid(by_pid, process.pid, &[], port),
+                Err(reason) => match out.refused.iter_mut().find(|h| h.reason == reason) {
+                    Some(h) => merge(&mut h.ports, &[port]),
+                    None => out.refused.push(Held {
+                        kinds: Vec::new(),
+                        ports: vec![port],
+                        container: None,
+                        reason,
+                    }),
+                },
+            }
+        }
+    }
+}
+
 /// Parses `--label KEY[=VALUE]`.
 pub fn parse_label(text: &str) -> Result<(String, Option<String>), String> {
     let (key, value) = match text.split_once('=') {
@@ -654,37 +725,32 @@ pub fn plan_free(
                 }
                 merge(ports, &[port]);
             }
-            Owner::Proxy { .. } | Owner::Conmon { .. } | Owner::Process => {
+            Owner::Proxy { .. } | Owner::Conmon { .. } => {
                 let Some(process) = entry.holder(snapshot) else {
                     refuse(&mut out, entry, "the holding process could not be read".into());
                     continue;
                 };
-                let is_proxy = matches!(entry.owner, Owner::Proxy { .. } | Owner::Conmon { .. });
-                if let Some(why) = crate::analyze::findings::never_act(process) {
-                    refuse(&mut out, entry, why);
-                } else if !is_proxy && !options.kill_processes {
-                    refuse(
-                        &mut out,
-                        entry,
-                        format!(
-                            "{} (pid {}) is a plain process: pass --kill-processes to signal it",
-                            process.name, process.pid
-                        ),
-                    );
-                } else if options.euid != 0 && process.uid.is_some_and(|u| u != options.euid) {
-                    refuse(
-                        &mut out,
-                        entry,
-                        format!("{} (pid {}) belongs to another user", process.name, process.pid),
-                    );
-                } else {
-                    let (kinds, ports) = by_pid.entry(process.pid).or_default();
-                    for k in &entry.findings {
-                        if !kinds.contains(k) {
-                            kinds.push(*k);
-                        }
+                match may_signal(process, true, options) {
+                    Err(why) => refuse(&mut out, entry, why),
+                    Ok(()) => add_pid(&mut by_pid, process.pid, &entry.findings, port),
+                }
+            }
+            // Every process holding the socket: a pre-fork server's workers share it
+            // with their parent, and the port is free only once all of them let go.
+            Owner::Process => {
+                let family: Vec<&Process> = entry
+                    .pids
+                    .iter()
+                    .filter_map(|pid| snapshot.host.processes.get(pid))
+                    .collect();
+                if family.is_empty() {
+                    refuse(&mut out, entry, "the holding process could not be read".into());
+                }
+                for process in family {
+                    match may_signal(process, false, options) {
+                        Err(why) => refuse(&mut out, entry, why),
+                        Ok(()) => add_pid(&mut by_pid, process.pid, &entry.findings, port),
                     }
-                    merge(ports, &[port]);
                 }
             }
             Owner::Forwarder { product } => refuse(
@@ -709,6 +775,7 @@ pub fn plan_free(
             ),
         }
     }
+    plan_port_uses(snapshot, spec, options, &mut by_pid, &mut out);
     for (pid, (kinds, ports)) in by_pid {
         out.actions
             .push(process_action(&snapshot.host.processes[&pid], kinds, ports));

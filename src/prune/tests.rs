@@ -69,6 +69,7 @@ fn scene() -> Snapshot {
         inode: 1,
         uid: 0,
         pids: vec![50],
+        v6only: None,
     });
     let admin = container("a1", "admin", ContainerState::Paused, 8080);
     let mut old = container("d1", "old", ContainerState::Dead, 8081);
@@ -712,6 +713,7 @@ fn free_refuses_what_it_must_never_touch() {
             inode: u32::from(port),
             uid,
             pids: vec![pid],
+            v6only: None,
         });
     };
     add(

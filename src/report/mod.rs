@@ -1,5 +1,6 @@
 //! Renderers. Each returns a `String`, so output is tested without a terminal.
 
+pub mod bind;
 pub mod json;
 pub mod prune;
 pub mod safe;

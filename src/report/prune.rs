@@ -8,8 +8,14 @@ use crate::model::Snapshot;
 use crate::prune::plan::{Held, Plan, PlannedAction, Target};
 use crate::prune::{Outcome, Report};
 
-/// What a port still held after its holder is gone means, and what to do.
-const STILL_HELD: &str = "the port is still held after its holder went; if no process holds it, the engine still reserves it: restart the engine (e.g. systemctl restart docker) to release it";
+/// What a port still held after its holder is gone means, and what to do: only a
+/// container's port can be the engine's to release; a process's is another process's.
+fn still_held(action: &PlannedAction) -> &'static str {
+    match action.target {
+        Target::Container { .. } => "the port is still held after its holder went; if no process holds it, the engine still reserves it: restart the engine (e.g. systemctl restart docker) to release it",
+        Target::Process { .. } => "the port is still held after the process went: another process holds it too (`portreap why PORT` names it)",
+    }
+}
 
 fn ports(ports: &[PortRef]) -> String {
     if ports.is_empty() {
@@ -87,8 +93,9 @@ fn raw_progress_line(report: &Report) -> String {
         Outcome::Done => match report.port_free_after {
             Some(true) => format!("done     {what}: {} free", ports(&report.action.ports)),
             _ => format!(
-                "done     {what}, but {} still held: {STILL_HELD}",
-                ports(&report.still_held)
+                "done     {what}, but {} still held: {}",
+                ports(&report.still_held),
+                still_held(&report.action)
             ),
         },
         Outcome::Skipped(why) => format!("skipped  {what}: {why}"),
@@ -239,7 +246,7 @@ pub fn json(snapshot: &Snapshot, plan: &Plan, reports: &[Report], dry_run: bool)
                     outcome: r.outcome.as_str(),
                     detail: match (r.outcome.detail(), r.still_held.is_empty()) {
                         (Some(d), _) => Some(d.to_owned()),
-                        (None, false) => Some(STILL_HELD.to_owned()),
+                        (None, false) => Some(still_held(a).to_owned()),
                         (None, true) => None,
                     },
                     port_free_after: r.port_free_after,

@@ -65,10 +65,13 @@ impl<'a> Index<'a> {
         }
         let mut wanting: HashMap<(Proto, u16), Vec<usize>> = HashMap::new();
         for (index, c) in snapshot.containers.iter().enumerate() {
-            if matches!(
-                c.state,
-                ContainerState::Running | ContainerState::Paused | ContainerState::Restarting
-            ) {
+            // A crash loop holds its ports only while up: between restarts it still
+            // takes them back, so it wants them like a stopped container does.
+            let looping = analysis
+                .findings
+                .iter()
+                .any(|f| f.container == Some(index) && f.kind == Kind::RestartingContainer);
+            if matches!(c.state, ContainerState::Running | ContainerState::Paused) && !looping {
                 continue;
             }
             for r in &c.requested {
@@ -140,20 +143,34 @@ fn holders<'a>(index: &Index<'a>, asked: Asked) -> Vec<Holder<'a>> {
     out
 }
 
-fn address_phrase(ip: IpAddr) -> String {
+fn address_phrase(ip: IpAddr, dual_stack: bool) -> String {
     match ip {
         IpAddr::V4(v4) if v4.is_unspecified() => "0.0.0.0 (every IPv4 address)".into(),
+        IpAddr::V6(v6) if v6.is_unspecified() && dual_stack => {
+            ":: (every IPv6 address, and IPv4 too: dual-stack)".into()
+        }
         IpAddr::V6(v6) if v6.is_unspecified() => ":: (every IPv6 address)".into(),
         ip if ip.is_loopback() => format!("{ip} (loopback: this host only)"),
         ip => format!("{ip} (this address only)"),
     }
 }
 
-fn addresses(entries: &[&PortEntry]) -> String {
+fn addresses(snapshot: &Snapshot, entries: &[&PortEntry]) -> String {
     let mut ips: Vec<IpAddr> = entries.iter().map(|e| e.ip).collect();
     ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
     ips.dedup();
-    let phrases: Vec<String> = ips.into_iter().map(address_phrase).collect();
+    // An IPv6 wildcard without IPV6_V6ONLY takes IPv4 connections too.
+    let dual = |ip: IpAddr| {
+        entries.iter().filter(|e| e.ip == ip).any(|e| {
+            snapshot.host.sockets.iter().any(|s| {
+                s.proto == e.proto && s.ip == ip && s.port == e.port && s.v6only == Some(false)
+            })
+        })
+    };
+    let phrases: Vec<String> = ips
+        .into_iter()
+        .map(|ip| address_phrase(ip, dual(ip)))
+        .collect();
     phrases.join(" and ")
 }
 
@@ -310,7 +327,7 @@ fn explain_holder(
                 }
                 Via::Reservation | Via::Requested => "but no socket exists".into(),
             };
-            lines.push(format!("on {}, {how}", addresses(&h.entries)));
+            lines.push(format!("on {}, {how}", addresses(snapshot, &h.entries)));
             if findings.is_empty() {
                 next.push(format!("portreap free {port}"));
                 let cli = if snapshot.engine_of(c).is_podman() {
@@ -333,7 +350,7 @@ fn explain_holder(
             }
         }
         Owner::Proxy { .. } => {
-            lines.push(format!("on {}", addresses(&h.entries)));
+            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
             format!(
                 "{port} is held by docker-proxy pid {}, which forwards to no container",
                 pids_of(&h.entries)
@@ -343,7 +360,7 @@ fn explain_holder(
             container_id,
             container_name,
         } => {
-            lines.push(format!("on {}", addresses(&h.entries)));
+            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
             let name = container_name.as_deref().unwrap_or(container_id);
             format!(
                 "{port} is held by conmon pid {} for Podman container {name}, which does not run",
@@ -351,7 +368,7 @@ fn explain_holder(
             )
         }
         Owner::Forwarder { product } => {
-            lines.push(format!("on {}", addresses(&h.entries)));
+            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
             next.push(format!(
                 "stop the container in {product} (its forwarder serves every container and is never signalled)"
             ));
@@ -362,7 +379,7 @@ fn explain_holder(
             )
         }
         Owner::Engine => {
-            lines.push(format!("on {}", addresses(&h.entries)));
+            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
             next.push(
                 "restart the engine (e.g. systemctl restart docker): only it can release the port"
                     .into(),
@@ -373,7 +390,7 @@ fn explain_holder(
             )
         }
         Owner::NotJudged { reason } => {
-            lines.push(format!("on {}", addresses(&h.entries)));
+            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
             lines.push(format!("not judged: {reason}"));
             format!(
                 "{port} is held by {} pid {}, a forwarder portreap does not judge from the engines asked",
@@ -401,16 +418,16 @@ fn explain_holder(
             if let Some(note) = &first.note {
                 lines.push(format!("an ordinary process: it {note}"));
             }
-            lines.push(format!("on {}", addresses(&h.entries)));
+            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
             next.push(format!("portreap free {port} --kill-processes"));
-            next.push(format!("kill {}", pids_of(&h.entries)));
+            next.push(format!("kill {}", pids_of(&h.entries).replace(", ", " ")));
             format!(
                 "{port} is held by process {name} (pid {}, user {user})",
                 pids_of(&h.entries)
             )
         }
         Owner::Unknown { reason } => {
-            lines.push(format!("on {}", addresses(&h.entries)));
+            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
             format!("{port} is held by a process portreap cannot see: {reason}")
         }
     };
@@ -476,6 +493,12 @@ fn wanters<'a>(snapshot: &'a Snapshot, index: &Index<'_>, asked: Asked) -> Vec<W
     let mut out = Vec::new();
     let wanting = index.wanting.get(&(asked.proto, asked.port));
     for &i in wanting.into_iter().flatten() {
+        let holds = index.on(asked).iter().any(|e| {
+            matches!(e.owner, Owner::Container { index, via } if index == i && via != Via::Requested)
+        });
+        if holds {
+            continue;
+        }
         let c = &snapshot.containers[i];
         let finding = index
             .of_container
@@ -485,7 +508,10 @@ fn wanters<'a>(snapshot: &'a Snapshot, index: &Index<'_>, asked: Asked) -> Vec<W
             .find(|f| {
                 matches!(
                     f.kind,
-                    Kind::BlockedStart | Kind::DormantBinding | Kind::DeadContainer
+                    Kind::BlockedStart
+                        | Kind::DormantBinding
+                        | Kind::DeadContainer
+                        | Kind::RestartingContainer
                 )
             });
         let why = match finding {
@@ -541,18 +567,30 @@ pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String
         let port = format!("{}/{}", a.port, a.proto);
         let found = holders(&index, *a);
         let wanted = wanters(snapshot, &index, *a);
-        if found.is_empty() {
+        let uses = uses_on(snapshot, *a);
+        if found.is_empty() && uses.is_empty() {
             out.push_str(&format!("{port} is free.\n"));
-            let dormant: Vec<&Wanter<'_>> = wanted
-                .iter()
-                .filter(|w| w.container.restart_policy.as_deref() == Some("always"))
-                .collect();
-            if dormant.is_empty() {
+            if let Some(note) = privileged(snapshot, *a) {
+                push_wrapped(&mut out, "  ", "    ", &note);
+            }
+            let restarts = wanted.iter().any(|w| {
+                w.container
+                    .restart_policy
+                    .as_deref()
+                    .is_some_and(|p| p != "no")
+            });
+            if !restarts {
                 out.push_str("  nothing will take it when the engine restarts.\n");
             }
         }
-        for h in &found {
-            let (headline, lines, next) = explain_holder(snapshot, &index, *a, h);
+        let mut explained: Vec<(String, Vec<String>, Vec<String>)> = found
+            .iter()
+            .map(|h| explain_holder(snapshot, &index, *a, h))
+            .collect();
+        if found.is_empty() {
+            explained.extend(super::bind::explain(snapshot, &port, &uses));
+        }
+        for (headline, lines, next) in explained {
             out.push_str(&format!("{}\n", super::safe::line(&headline)));
             for line in lines {
                 push_wrapped(&mut out, "  ", "    ", &line);
@@ -628,9 +666,38 @@ struct WantedDoc<'a> {
 struct WhyDoc<'a> {
     proto: &'static str,
     port: u16,
+    /// A plain bind(2) on every address would succeed now.
     free: bool,
+    /// A bind with SO_REUSEADDR would succeed now; null when only TIME_WAIT connections
+    /// are left, which let it through only if their own socket set SO_REUSEADDR too
+    /// (the kernel does not say).
+    free_with_reuseaddr: Option<bool>,
+    /// The port's sockets that do not listen but block a plain bind.
+    sockets: Vec<super::bind::UseDoc>,
     wanted_by: Vec<WantedDoc<'a>>,
     next: Vec<String>,
+}
+
+/// The TCP port's non-listening sockets (none for UDP, whose bound sockets are holders).
+fn uses_on(snapshot: &Snapshot, asked: Asked) -> super::bind::Uses<'_> {
+    let mut uses = super::bind::Uses::on(snapshot, asked.port);
+    if asked.proto != Proto::Tcp {
+        uses.held.clear();
+        uses.time_wait.clear();
+    }
+    uses
+}
+
+/// For a user who may not bind below `net.ipv4.ip_unprivileged_port_start`: a free port
+/// there still fails (EACCES, not EADDRINUSE).
+fn privileged(snapshot: &Snapshot, asked: Asked) -> Option<String> {
+    let start = snapshot.host.unprivileged_port_start?;
+    let uid = snapshot.host.read_as?;
+    (uid != 0 && asked.port < start).then(|| {
+        format!(
+            "binding it needs root or CAP_NET_BIND_SERVICE: ports below {start} are privileged here (net.ipv4.ip_unprivileged_port_start), so it fails with EACCES, not EADDRINUSE"
+        )
+    })
 }
 
 /// The `why` part of `why --json`: per port, whether it is free, who wants it, next steps.
@@ -644,14 +711,33 @@ pub fn json_section(
         .iter()
         .map(|a| {
             let found = holders(&index, *a);
-            let next = found
+            let uses = uses_on(snapshot, *a);
+            let port = format!("{}/{}", a.port, a.proto);
+            let mut next: Vec<String> = found
                 .iter()
                 .flat_map(|h| explain_holder(snapshot, &index, *a, h).2)
                 .collect();
+            if found.is_empty() {
+                next.extend(
+                    super::bind::explain(snapshot, &port, &uses)
+                        .into_iter()
+                        .flat_map(|e| e.2),
+                );
+            }
             WhyDoc {
                 proto: a.proto.as_str(),
                 port: a.port,
-                free: found.is_empty(),
+                free: found.is_empty() && uses.is_empty(),
+                free_with_reuseaddr: match (
+                    found.is_empty(),
+                    uses.is_empty(),
+                    uses.time_wait_only(),
+                ) {
+                    (true, true, _) => Some(true),
+                    (true, false, true) => None,
+                    _ => Some(false),
+                },
+                sockets: super::bind::docs(&uses),
                 wanted_by: wanters(snapshot, &index, *a)
                     .into_iter()
                     .map(|w| WantedDoc {
