@@ -93,49 +93,36 @@ pub enum TcpState {
 }
 
 impl TcpState {
+    /// The states in the kernel's order (`TCP_ESTABLISHED` is 1), with their JSON names.
+    const KERNEL: [(TcpState, &'static str); 13] = [
+        (TcpState::Established, "established"),
+        (TcpState::SynSent, "syn-sent"),
+        (TcpState::SynRecv, "syn-recv"),
+        (TcpState::FinWait1, "fin-wait1"),
+        (TcpState::FinWait2, "fin-wait2"),
+        (TcpState::TimeWait, "time-wait"),
+        (TcpState::Close, "close"),
+        (TcpState::CloseWait, "close-wait"),
+        (TcpState::LastAck, "last-ack"),
+        (TcpState::Listen, "listen"),
+        (TcpState::Closing, "closing"),
+        (TcpState::NewSynRecv, "new-syn-recv"),
+        (TcpState::BoundInactive, "bound-inactive"),
+    ];
+
     /// The state the kernel numbers `n`.
     pub fn from_kernel(n: u8) -> TcpState {
-        use TcpState::*;
-        const ORDER: [TcpState; 13] = [
-            Established,
-            SynSent,
-            SynRecv,
-            FinWait1,
-            FinWait2,
-            TimeWait,
-            Close,
-            CloseWait,
-            LastAck,
-            Listen,
-            Closing,
-            NewSynRecv,
-            BoundInactive,
-        ];
-        ORDER
+        Self::KERNEL
             .get(usize::from(n).wrapping_sub(1))
-            .copied()
-            .unwrap_or(Other)
+            .map_or(TcpState::Other, |(state, _)| *state)
     }
 
     /// Stable name (as in JSON).
     pub fn as_str(self) -> &'static str {
-        use TcpState::*;
-        match self {
-            Established => "established",
-            SynSent => "syn-sent",
-            SynRecv => "syn-recv",
-            FinWait1 => "fin-wait1",
-            FinWait2 => "fin-wait2",
-            TimeWait => "time-wait",
-            Close => "close",
-            CloseWait => "close-wait",
-            LastAck => "last-ack",
-            Listen => "listen",
-            Closing => "closing",
-            NewSynRecv => "new-syn-recv",
-            BoundInactive => "bound-inactive",
-            Other => "other",
-        }
+        Self::KERNEL
+            .iter()
+            .find(|(state, _)| *state == self)
+            .map_or("other", |(_, name)| name)
     }
 }
 
@@ -751,5 +738,24 @@ impl Snapshot {
             let kind = self.engine_of(c).kind.as_deref().unwrap_or("engine");
             format!("container {} ({kind})", c.name)
         }
+    }
+}
+
+#[cfg(test)]
+mod tcp_state_tests {
+    use super::TcpState;
+
+    #[test]
+    fn kernel_numbers_names_and_json_agree() {
+        for n in 1..=13u8 {
+            let state = TcpState::from_kernel(n);
+            assert_ne!(state, TcpState::Other, "{n}");
+            let json = serde_json::to_value(state).unwrap();
+            assert_eq!(json, state.as_str(), "{n}");
+        }
+        assert_eq!(TcpState::from_kernel(6), TcpState::TimeWait);
+        assert_eq!(TcpState::from_kernel(10), TcpState::Listen);
+        assert_eq!(TcpState::from_kernel(0), TcpState::Other);
+        assert_eq!(TcpState::from_kernel(99), TcpState::Other);
     }
 }

@@ -39,13 +39,9 @@ impl Project {
     /// Writes the main compose file: `services` (YAML under `services:`) and `top`
     /// (other top-level keys).
     fn write(&self, top: &str, services: &str) {
-        let version = match self.compose {
-            Compose::V1 => "version: '3.8'\n",
-            Compose::V2 => "",
-        };
         self.write_file(
             self.compose.file(),
-            &format!("{version}{top}services:\n{services}"),
+            &format!("{}{top}services:\n{services}", self.compose.header()),
         );
     }
 

@@ -113,7 +113,8 @@ pub fn path_state(root: &Path, path: &str) -> PathState {
     }
 }
 
-fn under(root: &Path, path: &str) -> PathBuf {
+/// The host path `path` as seen under `root`.
+pub(super) fn under(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
 

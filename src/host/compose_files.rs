@@ -87,7 +87,7 @@ pub fn read(root: &Path, files: &[String]) -> Result<Definition, Unjudged> {
                 what: format!("more than {MAX_DEPTH} levels or {MAX_FILES} files"),
             });
         }
-        let text = read_bounded(&under(root, &path), &path)?;
+        let text = read_bounded(&super::compose::under(root, &path), &path)?;
         let doc = Doc::parse(&text).map_err(|error| Unjudged::Unparsable {
             path: path.clone(),
             error,
@@ -102,10 +102,6 @@ pub fn read(root: &Path, files: &[String]) -> Result<Definition, Unjudged> {
         definition.files.push(path);
     }
     Ok(definition)
-}
-
-fn under(root: &Path, path: &str) -> PathBuf {
-    root.join(path.trim_start_matches('/'))
 }
 
 /// The file's text: a regular file (checked on the open descriptor, so a FIFO never

@@ -69,17 +69,9 @@ pub struct Entry {
 /// full dump.
 pub const MAX_FILTERED_RANGES: usize = 15;
 
-/// The listening TCP sockets and bound UDP sockets of one address family (`AF_INET` or
-/// `AF_INET6`), those whose port is in `ports` if given (at most
-/// [`MAX_FILTERED_RANGES`]). Port 0 (unbound) is left out.
-pub fn dump(family: u8, proto: Proto, ports: Option<&[PortRange]>) -> io::Result<Vec<Socket>> {
-    Ok(dump_states(family, proto, States::Listening, ports)?
-        .into_iter()
-        .map(|e| e.socket)
-        .collect())
-}
-
-/// [`dump`] for the sockets in `states`, with their states, peers and timers.
+/// The `proto` sockets in `states` of one address family (`AF_INET` or `AF_INET6`),
+/// those whose port is in `ports` if given (at most [`MAX_FILTERED_RANGES`]), with their
+/// states, peers and timers. Port 0 (unbound) is left out.
 pub fn dump_states(
     family: u8,
     proto: Proto,
@@ -333,6 +325,14 @@ mod tests {
             }
             at += if code[at] == INET_DIAG_BC_JMP { 4 } else { 8 };
         }
+    }
+
+    /// The listening (TCP) or bound (UDP) sockets.
+    fn dump(family: u8, proto: Proto, ports: Option<&[PortRange]>) -> io::Result<Vec<Socket>> {
+        Ok(dump_states(family, proto, States::Listening, ports)?
+            .into_iter()
+            .map(|e| e.socket)
+            .collect())
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use anyhow::Context;
+
 use crate::model::{known, Executable, HostFacts, Process, Proto, Socket};
 use crate::portspec::{PortRange, PortSpec};
 
@@ -312,110 +314,91 @@ fn read_comm(proc_root: &Path, pid: u32) -> Option<String> {
     Some(comm)
 }
 
+/// The port ranges of `spec` that select `proto`.
+fn ranges_of(spec: &PortSpec, proto: Proto) -> Vec<PortRange> {
+    spec.0
+        .iter()
+        .filter(|sel| sel.proto.is_none_or(|p| p == proto))
+        .map(|sel| sel.range)
+        .collect()
+}
+
+/// The `proto` sockets in `states` of both address families, those on `ranges` if given
+/// (the kernel filters, as for `ss 'sport = :PORT'`; a list too long for its filter, or
+/// a filter it refuses, is picked here instead).
+fn dump_ports(
+    proto: Proto,
+    states: diag::States,
+    ranges: Option<&[PortRange]>,
+) -> std::io::Result<Vec<diag::Entry>> {
+    let filter = ranges.filter(|r| r.len() <= diag::MAX_FILTERED_RANGES);
+    let mut out = Vec::new();
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        let dump = |filter| diag::dump_states(family as u8, proto, states, filter);
+        let answer = dump(filter).or_else(|e| match filter {
+            Some(_) => dump(None),
+            None => Err(e),
+        });
+        match answer {
+            Ok(found) => out.extend(found.into_iter().filter(|e| {
+                ranges.is_none_or(|r| r.iter().any(|range| range.contains(e.socket.port)))
+            })),
+            // A kernel without IPv6 has no IPv6 sockets to list.
+            Err(e)
+                if family == libc::AF_INET6
+                    && matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EAFNOSUPPORT)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
 /// Every listening TCP and bound UDP socket, IPv4 and IPv6; with [`Owners::OnPorts`] only
-/// those on the ports (the kernel filters, as for `ss 'sport = :PORT'`).
+/// those on the ports.
 fn list_sockets(owners: Owners<'_>) -> anyhow::Result<Vec<Socket>> {
     let mut sockets = Vec::new();
     for proto in [Proto::Tcp, Proto::Udp] {
-        let ranges: Option<Vec<PortRange>> = owners.ports().map(|spec| {
-            spec.0
-                .iter()
-                .filter(|sel| sel.proto.is_none_or(|p| p == proto))
-                .map(|sel| sel.range)
-                .collect()
-        });
+        let ranges = owners.ports().map(|spec| ranges_of(spec, proto));
         if ranges.as_ref().is_some_and(Vec::is_empty) {
             continue;
         }
-        let filter = ranges
-            .as_deref()
-            .filter(|r| r.len() <= diag::MAX_FILTERED_RANGES);
-        for family in [libc::AF_INET, libc::AF_INET6] {
-            let family = family as u8;
-            let answer = diag::dump(family, proto, filter).or_else(|e| match filter {
-                // A kernel that refuses the filter still lists; the ports are picked
-                // here then.
-                Some(_) => diag::dump(family, proto, None),
-                None => Err(e),
-            });
-            match answer {
-                Ok(found) => sockets.extend(found.into_iter().filter(|s| {
-                    ranges
-                        .as_ref()
-                        .is_none_or(|r| r.iter().any(|range| range.contains(s.port)))
-                })),
-                // A kernel without IPv6 has no IPv6 sockets to list.
-                Err(e)
-                    if i32::from(family) == libc::AF_INET6
-                        && matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EAFNOSUPPORT)) => {}
-                Err(e) => {
-                    return Err(anyhow::Error::new(e)
-                        .context("cannot list sockets through netlink (sock_diag)"))
-                }
-            }
-        }
+        let found = dump_ports(proto, diag::States::Listening, ranges.as_deref())
+            .context("cannot list sockets through netlink (sock_diag)")?;
+        sockets.extend(found.into_iter().map(|e| e.socket));
     }
     Ok(sockets)
 }
 
 /// The TCP sockets on the ports of `spec` in every state but LISTEN, both families.
 fn list_port_uses(spec: &PortSpec) -> anyhow::Result<Vec<crate::model::PortUse>> {
-    let ranges: Vec<PortRange> = spec
-        .0
-        .iter()
-        .filter(|sel| sel.proto.is_none_or(|p| p == Proto::Tcp))
-        .map(|sel| sel.range)
-        .collect();
-    let mut out = Vec::new();
+    use crate::model::{PortUse, TcpState};
+    let ranges = ranges_of(spec, Proto::Tcp);
     if ranges.is_empty() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
-    let filter = (ranges.len() <= diag::MAX_FILTERED_RANGES).then_some(ranges.as_slice());
-    for family in [libc::AF_INET, libc::AF_INET6] {
-        let dump =
-            |filter| diag::dump_states(family as u8, Proto::Tcp, diag::States::Others, filter);
-        // As for listeners: a filter the kernel refuses means listing all and picking here.
-        let answer = dump(filter).or_else(|e| match filter {
-            Some(_) => dump(None),
-            None => Err(e),
-        });
-        let found = match answer {
-            Ok(found) => found,
-            Err(e)
-                if family == libc::AF_INET6
-                    && matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EAFNOSUPPORT)) =>
-            {
-                continue
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e)
-                    .context("cannot list the ports' connections through netlink (sock_diag)"))
-            }
-        };
-        for e in found {
-            if !ranges.iter().any(|r| r.contains(e.socket.port)) {
-                continue;
-            }
+    let found = dump_ports(Proto::Tcp, diag::States::Others, Some(&ranges))
+        .context("cannot list the ports' connections through netlink (sock_diag)")?;
+    Ok(found
+        .into_iter()
+        .map(|e| {
             // The bind table's sockets (Linux 6.8+, asked by TCPF_BOUND_INACTIVE) come
             // back in state CLOSE: a closed socket that is not bound is in no table.
-            let state = match crate::model::TcpState::from_kernel(e.state) {
-                crate::model::TcpState::Close => crate::model::TcpState::BoundInactive,
+            let state = match TcpState::from_kernel(e.state) {
+                TcpState::Close => TcpState::BoundInactive,
                 state => state,
             };
-            out.push(crate::model::PortUse {
+            PortUse {
                 ip: e.socket.ip,
                 port: e.socket.port,
                 state,
                 peer: e.peer,
-                expires_ms: (state == crate::model::TcpState::TimeWait)
-                    .then_some(u64::from(e.expires_ms)),
+                expires_ms: (state == TcpState::TimeWait).then_some(u64::from(e.expires_ms)),
                 inode: e.socket.inode,
                 uid: e.socket.uid,
                 pids: Vec::new(),
-            });
-        }
-    }
-    Ok(out)
+            }
+        })
+        .collect())
 }
 
 #[derive(Default)]

@@ -580,6 +580,20 @@ fn may_signal(process: &Process, forwarder: bool, options: FreeOptions) -> Resul
     Ok(())
 }
 
+/// Records that `port` is not acted on for `reason`: one entry per reason, its ports
+/// merged.
+fn refuse_port(out: &mut Plan, kinds: &[Kind], port: PortRef, reason: String) {
+    match out.refused.iter_mut().find(|h| h.reason == reason) {
+        Some(h) => merge(&mut h.ports, &[port]),
+        None => out.refused.push(Held {
+            kinds: kinds.to_vec(),
+            ports: vec![port],
+            container: None,
+            reason,
+        }),
+    }
+}
+
 fn add_pid(
     by_pid: &mut BTreeMap<u32, (Vec<Kind>, Vec<PortRef>)>,
     pid: u32,
@@ -617,15 +631,7 @@ fn plan_port_uses(
         for process in u.pids.iter().filter_map(|p| snapshot.host.processes.get(p)) {
             match may_signal(process, false, options) {
                 Ok(()) => add_pid(by_pid, process.pid, &[], port),
-                Err(reason) => match out.refused.iter_mut().find(|h| h.reason == reason) {
-                    Some(h) => merge(&mut h.ports, &[port]),
-                    None => out.refused.push(Held {
-                        kinds: Vec::new(),
-                        ports: vec![port],
-                        container: None,
-                        reason,
-                    }),
-                },
+                Err(reason) => refuse_port(out, &[], port, reason),
             }
         }
     }
@@ -694,15 +700,7 @@ pub fn plan_free(
             ip: entry.ip,
             port: entry.port,
         };
-        match out.refused.iter_mut().find(|h| h.reason == reason) {
-            Some(h) => merge(&mut h.ports, &[port]),
-            None => out.refused.push(Held {
-                kinds: entry.findings.clone(),
-                ports: vec![port],
-                container: None,
-                reason,
-            }),
-        }
+        refuse_port(out, &entry.findings, port, reason);
     };
     for entry in analysis
         .ports

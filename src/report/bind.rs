@@ -10,6 +10,7 @@ use crate::model::{PortUse, Snapshot, TcpState};
 
 /// The asked port's other sockets, grouped: by the processes that hold them, and the
 /// TIME_WAIT ones nobody holds.
+#[derive(Default)]
 pub struct Uses<'a> {
     /// Held sockets by their (sorted) holders; no holder means the holder is not visible.
     pub held: BTreeMap<Vec<u32>, Vec<&'a PortUse>>,

@@ -680,12 +680,10 @@ struct WhyDoc<'a> {
 
 /// The TCP port's non-listening sockets (none for UDP, whose bound sockets are holders).
 fn uses_on(snapshot: &Snapshot, asked: Asked) -> super::bind::Uses<'_> {
-    let mut uses = super::bind::Uses::on(snapshot, asked.port);
-    if asked.proto != Proto::Tcp {
-        uses.held.clear();
-        uses.time_wait.clear();
+    match asked.proto {
+        Proto::Tcp => super::bind::Uses::on(snapshot, asked.port),
+        Proto::Udp => super::bind::Uses::default(),
     }
-    uses
 }
 
 /// For a user who may not bind below `net.ipv4.ip_unprivileged_port_start`: a free port

@@ -424,6 +424,15 @@ impl Compose {
         }
     }
 
+    /// What a compose file starts with for it: v1 needs a format version, v2 warns
+    /// about one.
+    pub fn header(self) -> &'static str {
+        match self {
+            Compose::V2 => "",
+            Compose::V1 => "version: '3.8'\n",
+        }
+    }
+
     /// A service's first container, as each names it.
     pub fn container(self, project: &str, service: &str) -> String {
         match self {
@@ -484,14 +493,11 @@ pub fn compose_up_with(
     label: Option<&str>,
 ) -> Output {
     let labels = label.map_or(String::new(), |l| format!("    labels:\n      - \"{l}\"\n"));
-    let version = match compose {
-        Compose::V1 => "version: '3'\n",
-        Compose::V2 => "",
-    };
     std::fs::write(
         dir.join(compose.file()),
         format!(
-            "{version}services:\n{}",
+            "{}services:\n{}",
+            compose.header(),
             compose_service("web", port, &labels)
         ),
     )
