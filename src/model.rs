@@ -327,6 +327,25 @@ pub struct HostFacts {
     /// `net.ipv4.ip_unprivileged_port_start`: ports below it need root to bind.
     #[serde(default)]
     pub unprivileged_port_start: Option<u16>,
+    /// On the asked ports only: where each ordinary holder process came from, by PID.
+    #[serde(default)]
+    pub contexts: BTreeMap<u32, HolderContext>,
+}
+
+/// What a person needs to decide whether an ordinary process may go: where it runs, who
+/// started it, whether it still has a terminal. Read only for plain holders of the asked
+/// ports; all of it is the process's own say except the session, which the kernel keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HolderContext {
+    /// Working directory, lossily decoded (shown, never followed); `None` when it cannot
+    /// be read (another user's process without root).
+    pub cwd: Option<String>,
+    /// Session id: the PID of the session's leader.
+    pub session: u32,
+    /// Whether the session's leader still runs (a closed terminal's shell does not).
+    pub session_alive: bool,
+    /// Controlling terminal (`pts/3`); `None` for none.
+    pub tty: Option<String>,
 }
 
 impl HostFacts {

@@ -260,3 +260,137 @@ fn a_crash_looping_container_is_seen_by_why_as_by_scan() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+/// A listener that prints "PORT PID" and stays 60 s, for a shell to start.
+const SHELLED: &str = "/usr/bin/python3 -c 'import socket,os,time; s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(); print(s.getsockname()[1], os.getpid(), flush=True); time.sleep(60)'";
+
+/// Kills a process by PID when dropped: the listeners below outlive what started them.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// Reads "PORT PID" from `line`.
+fn port_and_pid(line: &str) -> (u16, KillOnDrop) {
+    let mut words = line.split_whitespace();
+    let port = words.next().and_then(|w| w.parse().ok());
+    let pid = words.next().and_then(|w| w.parse().ok());
+    match (port, pid) {
+        (Some(port), Some(pid)) => (port, KillOnDrop(pid)),
+        _ => panic!("no port and pid in {line:?}"),
+    }
+}
+
+fn origin_of(port: u16) -> Value {
+    let doc = json(&["why", &port.to_string(), "--json"]);
+    let origin = doc["ports"][0]["origin"].clone();
+    assert!(origin.is_object(), "{doc:#}");
+    origin
+}
+
+#[test]
+fn a_plain_holder_says_where_it_runs_and_who_started_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Started by this test through a shell that stays (`; true` keeps sh from exec'ing).
+    let mut sh = Command::new("sh")
+        .args(["-c", &format!("{SHELLED}; true")])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(sh.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _sh = ChildGuard(sh);
+    let (port, listener) = port_and_pid(&line);
+    let origin = origin_of(port);
+    let cwd = dir.path().to_str().unwrap();
+    assert_eq!(origin["cwd"], cwd, "{origin:#}");
+    assert_eq!(
+        origin["started_by"]["pid"],
+        std::process::id(),
+        "{origin:#}"
+    );
+    assert_eq!(origin["through"][0]["name"], "sh", "{origin:#}");
+    assert_eq!(origin["parent_gone"], false, "{origin:#}");
+    let text = why_text(port);
+    assert!(text.contains(&format!("directory: {cwd}")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "(pid {}) through sh (pid {})",
+            std::process::id(),
+            _sh.0.id()
+        )),
+        "{text}"
+    );
+    drop(listener);
+}
+
+#[test]
+fn a_holder_whose_shell_has_exited_is_said_to_be_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // setsid: the shell leads a session of its own, starts the listener in the
+    // background and exits, as a closed terminal's shell does.
+    let status = Command::new("setsid")
+        .args([
+            "sh",
+            "-c",
+            &format!("{SHELLED} > {} & exit 0", out.display()),
+        ])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let line = eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|l| l.ends_with('\n'))
+    })
+    .expect("the listener started");
+    let (port, _listener) = port_and_pid(&line);
+    let origin = origin_of(port);
+    assert_eq!(origin["parent_gone"], true, "{origin:#}");
+    assert_eq!(origin["session_alive"], false, "{origin:#}");
+    assert_eq!(origin["started_by"], Value::Null, "{origin:#}");
+    assert_eq!(origin["tty"], Value::Null, "{origin:#}");
+    let text = why_text(port);
+    assert!(text.contains("parent: gone, adopted by pid 1"), "{text}");
+    assert!(text.contains("session: its leader (pid"), "{text}");
+    assert!(text.contains("terminal: none"), "{text}");
+}
+
+#[test]
+fn a_holder_on_a_terminal_names_it() {
+    // script(1) gives the shell a pseudo-terminal as its controlling terminal.
+    let mut script = Command::new("script")
+        .args(["-qec", &format!("{SHELLED}; true"), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(script.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _script = ChildGuard(script);
+    let (port, _listener) = port_and_pid(&line);
+    let origin = origin_of(port);
+    let tty = origin["tty"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{origin:#}"));
+    assert!(tty.starts_with("pts/"), "{origin:#}");
+    assert_eq!(origin["started_by"]["name"], "script", "{origin:#}");
+    let text = why_text(port);
+    assert!(text.contains(&format!("terminal: {tty}")), "{text}");
+}

@@ -4,6 +4,7 @@
 mod compose;
 pub mod findings;
 pub mod forwarder;
+pub mod origin;
 pub mod ownership;
 pub mod time;
 

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::model::{known, Executable, HostFacts, Process, Proto, Socket};
+use crate::model::{known, Executable, HolderContext, HostFacts, Process, Proto, Socket};
 use crate::portspec::{PortRange, PortSpec};
 
 /// Whose descriptors to read, and for which sockets, to find sockets' owners.
@@ -114,6 +114,9 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
                     .ports()
                     .is_none_or(|spec| spec.matches(s.proto, s.port))
             });
+            if owners.ports().is_some() {
+                read_contexts(&mut facts, proc_root);
+            }
         }
         Err(e) => facts.proc_error = Some(e),
     }
@@ -185,6 +188,47 @@ fn attach_uses(facts: &mut HostFacts, proc_root: &Path, walk: &FdWalk) {
     }
     let holders: Vec<u32> = holders.into_iter().collect();
     read_processes(facts, proc_root, &holders);
+}
+
+/// For the ordinary processes holding the asked ports (no forwarder, engine or container
+/// process): their working directory, session and terminal, and their ancestors, so a
+/// person can tell a forgotten `npm run dev` from a service.
+fn read_contexts(facts: &mut HostFacts, proc_root: &Path) {
+    let held = facts.sockets.iter().map(|s| &s.pids);
+    let used = facts.port_uses.iter().map(|u| &u.pids);
+    let holders: BTreeSet<u32> = held.chain(used).flatten().copied().collect();
+    let plain: Vec<u32> = holders
+        .into_iter()
+        .filter(|pid| {
+            facts.processes.get(pid).is_some_and(|p| {
+                p.container_id.is_none()
+                    && !known::may_forward(&p.name)
+                    && facts.engine(p.pid).is_none()
+            })
+        })
+        .collect();
+    for &pid in &plain {
+        if let Some(context) = read_context(proc_root, pid) {
+            facts.contexts.insert(pid, context);
+        }
+    }
+    read_ancestors(facts, proc_root, &plain);
+}
+
+fn read_context(proc_root: &Path, pid: u32) -> Option<HolderContext> {
+    let dir = proc_root.join(pid.to_string());
+    let stat = procfs::parse_stat(&fs::read(dir.join("stat")).ok()?)?;
+    // The kernel keeps a session's id allocated while any member lives, so a missing
+    // directory is the leader gone, never a reused PID.
+    let session_alive = stat.session != 0 && proc_root.join(stat.session.to_string()).exists();
+    Some(HolderContext {
+        cwd: fs::read_link(dir.join("cwd"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned()),
+        session: stat.session,
+        session_alive,
+        tty: procfs::tty_name(stat.tty_nr),
+    })
 }
 
 /// Where not every process was looked at for engines: the engines among the processes

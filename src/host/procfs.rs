@@ -9,6 +9,11 @@ pub struct Stat {
     pub name: String,
     /// Parent PID.
     pub ppid: u32,
+    /// Session id: the PID of the session's leader (a login shell, or a daemon that
+    /// called setsid).
+    pub session: u32,
+    /// Controlling terminal as the kernel encodes it (`tty_nr`); 0 for none.
+    pub tty_nr: u32,
     /// Start time in clock ticks since boot.
     pub start_ticks: u64,
 }
@@ -23,12 +28,33 @@ pub fn parse_stat(raw: &[u8]) -> Option<Stat> {
     }
     let name = String::from_utf8_lossy(&raw[open + 1..close]).into_owned();
     let rest = std::str::from_utf8(raw.get(close + 1..)?).ok()?;
-    // After the name: state(3) ppid(4) ... starttime(22); index 0 here is field 3.
+    // After the name: state(3) ppid(4) pgrp(5) session(6) tty_nr(7) ... starttime(22);
+    // index 0 here is field 3.
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
     Some(Stat {
         name,
         ppid: fields.get(1)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
+        tty_nr: fields.get(4)?.parse().ok()?,
         start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Names a controlling terminal from its `tty_nr` the way `ps` does (`pts/3`, `tty1`);
+/// `None` for no terminal. The device number packs the major in bits 8-19 and the minor
+/// in bits 0-7 and 20-31.
+pub fn tty_name(tty_nr: u32) -> Option<String> {
+    if tty_nr == 0 {
+        return None;
+    }
+    let major = (tty_nr >> 8) & 0xfff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+    Some(match major {
+        // Unix98 pseudo-terminals take majors 136-143, 256 minors each.
+        136..=143 => format!("pts/{}", (major - 136) * 256 + minor),
+        4 if minor < 64 => format!("tty{minor}"),
+        4 => format!("ttyS{}", minor - 64),
+        _ => format!("tty {major}:{minor}"),
     })
 }
 
@@ -130,6 +156,8 @@ mod tests {
             Some(Stat {
                 name: "docker-proxy".into(),
                 ppid: 2428,
+                session: 2428,
+                tty_nr: 0,
                 start_ticks: 123456
             })
         );
@@ -141,6 +169,23 @@ mod tests {
         assert_eq!(parse_stat(b"7 (x) R 1"), None);
         assert_eq!(parse_stat(b""), None);
         assert_eq!(parse_stat(b") ("), None);
+    }
+
+    #[test]
+    fn terminals_named_as_ps_names_them() {
+        assert_eq!(tty_name(0), None);
+        assert_eq!(tty_name(34816).as_deref(), Some("pts/0"));
+        assert_eq!(tty_name(34819).as_deref(), Some("pts/3"));
+        // pts/300: major 137, minor 44.
+        assert_eq!(tty_name((137 << 8) | 44).as_deref(), Some("pts/300"));
+        // pts/1000 needs the high minor bits: major 139, minor 232.
+        assert_eq!(tty_name((139 << 8) | 232).as_deref(), Some("pts/1000"));
+        assert_eq!(tty_name(1025).as_deref(), Some("tty1"));
+        assert_eq!(tty_name((4 << 8) | 64).as_deref(), Some("ttyS0"));
+        assert_eq!(tty_name((5 << 8) | 1).as_deref(), Some("tty 5:1"));
+        let raw = b"9 (node) S 1 9 4 34819 9 0 0 0 0 0 0 0 0 0 20 0 1 0 77 0";
+        let stat = parse_stat(raw).unwrap();
+        assert_eq!((stat.session, stat.tty_nr), (4, 34819));
     }
 
     #[test]

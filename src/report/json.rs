@@ -45,6 +45,10 @@ fn port_doc<'a>(snapshot: &'a Snapshot, p: &'a PortEntry) -> PortDoc<'a> {
         cmdline: p.holder(snapshot).map(|h| h.cmdline.as_slice()),
         uid: p.holder(snapshot).and_then(|h| h.uid),
         owner: owner_doc(p),
+        origin: p
+            .holder(snapshot)
+            .and_then(|h| crate::analyze::origin::origin(&snapshot.host, h.pid))
+            .map(origin_doc),
         container: p.container(snapshot).map(|c| container_doc(snapshot, c)),
         findings: p.findings.iter().map(|k| k.id()).collect(),
     }
@@ -115,8 +119,54 @@ struct PortDoc<'a> {
     /// Owner of that process.
     uid: Option<u32>,
     owner: OwnerDoc,
+    /// Where an ordinary holder runs and who started it; only on the asked ports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<OriginDoc<'a>>,
     container: Option<ContainerDoc<'a>>,
     findings: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct OriginDoc<'a> {
+    /// Working directory; null when it cannot be read.
+    cwd: Option<&'a str>,
+    /// Controlling terminal (`pts/3`); null for none.
+    tty: Option<&'a str>,
+    session: u32,
+    session_alive: bool,
+    /// The nearest ancestor that is not a shell; null when the parent is gone.
+    started_by: Option<AncestorDoc<'a>>,
+    /// The shells between, nearest first.
+    through: Vec<AncestorDoc<'a>>,
+    /// Whatever started it has exited (it was re-parented to PID 1).
+    parent_gone: bool,
+}
+
+#[derive(Serialize)]
+struct AncestorDoc<'a> {
+    pid: u32,
+    name: &'a str,
+    cmdline: &'a [String],
+}
+
+fn ancestor_doc(p: &crate::model::Process) -> AncestorDoc<'_> {
+    AncestorDoc {
+        pid: p.pid,
+        name: &p.name,
+        cmdline: &p.cmdline,
+    }
+}
+
+fn origin_doc(o: crate::analyze::origin::Origin<'_>) -> OriginDoc<'_> {
+    OriginDoc {
+        cwd: o.context.cwd.as_deref(),
+        tty: o.context.tty.as_deref(),
+        session: o.context.session,
+        session_alive: o.context.session_alive,
+        started_by: o.started_by.map(ancestor_doc),
+        through: o.through.iter().map(|p| ancestor_doc(p)).collect(),
+        parent_gone: o.parent_gone,
+    }
 }
 
 #[derive(Serialize)]

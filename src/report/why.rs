@@ -8,9 +8,10 @@ use serde::Serialize;
 
 use super::table::prune_command;
 use crate::analyze::findings::{Action, Finding, Kind, PortRef};
+use crate::analyze::origin;
 use crate::analyze::time::{human, parse_rfc3339};
 use crate::analyze::{Analysis, Owner, PortEntry, Via};
-use crate::model::{Container, ContainerState, Proto, Snapshot};
+use crate::model::{Container, ContainerState, Process, Proto, Snapshot};
 
 /// One port to explain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -287,6 +288,64 @@ fn findings_for<'a>(index: &Index<'a>, entries: &[&PortEntry]) -> Vec<&'a Findin
 }
 
 /// Explains one holder: lines, and the next steps.
+/// Where an ordinary holder runs and who started it (see [`origin::origin`]).
+fn origin_lines(snapshot: &Snapshot, pid: u32) -> Vec<String> {
+    let Some(o) = origin::origin(&snapshot.host, pid) else {
+        return Vec::new();
+    };
+    let mut lines = vec![match &o.context.cwd {
+        Some(cwd) => format!("directory: {cwd}"),
+        None => "directory: not readable".into(),
+    }];
+    let through = if o.through.is_empty() {
+        String::new()
+    } else {
+        let shells: Vec<String> = o
+            .through
+            .iter()
+            .map(|p| format!("{} (pid {})", p.name, p.pid))
+            .collect();
+        format!(" through {}", shells.join(", "))
+    };
+    if let Some(starter) = o.started_by {
+        lines.push(format!(
+            "started by: {} (pid {}){through}",
+            command_of(starter),
+            starter.pid
+        ));
+    }
+    if o.parent_gone {
+        lines.push(format!(
+            "parent: gone, adopted by pid 1{through}: whatever started it has exited"
+        ));
+    }
+    if o.session_ended {
+        lines.push(format!(
+            "session: its leader (pid {}, a shell or terminal, usually) has exited",
+            o.context.session
+        ));
+    }
+    lines.push(match &o.context.tty {
+        Some(tty) => format!("terminal: {tty}"),
+        None => "terminal: none".into(),
+    });
+    lines
+}
+
+/// An ancestor as a person knows it: its command line, cut short (the holder's own is
+/// shown whole above), or for PID 1 its name.
+fn command_of(p: &Process) -> String {
+    const MAX: usize = 60;
+    let whole = p.cmdline.join(" ");
+    if p.pid == 1 || whole.is_empty() {
+        return p.name.clone();
+    }
+    match whole.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &whole[..cut]),
+        None => whole,
+    }
+}
+
 fn explain_holder(
     snapshot: &Snapshot,
     index: &Index<'_>,
@@ -414,6 +473,7 @@ fn explain_holder(
                 .unwrap_or_else(|| "?".into());
             if let Some(p) = process {
                 lines.push(format!("command: {}", p.cmdline.join(" ")));
+                lines.extend(origin_lines(snapshot, p.pid));
             }
             if let Some(note) = &first.note {
                 lines.push(format!("an ordinary process: it {note}"));
