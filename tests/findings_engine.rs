@@ -200,6 +200,56 @@ fn paused_container() {
 }
 
 #[test]
+fn a_paused_container_whose_proxies_died_still_reserves_its_port() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let (name, blocked) = (unique("pausednoproxy"), unique("blockedbyreserve"));
+    let port = free_port();
+    httpd(&mut cleanup, &name, port);
+    docker(&["pause", &name]);
+    let doc = scan_port(port);
+    for entry in entries(&doc, "tcp", port) {
+        for pid in entry["pids"].as_array().unwrap() {
+            let killed = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success(), "kill {pid}");
+        }
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || port_free(port).then_some(())).is_some(),
+        "its proxies are gone"
+    );
+    let doc = scan_port(port);
+    let f = findings_on(&doc, port)
+        .into_iter()
+        .find(|f| f["kind"] == "paused-container")
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    let reason = f["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("still reserves") && !reason.contains("accept connections"),
+        "{reason}"
+    );
+    // The kernel would let a bind through; the engine's allocator does not.
+    assert_blocked(&mut cleanup, &blocked, port);
+    let doc = scan_port(port);
+    let f = findings_on(&doc, port)
+        .into_iter()
+        .find(|f| f["kind"] == "blocked-start")
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    let reason = f["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!(
+            "no socket holds port {port} now, but the engine still reserves it for container {name}"
+        )),
+        "{reason}"
+    );
+}
+
+#[test]
 fn unhealthy_container() {
     if !require_engine() {
         return;

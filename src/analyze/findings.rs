@@ -510,12 +510,26 @@ fn container_findings(
         let since = age(snapshot, c.started_at.as_deref())
             .map(|a| format!(" (up {a})"))
             .unwrap_or_default();
+        // Its proxies may have died while it slept: then the engine still reserves the
+        // ports, but nothing accepts on them.
+        let (open, reserved): (Vec<PortRef>, Vec<PortRef>) =
+            refs.iter().partition(|r| has_socket(ports, index, r));
+        let mut says = Vec::new();
+        if !open.is_empty() {
+            says.push(format!(
+                "{} accept connections and nothing answers",
+                list(&open)
+            ));
+        }
+        if !reserved.is_empty() {
+            says.push(format!(
+                "the engine still reserves {} for it with no socket open (its proxies are gone): connections are refused and nothing else can publish them",
+                list(&reserved)
+            ));
+        }
         push(
             Kind::PausedContainer,
-            format!(
-                "{who} is paused{since}: {} accept connections and nothing answers",
-                list(&refs)
-            ),
+            format!("{who} is paused{since}: {}", says.join("; ")),
             Action::RemoveContainer,
             refs.clone(),
         );
@@ -606,7 +620,22 @@ fn container_findings(
             let mut holders = holders;
             holders.sort();
             holders.dedup();
-            let now = if holders.is_empty() {
+            // No socket on it, but a container's binding in the engine still takes it:
+            // the next start fails the same way.
+            let mut reservers: Vec<String> = ports
+                .iter()
+                .filter(|e| !e.bound && e.port == port && proto.is_none_or(|p| p == e.proto))
+                .filter(|e| matches!(e.owner, Owner::Container { index: i, .. } if i != index))
+                .map(|e| holder_phrase(snapshot, e))
+                .collect();
+            reservers.sort();
+            reservers.dedup();
+            let now = if holders.is_empty() && !reservers.is_empty() {
+                format!(
+                    "no socket holds port {port} now, but the engine still reserves it for {}",
+                    reservers.join("; ")
+                )
+            } else if holders.is_empty() {
                 format!("port {port} is free now")
             } else {
                 format!("port {port} is now held by {}", holders.join("; "))
@@ -632,6 +661,16 @@ fn container_findings(
         }
     }
     out
+}
+
+/// Whether a socket the container owns serves `r` (a proxy, the engine, or its own).
+fn has_socket(ports: &[PortEntry], index: usize, r: &PortRef) -> bool {
+    ports.iter().any(|e| {
+        e.bound
+            && e.proto == r.proto
+            && e.port == r.port
+            && matches!(e.owner, Owner::Container { index: i, .. } if i == index)
+    })
 }
 
 /// Names who holds a port entry, for sentences.
