@@ -67,11 +67,20 @@ fn clap_error(e: clap::Error) -> Exit {
         }
         _ => {
             let rendered = e.render().to_string();
-            let line = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
+            let mut lines = rendered.lines().skip_while(|l| l.trim().is_empty());
+            let mut line = lines
+                .next()
                 .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .trim_start_matches("error: ")
+                .to_owned();
+            // "the following required arguments were not provided:" lists them below.
+            if line.ends_with(':') {
+                let listed: Vec<&str> = lines
+                    .take_while(|l| l.starts_with(' '))
+                    .map(str::trim)
+                    .collect();
+                line = format!("{line} {}", listed.join(", "));
+            }
             crate::messages::stderr_line(&format!("portreap: {line}"));
             Exit::Usage
         }
@@ -110,6 +119,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
             &crate::config::Verb::free(&args),
         ),
         Some(Command::Why(args)) => why(&global, &args),
+        Some(Command::Metrics(args)) => metrics(&global, &args),
         Some(Command::Baseline(crate::cli::BaselineCommand::Save { file })) => {
             if let Some(why) = crate::safe_file::refuse(&file) {
                 return Err(UsageError(why).into());
@@ -341,6 +351,40 @@ fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
 }
 
 /// Writes human output through the last guard against escapes from outside text.
+/// `metrics`: once to stdout or a file, or for ever with `--every`. An unreachable engine
+/// is a metric, not a failure; a file that cannot be written is.
+fn metrics(global: &Global, args: &crate::cli::MetricsArgs) -> anyhow::Result<Exit> {
+    if let Some(why) = args.output.as_deref().and_then(crate::safe_file::refuse) {
+        return Err(UsageError(why).into());
+    }
+    loop {
+        let start = std::time::Instant::now();
+        let owners = if args.all {
+            crate::host::Owners::All
+        } else {
+            crate::host::Owners::Forwarders
+        };
+        let snapshot = gather(global, owners)?;
+        let analysis = analyze(&snapshot);
+        let run = report::metrics::Run {
+            elapsed: start.elapsed(),
+            all: args.all,
+        };
+        let text = report::metrics::render(&snapshot, &analysis, &run, |p| {
+            args.all || p.involves_docker()
+        });
+        match &args.output {
+            Some(path) => crate::safe_file::write_public(path, text.as_bytes())
+                .with_context(|| format!("cannot write the metrics to {}", path.display()))?,
+            None => write_stdout(&text)?,
+        }
+        match args.every {
+            Some(every) => std::thread::sleep(every.saturating_sub(start.elapsed())),
+            None => return Ok(Exit::Ok),
+        }
+    }
+}
+
 fn write_human(text: &str) -> anyhow::Result<()> {
     write_stdout(&report::safe::text(text))
 }

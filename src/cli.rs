@@ -106,6 +106,9 @@ pub enum Command {
     /// Record or use a CI baseline: the port holders a host had when a job started.
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Print the scan as Prometheus metrics: findings by kind and severity, ports by
+    /// owner, engines up, scan time. With --output, for node_exporter's textfile collector.
+    Metrics(MetricsArgs),
     /// Print the effective prune settings and where each comes from (flag, config file,
     /// default).
     Config,
@@ -280,6 +283,24 @@ pub struct WhyArgs {
     /// The scan document restricted to these ports, with a `why` section.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Options of `metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Count every listening socket, not only those involving Docker.
+    #[arg(long, short = 'a')]
+    pub all: bool,
+
+    /// Write to FILE instead of stdout, atomically (a temporary file beside it, then a
+    /// rename; mode 0644): name a `.prom` file in node_exporter's textfile directory.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+
+    /// Keep running, rewriting --output every DURATION (e.g. 60s): for a DaemonSet or a
+    /// long-running service.
+    #[arg(long, value_name = "DURATION", requires = "output", value_parser = crate::config::parse_duration)]
+    pub every: Option<std::time::Duration>,
 }
 
 /// `baseline` subcommands.

@@ -27,6 +27,16 @@ pub fn refuse(path: &Path) -> Option<String> {
 
 /// Replaces `path` with `contents`, atomically, never following a link at `path`.
 pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_mode(path, contents, 0o600)
+}
+
+/// [`write`] for a file other users' programs must read (metrics for node_exporter, which
+/// runs as its own user): mode 0644.
+pub fn write_public(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_mode(path, contents, 0o644)
+}
+
+fn write_mode(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -34,9 +44,11 @@ pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "names no file"))?;
-    let (temp, mut file) = create_temp(&dir, &name.to_string_lossy())?;
+    let (temp, mut file) = create_temp(&dir, &name.to_string_lossy(), mode)?;
+    // The umask narrows the mode asked at creation; a reader of another user needs it all.
     let written = file
-        .write_all(contents)
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .and_then(|()| file.write_all(contents))
         .and_then(|()| file.sync_all())
         .and_then(|()| fs::rename(&temp, path));
     if written.is_err() {
@@ -45,13 +57,13 @@ pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
     written
 }
 
-fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, fs::File)> {
+fn create_temp(dir: &Path, name: &str, mode: u32) -> io::Result<(PathBuf, fs::File)> {
     for n in 0..100u32 {
         let temp = dir.join(format!(".{name}.portreap-{}-{n}", std::process::id()));
         match OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&temp)
         {

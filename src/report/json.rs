@@ -372,3 +372,49 @@ pub fn write_scan<'a>(
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     out.write_all(b"\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::findings::{Action, Kind, Severity};
+
+    fn enum_of(schema: &str, def: &str) -> Vec<String> {
+        let schema: serde_json::Value = serde_json::from_str(schema).unwrap();
+        schema["$defs"][def]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no enum {def}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The published schemas name exactly the kinds, severities and actions the code has:
+    /// a kind added in code and not in the schema would fail every validating user.
+    #[test]
+    fn the_schemas_enumerate_what_the_code_emits() {
+        let scan = include_str!("../schema/scan.json");
+        let prune = include_str!("../schema/prune.json");
+        let kinds: Vec<String> = Kind::ALL.iter().map(|k| k.id().to_owned()).collect();
+        assert_eq!(enum_of(scan, "kind"), kinds);
+        assert_eq!(enum_of(prune, "kind"), kinds);
+        let severities: Vec<String> = [Severity::Leak, Severity::Suspect, Severity::Info]
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect();
+        assert_eq!(enum_of(scan, "severity"), severities);
+        let actions: Vec<String> = [
+            Action::KillProcess,
+            Action::RemoveContainer,
+            Action::StopContainer,
+            Action::None,
+        ]
+        .iter()
+        .map(|a| a.as_str().to_owned())
+        .collect();
+        assert_eq!(enum_of(scan, "action"), actions);
+        let schema: serde_json::Value = serde_json::from_str(scan).unwrap();
+        assert_eq!(
+            schema["properties"]["schema_version"]["const"],
+            super::SCHEMA_VERSION
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod bind;
 pub mod json;
+pub mod metrics;
 pub mod prune;
 pub mod safe;
 pub mod table;

@@ -291,12 +291,53 @@ pub fn json(args: &[&str]) -> Value {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e}): {}",
             String::from_utf8_lossy(&out.stdout)
         )
-    })
+    });
+    match args.first() {
+        Some(&"scan" | &"why") => assert_schema("scan", &out.stdout),
+        Some(&"prune" | &"free") => assert_schema("prune", &out.stdout),
+        _ => {}
+    }
+    doc
+}
+
+/// Checks a document against the JSON Schema the repository ships (`src/schema/NAME.json`)
+/// with an independent validator, Debian's python3-jsonschema (Draft 2020-12), so the
+/// published contract is proven on every real output the tests parse.
+pub fn assert_schema(name: &str, doc: &[u8]) {
+    use std::io::Write;
+    const CHECK: &str = "import json,sys,jsonschema\n\
+        schema=json.load(open(sys.argv[1]))\n\
+        jsonschema.Draft202012Validator.check_schema(schema)\n\
+        v=jsonschema.Draft202012Validator(schema)\n\
+        errs=list(v.iter_errors(json.load(sys.stdin)))\n\
+        for e in errs[:10]: print('/'.join(map(str,e.absolute_path)) or '(top)', ':', e.message[:300])\n\
+        sys.exit(1 if errs else 0)";
+    let schema = format!("{}/src/schema/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", CHECK, &schema])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 (with python3-jsonschema)");
+    // A validator that dies early must not turn into a broken-pipe panic here.
+    let _ = child.stdin.take().unwrap().write_all(doc);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the document does not match src/schema/{name}.json:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(doc)
+            .chars()
+            .take(4000)
+            .collect::<String>()
+    );
 }
 
 /// `scan --json --port <port>`.
@@ -556,6 +597,7 @@ pub fn prune_with_grace(grace: &str, args: &[&str]) -> (i32, serde_json::Value) 
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    assert_schema("prune", &out.stdout);
     (out.status.code().unwrap(), doc)
 }
 
