@@ -327,6 +327,10 @@ pub struct HostFacts {
     /// `net.ipv4.ip_unprivileged_port_start`: ports below it need root to bind.
     #[serde(default)]
     pub unprivileged_port_start: Option<u16>,
+    /// The ports whose sockets were read (`why`, `scan --port`); `None`: every port. A
+    /// binding on a port outside them is unseen, not unbacked.
+    #[serde(default)]
+    pub scope: Option<crate::portspec::PortSpec>,
     /// On the asked ports only: where each ordinary holder process came from, by PID.
     #[serde(default)]
     pub contexts: BTreeMap<u32, HolderContext>,
@@ -365,6 +369,13 @@ impl HostFacts {
             next = (parent.pid != 1).then_some(parent.ppid);
             Some(parent)
         })
+    }
+
+    /// Whether the sockets on `proto`/`port` were read (see [`HostFacts::scope`]).
+    pub fn covers(&self, proto: Proto, port: u16) -> bool {
+        self.scope
+            .as_ref()
+            .is_none_or(|spec| spec.matches(proto, port))
     }
 
     /// The engine process with this PID, if it is one.

@@ -34,7 +34,7 @@ impl fmt::Display for PortRange {
 }
 
 /// One item of a port specification: a range, optionally limited to one protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortSel {
     /// Ports selected.
     pub range: PortRange,
@@ -50,7 +50,7 @@ impl PortSel {
 }
 
 /// A parsed, comma-separated port specification. Never empty.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortSpec(pub Vec<PortSel>);
 
 impl PortSpec {

@@ -512,8 +512,8 @@ fn container_findings(
             .unwrap_or_default();
         // Its proxies may have died while it slept: then the engine still reserves the
         // ports, but nothing accepts on them.
-        let (open, reserved): (Vec<PortRef>, Vec<PortRef>) =
-            refs.iter().partition(|r| has_socket(ports, index, r));
+        let (reserved, open): (Vec<PortRef>, Vec<PortRef>) =
+            refs.iter().partition(|r| reserved_only(ports, index, r));
         let mut says = Vec::new();
         if !open.is_empty() {
             says.push(format!(
@@ -663,13 +663,14 @@ fn container_findings(
     out
 }
 
-/// Whether a socket the container owns serves `r` (a proxy, the engine, or its own).
-fn has_socket(ports: &[PortEntry], index: usize, r: &PortRef) -> bool {
+/// Whether the engine reserves `r` for the container with no socket behind it (a port
+/// whose sockets were not read has no such entry: unseen is not unbacked).
+fn reserved_only(ports: &[PortEntry], index: usize, r: &PortRef) -> bool {
     ports.iter().any(|e| {
-        e.bound
-            && e.proto == r.proto
+        e.proto == r.proto
+            && e.ip == r.ip
             && e.port == r.port
-            && matches!(e.owner, Owner::Container { index: i, .. } if i == index)
+            && matches!(e.owner, Owner::Container { index: i, via: Via::Reservation } if i == index)
     })
 }
 

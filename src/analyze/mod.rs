@@ -498,7 +498,7 @@ fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
         {
             let backed = exact.contains(&(index, *proto, *host_ip, *host_port))
                 || engine_held.contains(&(index, *proto, *host_port));
-            if !backed {
+            if !backed && snapshot.host.covers(*proto, *host_port) {
                 out.push(PortEntry {
                     proto: *proto,
                     ip: *host_ip,

@@ -98,6 +98,7 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
         .ok()
         .and_then(|t| t.trim().parse().ok()),
         port_uses: uses.unwrap_or_default(),
+        scope: owners.ports().cloned(),
         ..HostFacts::default()
     };
     match walked {
