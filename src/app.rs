@@ -290,7 +290,11 @@ fn gather(global: &Global, owners: crate::host::Owners<'_>) -> anyhow::Result<Sn
     Ok(Snapshot {
         taken_at,
         host,
-        fs: crate::host::compose::compose_facts(&containers, &first_status, &global.host_root),
+        fs: crate::host::compose::compose_facts(
+            &containers,
+            &first_status,
+            &crate::host::compose::Roots::new(&global.host_root, &global.proc_root, &first_status),
+        ),
         engine: first_status,
         engines: others,
         containers,
@@ -617,7 +621,11 @@ fn act(
     let system = crate::prune::system::System {
         engines,
         proc_root: global.proc_root.clone(),
-        host_root: global.host_root.clone(),
+        roots: crate::host::compose::Roots::new(
+            &global.host_root,
+            &global.proc_root,
+            &snapshot.engine,
+        ),
     };
     let timing = crate::prune::Timing {
         grace: options.grace,

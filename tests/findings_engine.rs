@@ -400,7 +400,7 @@ fn dead_container() {
     let port = free_port();
     let id = httpd(&mut cleanup, &name, port);
     let root = docker(&["info", "--format", "{{.DockerRootDir}}"]);
-    let file = format!("{root}/containers/{id}/hostname");
+    let file = engine_fs(&format!("{root}/containers/{id}/hostname"));
     let guard = Immutable(file.clone());
     assert!(
         Command::new("chattr")

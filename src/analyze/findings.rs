@@ -409,10 +409,15 @@ pub(super) fn list(ports: &[PortRef]) -> String {
 /// The part of a start error that matters: the engine wraps it in "driver failed
 /// programming external connectivity on endpoint NAME (ID): ...".
 pub fn conflict_core(error: &str) -> &str {
-    ["Bind for ", "Error starting userland proxy: ", "listen "]
-        .iter()
-        .find_map(|marker| error.find(marker).map(|i| &error[i..]))
-        .unwrap_or(error)
+    [
+        "Bind for ",
+        "Error starting userland proxy: ",
+        "failed to bind host port for ",
+        "listen ",
+    ]
+    .iter()
+    .find_map(|marker| error.find(marker).map(|i| &error[i..]))
+    .unwrap_or(error)
 }
 
 /// Whether a start error says the host port was taken, and which port.
@@ -424,6 +429,14 @@ pub fn port_conflict(error: &str) -> Option<(Option<Proto>, Option<IpAddr>, u16)
     // "Bind for 0.0.0.0:3000 failed: port is already allocated"
     // "listen tcp4 0.0.0.0:3000: bind: address already in use"
     // "listen udp6 [::]:53: bind: address already in use"
+    // Engines 28+, which bind the host port themselves:
+    // "failed to bind host port for 0.0.0.0:3000:172.17.0.2:80/tcp: address already in use"
+    if let Some(mapping) = lower
+        .find("failed to bind host port for ")
+        .map(|i| &error[i + "failed to bind host port for ".len()..])
+    {
+        return host_side(mapping);
+    }
     let proto = if lower.contains("listen udp") {
         Some(Proto::Udp)
     } else if lower.contains("listen tcp") {
@@ -438,6 +451,26 @@ pub fn port_conflict(error: &str) -> Option<(Option<Proto>, Option<IpAddr>, u16)
         }
     }
     None
+}
+
+/// The host side of an engine's port mapping `HOSTIP:PORT:CONTAINERIP:PORT/PROTO`, the
+/// host address bracketed when IPv6 (`[::]:53:...`).
+fn host_side(mapping: &str) -> Option<(Option<Proto>, Option<IpAddr>, u16)> {
+    let mapping = mapping.split_whitespace().next()?.trim_end_matches(':');
+    let proto = match mapping.rsplit_once('/').map(|(_, p)| p) {
+        Some("tcp") => Some(Proto::Tcp),
+        Some("udp") => Some(Proto::Udp),
+        _ => None,
+    };
+    let (ip, rest) = match mapping.strip_prefix('[') {
+        Some(v6) => {
+            let (ip, rest) = v6.split_once(']')?;
+            (ip, rest.strip_prefix(':')?)
+        }
+        None => mapping.split_once(':')?,
+    };
+    let port = rest.split(':').next()?.parse().ok()?;
+    Some((proto, Some(ip.parse().ok()?), port))
 }
 
 fn container_findings(

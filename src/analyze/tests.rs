@@ -599,6 +599,21 @@ fn start_errors_are_parsed() {
         port_conflict("listen udp6 [::]:53: bind: address already in use").map(|c| c.0),
         Some(Some(Proto::Udp))
     );
+    // Docker 28.5, recorded: the engine binds the host port itself.
+    assert_eq!(
+        port_conflict("failed to set up container networking: driver failed programming external connectivity on endpoint prt-28231-behindproxy-11 (1f53b992a872): failed to bind host port for 0.0.0.0:21297:10.230.0.2:80/tcp: address already in use"),
+        Some((Some(Proto::Tcp), Some(ip("0.0.0.0")), 21297))
+    );
+    assert_eq!(
+        port_conflict(
+            "failed to bind host port for [::]:5353:[fd00::2]:53/udp: address already in use"
+        ),
+        Some((Some(Proto::Udp), Some(ip("::")), 5353))
+    );
+    assert_eq!(
+        port_conflict("failed to bind host port for garbage: address already in use"),
+        None
+    );
     assert_eq!(
         port_conflict("OCI runtime create failed: no such file"),
         None

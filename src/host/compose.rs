@@ -4,14 +4,74 @@ use std::path::{Path, PathBuf};
 
 use crate::model::{ComposeDefinition, Container, EngineStatus, FsFacts, PathState};
 
-/// Checks every compose path named by `containers` under `host_root` (`/` normally; the
-/// host's root mounted into portreap's container otherwise).
+/// Where compose paths are looked up: the host's root (`/`, or `--host-root`), and for a
+/// local engine in a mount namespace of its own (an engine in a chroot), that engine's
+/// root too: the compose client that wrote the labels ran in one of them. A path is gone
+/// only when it is gone from both.
+#[derive(Clone, Debug)]
+pub struct Roots {
+    /// The host's root as portreap sees it.
+    pub host: PathBuf,
+    /// The proven local engine's root (`/proc/PID/root`) when it differs from `host`.
+    pub engine: Option<PathBuf>,
+}
+
+impl Roots {
+    /// The roots for the engine `engine`, whose process (if proven local) is read under
+    /// `proc_root`.
+    pub fn new(host_root: &Path, proc_root: &Path, engine: &EngineStatus) -> Roots {
+        let engine_root = engine
+            .process
+            .map(|pid| proc_root.join(pid.to_string()).join("root"))
+            .filter(|root| !same_file(root, host_root));
+        Roots {
+            host: host_root.to_path_buf(),
+            engine: engine_root,
+        }
+    }
+
+    /// Whether `path` exists under either root (see [`path_state`]).
+    pub fn state(&self, path: &str) -> PathState {
+        match (path_state(&self.host, path), &self.engine) {
+            (PathState::Gone, Some(engine)) => path_state(engine, path),
+            (state, _) => state,
+        }
+    }
+
+    /// The root that holds every one of `files` (the host's unless only the engine's does).
+    fn holding(&self, files: &[String]) -> &Path {
+        match &self.engine {
+            Some(engine)
+                if !files
+                    .iter()
+                    .all(|f| path_state(&self.host, f) == PathState::Exists) =>
+            {
+                engine
+            }
+            _ => &self.host,
+        }
+    }
+}
+
+/// Whether two paths name the same directory (device and inode): an engine sharing
+/// portreap's mount namespace needs no second look.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        // An engine root portreap cannot read adds nothing.
+        _ => true,
+    }
+}
+
+/// Checks every compose path named by `containers` under `roots`.
 ///
 /// The paths are the engine host's, so they are judged only when portreap provably shares
 /// that filesystem: the root was given explicitly; or the engine's own per-container
 /// directory (`<DockerRootDir>/containers/<id>`) is visible here; or portreap is not in a
 /// container and the engine is local. Otherwise it says why it did not look.
-pub fn compose_facts(containers: &[Container], engine: &EngineStatus, host_root: &Path) -> FsFacts {
+pub fn compose_facts(containers: &[Container], engine: &EngineStatus, roots: &Roots) -> FsFacts {
+    let host_root = roots.host.as_path();
     let mut facts = FsFacts::default();
     if !containers.iter().any(|c| c.compose_paths().is_some()) {
         return facts;
@@ -25,9 +85,14 @@ pub fn compose_facts(containers: &[Container], engine: &EngineStatus, host_root:
         return facts;
     }
     let engine_dir_visible = engine.root_dir.as_deref().is_some_and(|root| {
-        containers
-            .iter()
-            .any(|c| under(host_root, &format!("{root}/containers/{}", c.id)).is_dir())
+        containers.iter().any(|c| {
+            let dir = format!("{root}/containers/{}", c.id);
+            under(host_root, &dir).is_dir()
+                || roots
+                    .engine
+                    .as_ref()
+                    .is_some_and(|e| under(e, &dir).is_dir())
+        })
     });
     let local_engine = engine.endpoint.starts_with("unix://") && !in_container();
     if !(explicit || engine_dir_visible || local_engine) {
@@ -37,12 +102,12 @@ pub fn compose_facts(containers: &[Container], engine: &EngineStatus, host_root:
         return facts;
     }
     facts.visible = true;
-    check_paths(containers, host_root, &mut facts);
-    read_definitions(containers, host_root, &mut facts);
+    check_paths(containers, roots, &mut facts);
+    read_definitions(containers, roots, &mut facts);
     facts
 }
 
-fn check_paths(containers: &[Container], host_root: &Path, facts: &mut FsFacts) {
+fn check_paths(containers: &[Container], roots: &Roots, facts: &mut FsFacts) {
     for container in containers {
         let Some((dir, files)) = container.compose_paths() else {
             continue;
@@ -51,7 +116,7 @@ fn check_paths(containers: &[Container], host_root: &Path, facts: &mut FsFacts) 
             if facts.exists.contains_key(&path) || facts.unjudged.contains_key(&path) {
                 continue;
             }
-            match path_state(host_root, &path) {
+            match roots.state(&path) {
                 PathState::Exists => {
                     facts.exists.insert(path, true);
                 }
@@ -68,7 +133,7 @@ fn check_paths(containers: &[Container], host_root: &Path, facts: &mut FsFacts) 
 
 /// Reads the compose files of every project with a container that publishes ports, once
 /// per set of files, when every one of them is there (a gone file is another finding's).
-fn read_definitions(containers: &[Container], host_root: &Path, facts: &mut FsFacts) {
+fn read_definitions(containers: &[Container], roots: &Roots, facts: &mut FsFacts) {
     for container in containers {
         if container.requested.is_empty() && container.live.is_empty() {
             continue;
@@ -83,13 +148,19 @@ fn read_definitions(containers: &[Container], host_root: &Path, facts: &mut FsFa
         {
             continue;
         }
-        facts.definitions.insert(key, definition(host_root, &files));
+        facts.definitions.insert(key, roots.definition(&files));
     }
 }
 
-/// What the compose `files` define, as the model records it.
-pub fn definition(host_root: &Path, files: &[String]) -> ComposeDefinition {
-    match super::compose_files::read(host_root, files) {
+impl Roots {
+    /// What the compose `files` define, as the model records it.
+    pub fn definition(&self, files: &[String]) -> ComposeDefinition {
+        definition(self.holding(files), files)
+    }
+}
+
+fn definition(root: &Path, files: &[String]) -> ComposeDefinition {
+    match super::compose_files::read(root, files) {
         Ok(read) => ComposeDefinition::Read {
             services: read.services,
             name: read.name,
@@ -139,5 +210,27 @@ mod tests {
         // A path too long to look up is no proof of absence.
         let long = format!("/{}", "x".repeat(5000));
         assert!(matches!(path_state(root, &long), PathState::Unknown(_)));
+    }
+
+    #[test]
+    fn a_path_is_gone_only_when_gone_from_both_roots() {
+        let (host, engine) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::create_dir_all(host.path().join("here")).unwrap();
+        std::fs::create_dir_all(engine.path().join("there")).unwrap();
+        std::fs::write(engine.path().join("there/compose.yaml"), "services: {}\n").unwrap();
+        let roots = Roots {
+            host: host.path().to_path_buf(),
+            engine: Some(engine.path().to_path_buf()),
+        };
+        assert_eq!(roots.state("/here"), PathState::Exists);
+        assert_eq!(roots.state("/there"), PathState::Exists);
+        assert_eq!(roots.state("/nowhere"), PathState::Gone);
+        let files = vec!["/there/compose.yaml".to_owned()];
+        assert_eq!(roots.holding(&files), engine.path());
+        let alone = Roots {
+            engine: None,
+            ..roots.clone()
+        };
+        assert_eq!(alone.state("/there"), PathState::Gone);
     }
 }

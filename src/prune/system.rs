@@ -18,8 +18,8 @@ pub struct System {
     pub engines: Vec<Client>,
     /// The host's /proc.
     pub proc_root: PathBuf,
-    /// The host's root filesystem.
-    pub host_root: PathBuf,
+    /// Where compose paths are looked up.
+    pub roots: crate::host::compose::Roots,
 }
 
 /// A process pinned through a pidfd (Linux 5.3+): signals go to that process only.
@@ -131,11 +131,11 @@ impl Ops for System {
     }
 
     fn path_state(&self, path: &str) -> crate::model::PathState {
-        crate::host::compose::path_state(&self.host_root, path)
+        self.roots.state(path)
     }
 
     fn compose_definition(&self, files: &[String]) -> crate::model::ComposeDefinition {
-        crate::host::compose::definition(&self.host_root, files)
+        self.roots.definition(files)
     }
 
     fn port_free(&self, port: &PortRef) -> bool {

@@ -225,11 +225,31 @@ pub fn free_port() -> u16 {
     free_ports(1)
 }
 
+/// The engine the tests run against when it is not the default one (`.ci/test`'s modern
+/// phase sets it, and DOCKER_HOST for the docker CLI, to the same endpoint): portreap is
+/// pointed at it explicitly, and at nothing a developer's shell left in DOCKER_HOST.
+pub fn test_engine() -> Option<String> {
+    std::env::var("PORTREAP_TEST_ENGINE").ok()
+}
+
+/// `path` of the tested engine's filesystem as this host sees it: through the engine
+/// process's root, so an engine in a chroot (the modern phase) is reached too.
+pub fn engine_fs(path: &str) -> String {
+    let doc = json(&["scan", "--json", "--port", "1"]);
+    let pid = doc["engine"]["process"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the engine's process is not proven: {doc:#}"));
+    format!("/proc/{pid}/root{path}")
+}
+
 /// The portreap binary, ready to run.
 pub fn portreap() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("portreap").expect("binary built");
-    cmd.env_remove("DOCKER_HOST")
-        .env_remove("DOCKER_CONTEXT")
+    match test_engine() {
+        Some(url) => cmd.env("DOCKER_HOST", url),
+        None => cmd.env_remove("DOCKER_HOST"),
+    };
+    cmd.env_remove("DOCKER_CONTEXT")
         .env_remove("NO_COLOR")
         .timeout(Duration::from_secs(60));
     cmd
@@ -252,11 +272,15 @@ pub fn pasted(line: &str) -> Output {
         "[prune]\nmin_age = \"0s\"\n",
     )
     .unwrap();
-    let out = Command::new("sh")
+    let mut sh = Command::new("sh");
+    match test_engine() {
+        Some(url) => sh.env("DOCKER_HOST", url),
+        None => sh.env_remove("DOCKER_HOST"),
+    };
+    let out = sh
         .args(["-c", line])
         .env("PATH", path)
         .env("XDG_CONFIG_HOME", config.path())
-        .env_remove("DOCKER_HOST")
         .stdin(std::process::Stdio::null())
         .output()
         .expect("sh");
