@@ -165,6 +165,44 @@ fn blocked_start_names_the_container_holding_the_port() {
     }
 }
 
+/// An IPv6-only binding taken: engines 28+ name the address unbracketed (`Bind for
+/// :::PORT failed`), 20.10 bracketed; the blocked start is found either way.
+#[test]
+fn blocked_start_on_an_ipv6_only_binding() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let (holder, blocked) = (unique("v6holder"), unique("v6blocked"));
+    let port = free_port();
+    let publish = format!("[::]:{port}:80");
+    run_container(
+        &mut cleanup,
+        &holder,
+        &["-p", &publish],
+        &["httpd", "-f", "-p", "80"],
+    );
+    cleanup.container(&blocked);
+    let run = Command::new("docker")
+        .args(["run", "-d", "--name", &blocked, "-p", &publish, &image()])
+        .args(["httpd", "-f", "-p", "80"])
+        .output()
+        .unwrap();
+    assert!(!run.status.success(), "{blocked} started on a taken port");
+    let said = String::from_utf8_lossy(&run.stderr);
+    let doc = scan_port(port);
+    let f = findings_on(&doc, port)
+        .into_iter()
+        .find(|f| f["kind"] == "blocked-start")
+        .unwrap_or_else(|| panic!("docker run said: {said}\n{doc:#}"));
+    assert_eq!(f["container"]["name"], blocked.as_str());
+    let reason = f["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("now held by container {holder}")),
+        "{reason}"
+    );
+}
+
 #[test]
 fn paused_container() {
     if !require_engine() {
@@ -234,12 +272,12 @@ fn a_paused_container_whose_proxies_died_still_reserves_its_port() {
         "{reason}"
     );
     // The kernel would let a bind through; the engine's allocator does not.
-    assert_blocked(&mut cleanup, &blocked, port);
+    let refused = blocked_run(&mut cleanup, &blocked, port);
     let doc = scan_port(port);
     let f = findings_on(&doc, port)
         .into_iter()
         .find(|f| f["kind"] == "blocked-start")
-        .unwrap_or_else(|| panic!("{doc:#}"));
+        .unwrap_or_else(|| panic!("docker run said: {refused}\n{doc:#}"));
     let reason = f["reason"].as_str().unwrap();
     assert!(
         reason.contains(&format!(

@@ -242,7 +242,7 @@ fn leaks_are_pruned_by_default_orphaned_proxy_and_dead_container() {
     let dport = free_port();
     let id = httpd(&mut cleanup, &name, dport);
     let root = docker(&["info", "--format", "{{.DockerRootDir}}"]);
-    let file = format!("{root}/containers/{id}/hostname");
+    let file = engine_fs(&format!("{root}/containers/{id}/hostname"));
     assert!(Command::new("chattr")
         .args(["+i", &file])
         .status()

@@ -449,6 +449,12 @@ pub fn port_conflict(error: &str) -> Option<(Option<Proto>, Option<IpAddr>, u16)
         if let Ok(addr) = word.parse::<SocketAddr>() {
             return Some((proto, Some(addr.ip()), addr.port()));
         }
+        // Engines 28+ print an IPv6 host address unbracketed: "Bind for :::3000 failed".
+        if let Some((ip, port)) = word.rsplit_once(':') {
+            if let (Ok(ip), Ok(port)) = (ip.parse::<IpAddr>(), port.parse::<u16>()) {
+                return Some((proto, Some(ip), port));
+            }
+        }
     }
     None
 }

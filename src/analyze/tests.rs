@@ -599,6 +599,11 @@ fn start_errors_are_parsed() {
         port_conflict("listen udp6 [::]:53: bind: address already in use").map(|c| c.0),
         Some(Some(Proto::Udp))
     );
+    // Docker 28.5, recorded: an IPv6 host address without brackets.
+    assert_eq!(
+        port_conflict("driver failed programming external connectivity on endpoint prt-28569-blockedbyreserve-2 (1a138d9d5b65): Bind for :::37912 failed: port is already allocated"),
+        Some((None, Some(ip("::")), 37912))
+    );
     // Docker 28.5, recorded: the engine binds the host port itself.
     assert_eq!(
         port_conflict("failed to set up container networking: driver failed programming external connectivity on endpoint prt-28231-behindproxy-11 (1f53b992a872): failed to bind host port for 0.0.0.0:21297:10.230.0.2:80/tcp: address already in use"),

@@ -173,6 +173,11 @@ pub fn httpd(cleanup: &mut Cleanup, name: &str, port: u16) -> String {
 /// Tries to start a container publishing `port`, which something else holds: the start
 /// must fail (the container is left in state `created`, with the error recorded).
 pub fn assert_blocked(cleanup: &mut Cleanup, name: &str, port: u16) {
+    blocked_run(cleanup, name, port);
+}
+
+/// [`assert_blocked`], returning what `docker run` said.
+pub fn blocked_run(cleanup: &mut Cleanup, name: &str, port: u16) -> String {
     cleanup.container(name);
     let publish = format!("{port}:80");
     let image = image();
@@ -186,6 +191,7 @@ pub fn assert_blocked(cleanup: &mut Cleanup, name: &str, port: u16) {
         !run.status.success(),
         "{name} started on a taken port {port}"
     );
+    String::from_utf8_lossy(&run.stderr).into_owned()
 }
 
 /// Whether `port` can be bound on every address (TCP, both families) now.
