@@ -12,18 +12,8 @@ use serde_json::Value;
 
 /// Runs a Python program that prints a port (and then whatever it likes), and waits.
 fn python(program: &str) -> (ChildGuard, u16) {
-    let mut child = Command::new("/usr/bin/python3")
-        .args(["-c", program])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    (ChildGuard(child), line.trim().parse().expect("a port"))
+    let (child, line) = first_line(Command::new("/usr/bin/python3").args(["-c", program]));
+    (child, line.trim().parse().expect("a port"))
 }
 
 /// `portreap free PORT --yes --kill-processes --grace 1s`.
@@ -297,19 +287,11 @@ fn origin_of(port: u16) -> Value {
 fn a_plain_holder_says_where_it_runs_and_who_started_it() {
     let dir = tempfile::tempdir().unwrap();
     // Started by this test through a shell that stays (`; true` keeps sh from exec'ing).
-    let mut sh = Command::new("sh")
-        .args(["-c", &format!("{SHELLED}; true")])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(sh.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let _sh = ChildGuard(sh);
+    let (_sh, line) = first_line(
+        Command::new("sh")
+            .args(["-c", &format!("{SHELLED}; true")])
+            .current_dir(dir.path()),
+    );
     let (port, listener) = port_and_pid(&line);
     let origin = origin_of(port);
     let cwd = dir.path().to_str().unwrap();
@@ -371,19 +353,11 @@ fn a_holder_whose_shell_has_exited_is_said_to_be_left_behind() {
 #[test]
 fn a_holder_on_a_terminal_names_it() {
     // script(1) gives the shell a pseudo-terminal as its controlling terminal.
-    let mut script = Command::new("script")
-        .args(["-qec", &format!("{SHELLED}; true"), "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux)");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(script.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let _script = ChildGuard(script);
+    let (_script, line) = first_line(
+        Command::new("script")
+            .args(["-qec", &format!("{SHELLED}; true"), "/dev/null"])
+            .stdin(Stdio::piped()),
+    );
     let (port, _listener) = port_and_pid(&line);
     let origin = origin_of(port);
     let tty = origin["tty"]

@@ -109,10 +109,7 @@ fn orphaned_proxy_tcp_on_both_families_and_udp() {
         "the stale proxy should block the port"
     );
     let doc = scan_port(tcp);
-    let blocked_finding = findings_on(&doc, tcp)
-        .into_iter()
-        .find(|f| f["kind"] == "blocked-start")
-        .unwrap_or_else(|| panic!("{doc:#}"));
+    let blocked_finding = finding_of(&doc, tcp, "blocked-start", "");
     assert_eq!(blocked_finding["container"]["name"], blocked.as_str());
     let reason = blocked_finding["reason"].as_str().unwrap();
     assert!(
@@ -191,10 +188,12 @@ fn blocked_start_on_an_ipv6_only_binding() {
     assert!(!run.status.success(), "{blocked} started on a taken port");
     let said = String::from_utf8_lossy(&run.stderr);
     let doc = scan_port(port);
-    let f = findings_on(&doc, port)
-        .into_iter()
-        .find(|f| f["kind"] == "blocked-start")
-        .unwrap_or_else(|| panic!("docker run said: {said}\n{doc:#}"));
+    let f = finding_of(
+        &doc,
+        port,
+        "blocked-start",
+        &format!("docker run said: {said}"),
+    );
     assert_eq!(f["container"]["name"], blocked.as_str());
     let reason = f["reason"].as_str().unwrap();
     assert!(
@@ -262,10 +261,7 @@ fn a_paused_container_whose_proxies_died_still_reserves_its_port() {
         "its proxies are gone"
     );
     let doc = scan_port(port);
-    let f = findings_on(&doc, port)
-        .into_iter()
-        .find(|f| f["kind"] == "paused-container")
-        .unwrap_or_else(|| panic!("{doc:#}"));
+    let f = finding_of(&doc, port, "paused-container", "");
     let reason = f["reason"].as_str().unwrap();
     assert!(
         reason.contains("still reserves") && !reason.contains("accept connections"),
@@ -274,10 +270,12 @@ fn a_paused_container_whose_proxies_died_still_reserves_its_port() {
     // The kernel would let a bind through; the engine's allocator does not.
     let refused = blocked_run(&mut cleanup, &blocked, port);
     let doc = scan_port(port);
-    let f = findings_on(&doc, port)
-        .into_iter()
-        .find(|f| f["kind"] == "blocked-start")
-        .unwrap_or_else(|| panic!("docker run said: {refused}\n{doc:#}"));
+    let f = finding_of(
+        &doc,
+        port,
+        "blocked-start",
+        &format!("docker run said: {refused}"),
+    );
     let reason = f["reason"].as_str().unwrap();
     assert!(
         reason.contains(&format!(
@@ -370,10 +368,7 @@ fn restarting_container() {
         &["sh", "-c", "sleep 0.2; exit 3"],
     );
     let doc = wait_for_finding(port, "restarting-container");
-    let f = findings_on(&doc, port)
-        .into_iter()
-        .find(|f| f["kind"] == "restarting-container")
-        .unwrap();
+    let f = finding_of(&doc, port, "restarting-container", "");
     assert_eq!(
         (f["severity"].as_str(), f["action"].as_str()),
         (Some("suspect"), Some("remove-container"))

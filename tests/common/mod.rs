@@ -415,6 +415,15 @@ pub fn findings_on(doc: &Value, port: u16) -> Vec<&Value> {
         .collect()
 }
 
+/// The finding of `kind` on `port` in a scan document; panics with `context` (what the
+/// test did) and the document when there is none.
+pub fn finding_of<'a>(doc: &'a Value, port: u16, kind: &str, context: &str) -> &'a Value {
+    findings_on(doc, port)
+        .into_iter()
+        .find(|f| f["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} on port {port}; {context}\n{doc:#}"))
+}
+
 /// Scans `port` until a finding of `kind` shows up on it (states like unhealthy and
 /// restarting take a moment), or panics with the last document.
 pub fn wait_for_finding(port: u16, kind: &str) -> Value {
@@ -592,22 +601,31 @@ pub fn python_listener(
     program: &std::path::Path,
     extra: &[&std::ffi::OsStr],
 ) -> (ChildGuard, String) {
-    let mut child = Command::new(program)
-        .args([
-            std::ffi::OsStr::new("-c"),
-            std::ffi::OsStr::new("import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)"),
-        ])
-        .args(extra)
-        .stdout(std::process::Stdio::piped())
+    let (child, line) = first_line(
+        Command::new(program)
+            .args([
+                std::ffi::OsStr::new("-c"),
+                std::ffi::OsStr::new("import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)"),
+            ])
+            .args(extra),
+    );
+    (child, line.trim().to_owned())
+}
+
+/// Starts `cmd` with its stdout piped and returns it (killed on drop) with the first line
+/// it prints: the port or PID a helper program announces once it is ready.
+pub fn first_line(cmd: &mut Command) -> (ChildGuard, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
         .spawn()
-        .expect("start a listener");
+        .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
     let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(child.stdout.take().unwrap()),
         &mut line,
     )
     .unwrap();
-    (ChildGuard(child), line.trim().to_owned())
+    (ChildGuard(child), line)
 }
 
 /// Runs `portreap prune ARGS --json --grace 1s` and returns (exit code, report).
