@@ -444,7 +444,7 @@ fn act(
         return Err(UsageError("--snapshot only works with --dry-run".into()).into());
     }
     // Lock before gathering facts: a second run plans from what the first left.
-    let _lock = if options.dry_run {
+    let lock = if options.dry_run {
         None
     } else {
         match crate::prune::lock::acquire_default(options.wait) {
@@ -455,6 +455,9 @@ fn act(
             }
         }
     };
+    // Held until every action is done; waiting for TIME_WAIT to clear acts on nothing, and
+    // must not keep every other prune and free waiting for up to a minute.
+    let lock = std::cell::Cell::new(lock);
     // Read what the verb can act on: prune acts on findings, which the forwarders' view
     // gives exactly (tests/scan_engine.rs); free on the holders of its ports; a baseline
     // cleanup on any holder.
@@ -507,7 +510,12 @@ fn act(
         match verb {
             Verb::Free {
                 ports, until_free, ..
-            } => wait_until_free(&named_ports(ports), *until_free, options.json),
+            } => {
+                if until_free.is_some() {
+                    drop(lock.take());
+                }
+                wait_until_free(&named_ports(ports), *until_free, options.json)
+            }
             Verb::Prune(_) | Verb::Since { .. } => Vec::new(),
         }
     };

@@ -92,14 +92,24 @@ fn a_port_in_time_wait_is_not_free_and_free_waits_for_it() {
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("connection(s) in TIME_WAIT"), "{said}");
-    // The suggestion waits for the kernel and then says the port is free.
+    // The suggestion waits for the kernel and then says the port is free; while it waits
+    // it holds no lock (it acts on nothing), so another free goes ahead at once.
     let next = doc["next"][0].as_str().unwrap().to_owned();
     assert!(next.contains("--until-free"), "{next}");
-    let waited = pasted(&next);
-    assert!(
-        String::from_utf8_lossy(&waited.stdout).contains("All named ports are free"),
-        "{waited:?}"
-    );
+    let (mut sh, _config) = paste(&next);
+    let mut waiting = ChildGuard(sh.stdout(Stdio::piped()).spawn().unwrap());
+    std::thread::sleep(Duration::from_secs(1));
+    let other = free_port();
+    let meanwhile = portreap()
+        .args(["free", &other.to_string(), "--yes", "--wait", "2s"])
+        .output()
+        .unwrap();
+    assert_eq!(meanwhile.status.code(), Some(0), "{meanwhile:?}");
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut waiting.0.stdout.take().unwrap(), &mut said).unwrap();
+    let status = waiting.0.wait().unwrap();
+    assert!(status.success(), "{next}: {said}");
+    assert!(said.contains("All named ports are free"), "{said}");
 }
 
 #[test]

@@ -265,6 +265,20 @@ pub fn portreap() -> assert_cmd::Command {
 /// first on PATH and prune's age guard off (the containers are seconds old), and
 /// asserts it succeeded.
 pub fn pasted(line: &str) -> Output {
+    let (mut sh, _config) = paste(line);
+    let out = sh.output().expect("sh");
+    assert!(
+        out.status.success(),
+        "{line}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The shell [`pasted`] runs `line` in, not started yet, with the configuration directory
+/// it reads (keep it until the shell is done).
+pub fn paste(line: &str) -> (Command, tempfile::TempDir) {
     let bin = assert_cmd::cargo::cargo_bin("portreap");
     let path = format!(
         "{}:{}",
@@ -283,20 +297,11 @@ pub fn pasted(line: &str) -> Output {
         Some(url) => sh.env("DOCKER_HOST", url),
         None => sh.env_remove("DOCKER_HOST"),
     };
-    let out = sh
-        .args(["-c", line])
+    sh.args(["-c", line])
         .env("PATH", path)
         .env("XDG_CONFIG_HOME", config.path())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{line}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+        .stdin(Stdio::null());
+    (sh, config)
 }
 
 /// The next steps `why PORT` suggests, in order.
