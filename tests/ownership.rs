@@ -629,3 +629,39 @@ fn an_unreadable_compose_directory_is_never_judged_gone() {
     let doc = wait_for_finding(port, "orphaned-compose");
     assert!(!findings_on(&doc, port).is_empty());
 }
+
+/// Asked about another engine with `--host`, every suggestion names that engine: pasted
+/// into a shell whose DOCKER_HOST says nothing, it acts there and nowhere else.
+#[test]
+fn suggestions_for_another_engine_name_it_when_pasted() {
+    if !require_second() {
+        return;
+    }
+    let mut cleanup = SecondCleanup::default();
+    let name = unique("elsewhere");
+    let port = free_port();
+    second_httpd(&mut cleanup, &name, port);
+    let url = second_url();
+    let doc = json(&["--host", &url, "why", &port.to_string(), "--json"]);
+    let next: Vec<&str> = doc["why"][0]["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        next.iter()
+            .any(|n| n.starts_with("portreap --host ") && n.contains(&format!("free {port}/tcp"))),
+        "{next:?}"
+    );
+    let stop = next
+        .iter()
+        .find(|n| n.starts_with("docker -H ") && n.contains(" stop "))
+        .unwrap_or_else(|| panic!("{next:?}"));
+    pasted(stop);
+    assert_eq!(
+        second(&["inspect", "--format", "{{.State.Running}}", &name]),
+        "false",
+        "{stop} stopped the container on the engine asked"
+    );
+}

@@ -114,7 +114,10 @@ pub fn explain(
         ];
         let next = if uses.held.is_empty() {
             let wait = wait_for(uses.last_expiry_ms());
-            vec![format!("portreap free {port} --until-free {wait}s")]
+            vec![format!(
+                "{} free {port} --until-free {wait}s",
+                super::command(&snapshot.engine, super::Cli::Portreap)
+            )]
         } else {
             Vec::new()
         };
@@ -159,7 +162,10 @@ fn explain_held(
         lines.push(format!("command: {}", p.cmdline.join(" ")));
     }
     let next = vec![
-        format!("portreap free {port} --kill-processes"),
+        format!(
+            "{} free {port} --kill-processes",
+            super::command(&snapshot.engine, super::Cli::Portreap)
+        ),
         format!("kill {}", list.join(" ")),
     ];
     (headline, lines, next)

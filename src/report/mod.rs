@@ -7,3 +7,85 @@ pub mod prune;
 pub mod safe;
 pub mod table;
 pub mod why;
+
+use crate::model::EngineStatus;
+
+/// A command line portreap suggests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cli {
+    /// portreap itself.
+    Portreap,
+    /// The docker CLI (compose runs under it).
+    Docker,
+    /// The podman CLI.
+    Podman,
+}
+
+/// The start of a suggested command, naming the engine the answer came from: pasted, it
+/// must act on that engine and no other, whatever the shell's DOCKER_HOST says. Nothing
+/// is added for the default socket; a context is named (its TLS material comes with it);
+/// any other endpoint is given as it is, shell-quoted.
+pub(crate) fn command(engine: &EngineStatus, cli: Cli) -> String {
+    let q = crate::shell::quote;
+    let context = engine
+        .source
+        .strip_prefix("context ")
+        .filter(|name| *name != "default");
+    match cli {
+        Cli::Podman if engine.endpoint == "unix:///run/podman/podman.sock" => "podman".into(),
+        Cli::Podman => format!("podman --url {}", q(&engine.endpoint)),
+        _ if engine.endpoint == crate::engine::endpoint::DEFAULT_HOST && context.is_none() => {
+            match cli {
+                Cli::Docker => "docker".into(),
+                _ => "portreap".into(),
+            }
+        }
+        Cli::Docker => match context {
+            Some(name) => format!("docker --context {}", q(name)),
+            None => format!("docker -H {}", q(&engine.endpoint)),
+        },
+        Cli::Portreap => match context {
+            Some(name) => format!("portreap --context {}", q(name)),
+            None => format!("portreap --host {}", q(&engine.endpoint)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(endpoint: &str, source: &str) -> EngineStatus {
+        EngineStatus {
+            endpoint: endpoint.into(),
+            source: source.into(),
+            ..EngineStatus::default()
+        }
+    }
+
+    #[test]
+    fn suggestions_name_the_engine_unless_it_is_the_default() {
+        let default = engine("unix:///var/run/docker.sock", "default");
+        assert_eq!(command(&default, Cli::Docker), "docker");
+        assert_eq!(command(&default, Cli::Portreap), "portreap");
+        let other = engine("unix:///srv/my engine/docker.sock", "--host");
+        assert_eq!(
+            command(&other, Cli::Docker),
+            "docker -H 'unix:///srv/my engine/docker.sock'"
+        );
+        assert_eq!(
+            command(&other, Cli::Portreap),
+            "portreap --host 'unix:///srv/my engine/docker.sock'"
+        );
+        let ctx = engine("tcp://build:2376", "context build");
+        assert_eq!(command(&ctx, Cli::Docker), "docker --context build");
+        assert_eq!(command(&ctx, Cli::Portreap), "portreap --context build");
+        let podman = engine("unix:///run/podman/podman.sock", "--host");
+        assert_eq!(command(&podman, Cli::Podman), "podman");
+        let podman = engine("unix:///run/user/1000/podman/podman.sock", "--host");
+        assert_eq!(
+            command(&podman, Cli::Podman),
+            "podman --url unix:///run/user/1000/podman/podman.sock"
+        );
+    }
+}

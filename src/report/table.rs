@@ -320,7 +320,8 @@ pub fn prune_command(snapshot: &Snapshot, f: &crate::analyze::findings::Finding)
         .collect();
     ports.dedup();
     let mut cmd = format!(
-        "portreap prune --kind {} --port {}",
+        "{} prune --kind {} --port {}",
+        super::command(&snapshot.engine, super::Cli::Portreap),
         f.kind,
         ports.join(",")
     );

@@ -233,11 +233,24 @@ fn compose_hint(snapshot: &Snapshot, c: &Container, verb: &str) -> Option<String
 }
 
 /// `cd DIR && docker compose -p PROJECT`, for a container whose directory is there.
+/// The CLI of the engine that knows `c`, naming that engine (see [`super::command`]).
+fn cli_for(snapshot: &Snapshot, c: &Container) -> String {
+    let engine = snapshot.engine_of(c);
+    let cli = if engine.is_podman() {
+        super::Cli::Podman
+    } else {
+        super::Cli::Docker
+    };
+    super::command(engine, cli)
+}
+
 fn compose_prefix(snapshot: &Snapshot, c: &Container) -> Option<String> {
     let project = c.compose_project()?;
+    let docker = super::command(snapshot.engine_of(c), super::Cli::Docker);
     let tool = match c.labels.get("com.docker.compose.version") {
-        Some(v) if v.starts_with("1.") => "docker-compose",
-        _ => "docker compose",
+        // v1 takes the docker CLI's endpoint options itself.
+        Some(v) if v.starts_with("1.") => docker.replacen("docker", "docker-compose", 1),
+        _ => format!("{docker} compose"),
     };
     let dir = c.labels.get(crate::model::labels::WORKING_DIR);
     // Compose needs its directory; where that is gone, only docker itself can help.
@@ -388,12 +401,11 @@ fn explain_holder(
             };
             lines.push(format!("on {}, {how}", addresses(snapshot, &h.entries)));
             if findings.is_empty() {
-                next.push(format!("portreap free {port}"));
-                let cli = if snapshot.engine_of(c).is_podman() {
-                    "podman"
-                } else {
-                    "docker"
-                };
+                next.push(format!(
+                    "{} free {port}",
+                    super::command(&snapshot.engine, super::Cli::Portreap)
+                ));
+                let cli = cli_for(snapshot, c);
                 match compose_hint(snapshot, c, "stop") {
                     Some(hint) => next.push(hint),
                     None => next.push(format!("{cli} stop {}", crate::shell::quote(&c.name))),
@@ -479,7 +491,10 @@ fn explain_holder(
                 lines.push(format!("an ordinary process: it {note}"));
             }
             lines.push(format!("on {}", addresses(snapshot, &h.entries)));
-            next.push(format!("portreap free {port} --kill-processes"));
+            next.push(format!(
+                "{} free {port} --kill-processes",
+                super::command(&snapshot.engine, super::Cli::Portreap)
+            ));
             next.push(format!("kill {}", pids_of(&h.entries).replace(", ", " ")));
             format!(
                 "{port} is held by process {name} (pid {}, user {user})",
@@ -508,11 +523,7 @@ fn explain_holder(
         if f.action != Action::None {
             next.push(prune_command(snapshot, f));
             if let Some(c) = f.container.and_then(|i| snapshot.containers.get(i)) {
-                let cli = if snapshot.engine_of(c).is_podman() {
-                    "podman"
-                } else {
-                    "docker"
-                };
+                let cli = cli_for(snapshot, c);
                 let by_compose = if f.kind == Kind::OrphanService {
                     remove_orphans_hint(snapshot, c)
                 } else {
