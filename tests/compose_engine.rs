@@ -103,10 +103,12 @@ fn running(name: &str) -> bool {
     docker(&["inspect", "--format", "{{.State.Running}}", name]) == "true"
 }
 
-/// The suggestion that starts with `start`, or a failure listing them all.
+/// The suggestion that starts with `start` once the tested engine's own option is left
+/// out (suggestions name a non-default engine: `docker -H URL rm -f ...`), or a failure
+/// listing them all. The suggestion is returned whole, to be pasted as it is.
 fn suggestion<'a>(next: &'a [String], start: &str) -> &'a str {
     next.iter()
-        .find(|s| s.starts_with(start))
+        .find(|s| without_engine(s).starts_with(start))
         .unwrap_or_else(|| panic!("no suggestion starting {start:?} in {next:#?}"))
 }
 

@@ -248,6 +248,17 @@ pub fn engine_fs(path: &str) -> String {
     format!("/proc/{pid}/root{path}")
 }
 
+/// A suggestion with the tested engine's own option left out: suggestions name a
+/// non-default engine (`docker -H URL rm -f ...`), and tests match them by their verb.
+pub fn without_engine(suggestion: &str) -> String {
+    match test_engine() {
+        Some(url) => suggestion
+            .replace(&format!(" -H {url}"), "")
+            .replace(&format!(" --host {url}"), ""),
+        None => suggestion.to_owned(),
+    }
+}
+
 /// The portreap binary, ready to run.
 pub fn portreap() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("portreap").expect("binary built");
