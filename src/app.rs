@@ -354,7 +354,6 @@ fn scan(global: &Global, options: &Scan) -> anyhow::Result<Exit> {
     })
 }
 
-/// Writes human output through the last guard against escapes from outside text.
 /// `metrics`: once to stdout or a file, or for ever with `--every`. An unreachable engine
 /// is a metric, not a failure; a file that cannot be written is.
 fn metrics(global: &Global, args: &crate::cli::MetricsArgs) -> anyhow::Result<Exit> {
@@ -374,9 +373,7 @@ fn metrics(global: &Global, args: &crate::cli::MetricsArgs) -> anyhow::Result<Ex
             elapsed: start.elapsed(),
             all: args.all,
         };
-        let text = report::metrics::render(&snapshot, &analysis, &run, |p| {
-            args.all || p.involves_docker()
-        });
+        let text = report::metrics::render(&snapshot, &analysis, &run);
         match &args.output {
             Some(path) => crate::safe_file::write_public(path, text.as_bytes())
                 .with_context(|| format!("cannot write the metrics to {}", path.display()))?,
@@ -389,6 +386,7 @@ fn metrics(global: &Global, args: &crate::cli::MetricsArgs) -> anyhow::Result<Ex
     }
 }
 
+/// Writes human output through the last guard against escapes from outside text.
 fn write_human(text: &str) -> anyhow::Result<()> {
     write_stdout(&report::safe::text(text))
 }

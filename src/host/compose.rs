@@ -38,6 +38,11 @@ impl Roots {
         }
     }
 
+    /// What the compose `files` define, read under the root that holds them.
+    pub fn definition(&self, files: &[String]) -> ComposeDefinition {
+        definition(self.holding(files), files)
+    }
+
     /// The root that holds every one of `files` (the host's unless only the engine's does).
     fn holding(&self, files: &[String]) -> &Path {
         match &self.engine {
@@ -149,13 +154,6 @@ fn read_definitions(containers: &[Container], roots: &Roots, facts: &mut FsFacts
             continue;
         }
         facts.definitions.insert(key, roots.definition(&files));
-    }
-}
-
-impl Roots {
-    /// What the compose `files` define, as the model records it.
-    pub fn definition(&self, files: &[String]) -> ComposeDefinition {
-        definition(self.holding(files), files)
     }
 }
 

@@ -116,7 +116,7 @@ pub fn explain(
             let wait = wait_for(uses.last_expiry_ms());
             vec![format!(
                 "{} free {port} --until-free {wait}s",
-                super::command(&snapshot.engine, super::Cli::Portreap)
+                super::portreap(snapshot)
             )]
         } else {
             Vec::new()
@@ -162,10 +162,7 @@ fn explain_held(
         lines.push(format!("command: {}", p.cmdline.join(" ")));
     }
     let next = vec![
-        format!(
-            "{} free {port} --kill-processes",
-            super::command(&snapshot.engine, super::Cli::Portreap)
-        ),
+        format!("{} free {port} --kill-processes", super::portreap(snapshot)),
         format!("kill {}", list.join(" ")),
     ];
     (headline, lines, next)

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::analyze::findings::Kind;
-use crate::analyze::{Analysis, PortEntry};
+use crate::analyze::Analysis;
 use crate::model::{EngineStatus, Snapshot};
 
 /// What the metrics describe beyond the snapshot itself.
@@ -20,54 +20,41 @@ pub struct Run {
     pub all: bool,
 }
 
-/// Renders the metrics; `keep` selects the ports counted, as the scan's view does.
-pub fn render(
-    snapshot: &Snapshot,
-    analysis: &Analysis,
-    run: &Run,
-    keep: impl Fn(&PortEntry) -> bool,
-) -> String {
+/// Renders the metrics, counting the ports the scan's view shows (Docker's, or every
+/// one with `--all`).
+pub fn render(snapshot: &Snapshot, analysis: &Analysis, run: &Run) -> String {
     let mut out = String::new();
     findings(&mut out, analysis);
-    ports(&mut out, analysis, run, keep);
+    ports(&mut out, analysis, run);
     engines(&mut out, snapshot);
-    gauge(
+    single(
         &mut out,
         "portreap_host_unreadable_processes",
         "Processes whose descriptors could not be read; owners may be missing when non-zero.",
+        snapshot.host.unreadable_processes,
     );
-    let _ = writeln!(
-        out,
-        "portreap_host_unreadable_processes {}",
-        snapshot.host.unreadable_processes
-    );
-    gauge(
+    single(
         &mut out,
         "portreap_scan_duration_seconds",
         "How long the scan took, facts and analysis.",
-    );
-    let _ = writeln!(
-        out,
-        "portreap_scan_duration_seconds {:.6}",
-        run.elapsed.as_secs_f64()
+        format!("{:.6}", run.elapsed.as_secs_f64()),
     );
     if let Some(at) = snapshot.taken_at {
-        gauge(
+        single(
             &mut out,
             "portreap_scan_timestamp_seconds",
             "When the scan ran, in seconds since the Unix epoch.",
+            at,
         );
-        let _ = writeln!(out, "portreap_scan_timestamp_seconds {at}");
     }
-    gauge(
+    single(
         &mut out,
-        "portreap_build_info",
+        &format!(
+            "portreap_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        ),
         "The portreap that wrote these metrics.",
-    );
-    let _ = writeln!(
-        out,
-        "portreap_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
+        1,
     );
     out
 }
@@ -75,6 +62,13 @@ pub fn render(
 fn gauge(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} gauge");
+}
+
+/// A gauge with one sample; `series` is its name, with labels if any.
+fn single(out: &mut String, series: &str, help: &str, value: impl std::fmt::Display) {
+    let name = series.split('{').next().unwrap_or(series);
+    gauge(out, name, help);
+    let _ = writeln!(out, "{series} {value}");
 }
 
 fn findings(out: &mut String, analysis: &Analysis) {
@@ -100,7 +94,7 @@ fn findings(out: &mut String, analysis: &Analysis) {
     }
 }
 
-fn ports(out: &mut String, analysis: &Analysis, run: &Run, keep: impl Fn(&PortEntry) -> bool) {
+fn ports(out: &mut String, analysis: &Analysis, run: &Run) {
     gauge(
         out,
         "portreap_ports",
@@ -108,7 +102,11 @@ fn ports(out: &mut String, analysis: &Analysis, run: &Run, keep: impl Fn(&PortEn
     );
     let scope = if run.all { "all" } else { "docker" };
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for p in analysis.ports.iter().filter(|p| keep(p)) {
+    for p in analysis
+        .ports
+        .iter()
+        .filter(|p| run.all || p.involves_docker())
+    {
         *counts.entry(p.owner.kind()).or_default() += 1;
     }
     for (owner, n) in counts {
@@ -190,7 +188,7 @@ mod tests {
             elapsed: Duration::from_millis(12),
             all: false,
         };
-        let text = render(&snapshot, &analysis, &run, |_| true);
+        let text = render(&snapshot, &analysis, &run);
         for kind in Kind::ALL {
             assert!(
                 text.contains(&format!("portreap_findings{{kind=\"{}\",", kind.id())),

@@ -15,8 +15,10 @@ use crate::model::EngineStatus;
 pub(crate) enum Cli {
     /// portreap itself.
     Portreap,
-    /// The docker CLI (compose runs under it).
+    /// The docker CLI (compose v2 runs under it).
     Docker,
+    /// Compose v1, `docker-compose`, which takes the docker CLI's endpoint options.
+    ComposeV1,
     /// The podman CLI.
     Podman,
 }
@@ -27,28 +29,30 @@ pub(crate) enum Cli {
 /// any other endpoint is given as it is, shell-quoted.
 pub(crate) fn command(engine: &EngineStatus, cli: Cli) -> String {
     let q = crate::shell::quote;
+    let program = match cli {
+        Cli::Portreap => "portreap",
+        Cli::Docker => "docker",
+        Cli::ComposeV1 => "docker-compose",
+        Cli::Podman => "podman",
+    };
     let context = engine
         .source
         .strip_prefix("context ")
         .filter(|name| *name != "default");
-    match cli {
-        Cli::Podman if engine.endpoint == "unix:///run/podman/podman.sock" => "podman".into(),
-        Cli::Podman => format!("podman --url {}", q(&engine.endpoint)),
-        _ if engine.endpoint == crate::engine::endpoint::DEFAULT_HOST && context.is_none() => {
-            match cli {
-                Cli::Docker => "docker".into(),
-                _ => "portreap".into(),
-            }
-        }
-        Cli::Docker => match context {
-            Some(name) => format!("docker --context {}", q(name)),
-            None => format!("docker -H {}", q(&engine.endpoint)),
-        },
-        Cli::Portreap => match context {
-            Some(name) => format!("portreap --context {}", q(name)),
-            None => format!("portreap --host {}", q(&engine.endpoint)),
-        },
-    }
+    let option = match (cli, context) {
+        (Cli::Podman, _) if engine.endpoint == "unix:///run/podman/podman.sock" => String::new(),
+        (Cli::Podman, _) => format!(" --url {}", q(&engine.endpoint)),
+        (_, Some(name)) => format!(" --context {}", q(name)),
+        _ if engine.endpoint == crate::engine::endpoint::DEFAULT_HOST => String::new(),
+        (Cli::Portreap, None) => format!(" --host {}", q(&engine.endpoint)),
+        (_, None) => format!(" -H {}", q(&engine.endpoint)),
+    };
+    format!("{program}{option}")
+}
+
+/// `portreap`, naming the engine the snapshot's answer came from (see [`command`]).
+pub(crate) fn portreap(snapshot: &crate::model::Snapshot) -> String {
+    command(&snapshot.engine, Cli::Portreap)
 }
 
 #[cfg(test)]
@@ -79,6 +83,14 @@ mod tests {
         );
         let ctx = engine("tcp://build:2376", "context build");
         assert_eq!(command(&ctx, Cli::Docker), "docker --context build");
+        assert_eq!(
+            command(&ctx, Cli::ComposeV1),
+            "docker-compose --context build"
+        );
+        assert_eq!(
+            command(&other, Cli::ComposeV1),
+            "docker-compose -H 'unix:///srv/my engine/docker.sock'"
+        );
         assert_eq!(command(&ctx, Cli::Portreap), "portreap --context build");
         let podman = engine("unix:///run/podman/podman.sock", "--host");
         assert_eq!(command(&podman, Cli::Podman), "podman");

@@ -321,7 +321,7 @@ pub fn prune_command(snapshot: &Snapshot, f: &crate::analyze::findings::Finding)
     ports.dedup();
     let mut cmd = format!(
         "{} prune --kind {} --port {}",
-        super::command(&snapshot.engine, super::Cli::Portreap),
+        super::portreap(snapshot),
         f.kind,
         ports.join(",")
     );

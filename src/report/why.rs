@@ -246,11 +246,10 @@ fn cli_for(snapshot: &Snapshot, c: &Container) -> String {
 
 fn compose_prefix(snapshot: &Snapshot, c: &Container) -> Option<String> {
     let project = c.compose_project()?;
-    let docker = super::command(snapshot.engine_of(c), super::Cli::Docker);
+    let engine = snapshot.engine_of(c);
     let tool = match c.labels.get("com.docker.compose.version") {
-        // v1 takes the docker CLI's endpoint options itself.
-        Some(v) if v.starts_with("1.") => docker.replacen("docker", "docker-compose", 1),
-        _ => format!("{docker} compose"),
+        Some(v) if v.starts_with("1.") => super::command(engine, super::Cli::ComposeV1),
+        _ => format!("{} compose", super::command(engine, super::Cli::Docker)),
     };
     let dir = c.labels.get(crate::model::labels::WORKING_DIR);
     // Compose needs its directory; where that is gone, only docker itself can help.
@@ -401,10 +400,7 @@ fn explain_holder(
             };
             lines.push(format!("on {}, {how}", addresses(snapshot, &h.entries)));
             if findings.is_empty() {
-                next.push(format!(
-                    "{} free {port}",
-                    super::command(&snapshot.engine, super::Cli::Portreap)
-                ));
+                next.push(format!("{} free {port}", super::portreap(snapshot)));
                 let cli = cli_for(snapshot, c);
                 match compose_hint(snapshot, c, "stop") {
                     Some(hint) => next.push(hint),
@@ -493,7 +489,7 @@ fn explain_holder(
             lines.push(format!("on {}", addresses(snapshot, &h.entries)));
             next.push(format!(
                 "{} free {port} --kill-processes",
-                super::command(&snapshot.engine, super::Cli::Portreap)
+                super::portreap(snapshot)
             ));
             next.push(format!("kill {}", pids_of(&h.entries).replace(", ", " ")));
             format!(
