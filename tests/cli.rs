@@ -38,6 +38,33 @@ fn other_bad_input_is_a_usage_error() {
     }
 }
 
+/// `metrics`' own bad input: one line, exit 2, naming what is wrong, before any scan.
+#[test]
+fn metrics_refuses_a_loop_without_a_file_and_a_linked_file() {
+    let out = portreap()
+        .args(["metrics", "--every", "5s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--output <FILE>"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let link = dir.path().join("portreap.prom");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = portreap()
+        .args(["metrics", "--output", link.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("is a symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
 #[test]
 fn help_and_version_succeed() {
     portreap().arg("--help").assert().success();
