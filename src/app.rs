@@ -292,8 +292,15 @@ fn gather(global: &Global, owners: crate::host::Owners<'_>) -> anyhow::Result<Sn
         host,
         fs: crate::host::compose::compose_facts(
             &containers,
-            &first_status,
-            &crate::host::compose::Roots::new(&global.host_root, &global.proc_root, &first_status),
+            &std::iter::once(&first_status)
+                .chain(&others)
+                .map(|e| {
+                    (
+                        e,
+                        crate::host::compose::Roots::new(&global.host_root, &global.proc_root, e),
+                    )
+                })
+                .collect::<Vec<_>>(),
         ),
         engine: first_status,
         engines: others,
@@ -627,11 +634,10 @@ fn act(
     let system = crate::prune::system::System {
         engines,
         proc_root: global.proc_root.clone(),
-        roots: crate::host::compose::Roots::new(
-            &global.host_root,
-            &global.proc_root,
-            &snapshot.engine,
-        ),
+        roots: snapshot
+            .all_engines()
+            .map(|e| crate::host::compose::Roots::new(&global.host_root, &global.proc_root, e))
+            .collect(),
     };
     let timing = crate::prune::Timing {
         grace: options.grace,

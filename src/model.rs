@@ -57,6 +57,19 @@ pub struct Socket {
     pub v6only: Option<bool>,
 }
 
+impl Socket {
+    /// Whether connections to `ip` reach this socket: its own address, or IPv4's
+    /// wildcard for a dual-stack `::` socket (rootless Podman's forwarder binds one
+    /// `[::]` socket for a `0.0.0.0` binding).
+    pub fn serves(&self, ip: IpAddr) -> bool {
+        self.ip == ip
+            || (self.ip.is_unspecified()
+                && self.ip.is_ipv6()
+                && self.v6only == Some(false)
+                && ip == IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+}
+
 /// A TCP socket's state, as the kernel numbers them (`include/net/tcp_states.h`; libc
 /// names none of them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

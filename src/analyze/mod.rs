@@ -9,7 +9,7 @@ pub mod ownership;
 pub mod time;
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::model::{Container, ContainerState, LiveBinding, Process, Proto, Snapshot, Socket};
 use findings::{Finding, Kind};
@@ -201,7 +201,7 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
     ports.extend(reservations(snapshot, &ports));
     let mut findings = findings::find(snapshot, &ports);
     findings.sort_by_key(|f| (f.kind, f.ports.first().map(|p| (p.port, p.proto))));
-    ports.extend(requested(&ports, &findings));
+    ports.extend(requested(snapshot, &ports, &findings));
     // A container's finding marks that container's entries only, never another holder of
     // the same port (a blocked container's port is someone else's). Indexed, so a
     // container publishing a hundred thousand ports costs no more than linear time.
@@ -215,13 +215,18 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
         }
     }
     for entry in &mut ports {
-        let here = findings::PortRef {
-            proto: entry.proto,
-            ip: entry.ip,
-            port: entry.port,
-        };
-        if let Some(kinds) = marks.get(&(here, entry.container_index())) {
-            for kind in kinds {
+        let ips: Vec<IpAddr> = served(snapshot, entry).collect();
+        for ip in ips {
+            let here = findings::PortRef {
+                proto: entry.proto,
+                ip,
+                port: entry.port,
+            };
+            for kind in marks
+                .get(&(here, entry.container_index()))
+                .into_iter()
+                .flatten()
+            {
                 if !entry.findings.contains(kind) {
                     entry.findings.push(*kind);
                 }
@@ -246,11 +251,12 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
 
 /// Entries for the ports that findings name for containers that do not hold them, so each
 /// finding shows up on its port.
-fn requested(ports: &[PortEntry], findings: &[Finding]) -> Vec<PortEntry> {
+fn requested(snapshot: &Snapshot, ports: &[PortEntry], findings: &[Finding]) -> Vec<PortEntry> {
     let mut out: Vec<PortEntry> = Vec::new();
     let mut present: HashSet<(usize, Proto, IpAddr, u16)> = ports
         .iter()
-        .filter_map(|e| Some((e.container_index()?, e.proto, e.ip, e.port)))
+        .filter_map(|e| Some((e.container_index()?, e)))
+        .flat_map(|(index, e)| served(snapshot, e).map(move |ip| (index, e.proto, ip, e.port)))
         .collect();
     for f in findings {
         let Some(index) = f.container else { continue };
@@ -434,7 +440,7 @@ fn find_live(snapshot: &Snapshot, socket: &Socket, engines: &[usize]) -> Option<
         engines.contains(&c.engine)
             && holds_ports(c)
             && c.live.iter().any(|b| {
-                b.proto == socket.proto && b.host_port == socket.port && b.host_ip == socket.ip
+                b.proto == socket.proto && b.host_port == socket.port && socket.serves(b.host_ip)
             })
     })
 }
@@ -473,7 +479,9 @@ fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
     let mut engine_held = HashSet::new();
     for entry in ports {
         if let Owner::Container { index, via } = entry.owner {
-            exact.insert((index, entry.proto, entry.ip, entry.port));
+            for ip in served(snapshot, entry) {
+                exact.insert((index, entry.proto, ip, entry.port));
+            }
             if via == Via::Engine {
                 engine_held.insert((index, entry.proto, entry.port));
             }
@@ -518,6 +526,19 @@ fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
         }
     }
     out
+}
+
+/// The binding addresses `entry` backs: its own, and IPv4's wildcard too for a
+/// dual-stack `::` socket. A finding names its container's bindings, so this is how an
+/// entry is told to be the one a finding concerns.
+pub fn served(snapshot: &Snapshot, entry: &PortEntry) -> impl Iterator<Item = IpAddr> {
+    let any4 = IpAddr::from(Ipv4Addr::UNSPECIFIED);
+    let dual_stack = entry.bound
+        && entry.ip.is_ipv6()
+        && snapshot.host.sockets.iter().any(|s| {
+            s.proto == entry.proto && s.port == entry.port && s.ip == entry.ip && s.serves(any4)
+        });
+    std::iter::once(entry.ip).chain(dual_stack.then_some(any4))
 }
 
 #[cfg(test)]

@@ -1221,3 +1221,48 @@ fn a_service_its_files_no_longer_define_is_an_orphan() {
         orphan.reason
     );
 }
+
+#[test]
+fn a_dual_stack_forwarder_backs_its_containers_ipv4_wildcard_binding() {
+    // Rootless Podman: rootlessport binds one `[::]` socket without IPV6_V6ONLY for a
+    // `0.0.0.0` binding (recorded from Podman 4.3, `ss` shows it as `*:PORT`).
+    let mut web = running_web(3000);
+    compose_labels(&mut web, "shop", "/src/shop", "/src/shop/compose.yaml");
+    let mut v6only = running_web(3001);
+    v6only.id = ID_HOSTNET.into();
+    v6only.name = "db".into();
+    let mut host = Host::new()
+        .process(80, "rootlessport", "rootlessport", None)
+        .edit(80, |p| p.uid = Some(1000))
+        .socket(Proto::Tcp, "::", 3000, &[80])
+        .socket(Proto::Tcp, "::", 3001, &[80]);
+    host.0.sockets[0].v6only = Some(false);
+    host.0.sockets[1].v6only = Some(true);
+    let mut snap = snapshot(host, vec![web, v6only]);
+    snap.engine.kind = Some("Podman".into());
+    snap.engine.uid = Some(1000);
+    snap.fs = fs(true, &[("/src/shop", false)]);
+    let a = analyze(&snap);
+    assert_eq!(
+        owner_of(&a, Proto::Tcp, "::", 3000),
+        Owner::Container {
+            index: 0,
+            via: Via::Forwarder
+        }
+    );
+    let on_3000: Vec<&PortEntry> = a.ports.iter().filter(|e| e.port == 3000).collect();
+    assert_eq!(
+        on_3000.len(),
+        1,
+        "no reservation, no requested row: {on_3000:#?}"
+    );
+    assert_eq!(on_3000[0].findings, vec![Kind::OrphanedCompose]);
+    // An IPv6-only socket serves no IPv4 client: the IPv4 binding has no socket.
+    assert!(a.ports.iter().any(|e| e.port == 3001
+        && e.ip == ip("0.0.0.0")
+        && e.owner
+            == Owner::Container {
+                index: 1,
+                via: Via::Reservation
+            }));
+}

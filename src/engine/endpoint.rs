@@ -178,23 +178,31 @@ pub fn local_sockets(
         let owner = trusted_owner(&path)?;
         Some((path, format!("socket of uid {owner}")))
     }));
-    let canonical = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut seen: Vec<PathBuf> = primary
+    // The same socket is often reachable by several paths (a symlinked /var/run, an
+    // engine's /proc/PID/root): the file's identity, not its spelling, says it is one.
+    // Spelling alone would fold an engine in another mount namespace whose socket has
+    // the host default's path into the host's engine.
+    let identity = |p: &Path| {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        fs::metadata(p)
+            .ok()
+            .filter(|m| m.file_type().is_socket())
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let mut seen: Vec<(u64, u64)> = primary
         .and_then(|e| match parse_url(&e.url) {
-            Ok(Transport::Unix(path)) => Some(canonical(&path)),
+            Ok(Transport::Unix(path)) => identity(&path),
             _ => None,
         })
         .into_iter()
         .collect();
     let mut out = Vec::new();
     for (path, what) in candidates {
-        use std::os::unix::fs::FileTypeExt;
-        let is_socket = fs::metadata(&path).is_ok_and(|m| m.file_type().is_socket());
-        let real = canonical(&path);
-        if !is_socket || seen.contains(&real) {
+        let Some(id) = identity(&path) else { continue };
+        if seen.contains(&id) {
             continue;
         }
-        seen.push(real);
+        seen.push(id);
         out.push(Endpoint {
             url: format!("unix://{}", path.display()),
             source: format!("--all-engines: {what}"),
@@ -322,6 +330,42 @@ mod tests {
 
     fn env(pairs: &[(&'static str, &str)]) -> MapEnv {
         MapEnv(pairs.iter().map(|(k, v)| (*k, v.to_string())).collect())
+    }
+
+    #[test]
+    fn one_socket_by_two_paths_is_one_engine_and_two_sockets_of_one_name_are_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::create_dir_all(&a).unwrap();
+        fs::create_dir_all(&b).unwrap();
+        std::os::unix::fs::symlink(&a, dir.path().join("via")).unwrap();
+        let _one = std::os::unix::net::UnixListener::bind(a.join("docker.sock")).unwrap();
+        let _two = std::os::unix::net::UnixListener::bind(b.join("docker.sock")).unwrap();
+        let engine = |pid, path: PathBuf| crate::model::LocalEngine {
+            pid,
+            kind: crate::model::EngineKind::Docker,
+            uid: 0,
+            sockets: vec![format!("unix://{}", path.display())],
+            own_mount_ns: false,
+            data_root: None,
+        };
+        let found = [
+            engine(10, a.join("docker.sock")),
+            engine(10, dir.path().join("via/docker.sock")),
+            engine(11, b.join("docker.sock")),
+        ];
+        let ours: Vec<String> = local_sockets(None, &found, &env(&[]))
+            .into_iter()
+            .map(|e| e.url)
+            .filter(|url| url.contains(dir.path().to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            ours,
+            vec![
+                format!("unix://{}", a.join("docker.sock").display()),
+                format!("unix://{}", b.join("docker.sock").display()),
+            ]
+        );
     }
 
     fn write_context(dir: &Path, name: &str, host: &str) {

@@ -23,7 +23,9 @@ impl Roots {
         let engine_root = engine
             .process
             .map(|pid| proc_root.join(pid.to_string()).join("root"))
-            .filter(|root| !same_file(root, host_root));
+            // An engine sharing portreap's mount namespace needs no second look, and an
+            // engine root portreap cannot read adds nothing.
+            .filter(|root| super::same_file(root, host_root) == Some(false));
         Roots {
             host: host_root.to_path_buf(),
             engine: engine_root,
@@ -58,67 +60,76 @@ impl Roots {
     }
 }
 
-/// Whether two paths name the same directory (device and inode): an engine sharing
-/// portreap's mount namespace needs no second look.
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        // An engine root portreap cannot read adds nothing.
-        _ => true,
-    }
-}
-
-/// Checks every compose path named by `containers` under `roots`.
+/// Checks every compose path named by `containers`, each container's under the roots of
+/// the engine that knows it (`engines`, in the snapshot's order).
 ///
 /// The paths are the engine host's, so they are judged only when portreap provably shares
 /// that filesystem: the root was given explicitly; or the engine's own per-container
 /// directory (`<DockerRootDir>/containers/<id>`) is visible here; or portreap is not in a
-/// container and the engine is local. Otherwise it says why it did not look.
-pub fn compose_facts(containers: &[Container], engine: &EngineStatus, roots: &Roots) -> FsFacts {
-    let host_root = roots.host.as_path();
+/// container and the engine is local. Otherwise it says why it did not look. A path two
+/// engines judge differently is kept the safe way: existing beats gone.
+pub fn compose_facts(containers: &[Container], engines: &[(&EngineStatus, Roots)]) -> FsFacts {
     let mut facts = FsFacts::default();
-    if !containers.iter().any(|c| c.compose_paths().is_some()) {
-        return facts;
+    let mut notes = Vec::new();
+    for (index, (engine, roots)) in engines.iter().enumerate() {
+        let own: Vec<&Container> = containers
+            .iter()
+            .filter(|c| c.engine == index && c.compose_paths().is_some())
+            .collect();
+        if own.is_empty() {
+            continue;
+        }
+        match visibility(&own, engine, roots) {
+            Ok(()) => {
+                facts.visible = true;
+                check_paths(&own, roots, &mut facts);
+                read_definitions(&own, roots, &mut facts);
+            }
+            Err(note) if engines.len() == 1 => notes.push(note),
+            Err(note) => notes.push(format!("{}: {note}", engine.endpoint)),
+        }
     }
-    let explicit = host_root != Path::new("/");
-    if explicit && !host_root.is_dir() {
-        facts.note = Some(format!(
-            "--host-root {} is not a directory; compose directories were not checked",
-            host_root.display()
-        ));
-        return facts;
+    if !notes.is_empty() {
+        facts.note = Some(notes.join("; "));
     }
-    let engine_dir_visible = engine.root_dir.as_deref().is_some_and(|root| {
-        containers.iter().any(|c| {
-            let dir = format!("{root}/containers/{}", c.id);
-            under(host_root, &dir).is_dir()
-                || roots
-                    .engine
-                    .as_ref()
-                    .is_some_and(|e| under(e, &dir).is_dir())
-        })
-    });
-    let local_engine = engine.endpoint.starts_with("unix://") && !in_container();
-    if !(explicit || engine_dir_visible || local_engine) {
-        facts.note = Some(
-            "the engine's filesystem is not visible from here (portreap runs in a container, or the engine is remote); compose directories were not checked: mount the host root and pass --host-root".into(),
-        );
-        return facts;
-    }
-    facts.visible = true;
-    check_paths(containers, roots, &mut facts);
-    read_definitions(containers, roots, &mut facts);
     facts
 }
 
-fn check_paths(containers: &[Container], roots: &Roots, facts: &mut FsFacts) {
+/// Whether the filesystem `engine`'s containers (`own`) name is the one under `roots`,
+/// or why it is not judged.
+fn visibility(own: &[&Container], engine: &EngineStatus, roots: &Roots) -> Result<(), String> {
+    let host_root = roots.host.as_path();
+    let explicit = host_root != Path::new("/");
+    if explicit && !host_root.is_dir() {
+        return Err(format!(
+            "--host-root {} is not a directory; compose directories were not checked",
+            host_root.display()
+        ));
+    }
+    let engine_dir_visible = engine.root_dir.as_deref().is_some_and(|root| {
+        [Some(host_root), roots.engine.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|base| {
+                own.iter()
+                    .any(|c| container_dir_visible(base, root, engine, &c.id))
+            })
+    });
+    let local_engine = engine.endpoint.starts_with("unix://") && !in_container();
+    if explicit || engine_dir_visible || local_engine {
+        Ok(())
+    } else {
+        Err("the engine's filesystem is not visible from here (portreap runs in a container, or the engine is remote); compose directories were not checked: mount the host root and pass --host-root".into())
+    }
+}
+
+fn check_paths(containers: &[&Container], roots: &Roots, facts: &mut FsFacts) {
     for container in containers {
         let Some((dir, files)) = container.compose_paths() else {
             continue;
         };
         for path in std::iter::once(dir).chain(files) {
-            if facts.exists.contains_key(&path) || facts.unjudged.contains_key(&path) {
+            if facts.exists.get(&path) == Some(&true) || facts.unjudged.contains_key(&path) {
                 continue;
             }
             match roots.state(&path) {
@@ -126,7 +137,7 @@ fn check_paths(containers: &[Container], roots: &Roots, facts: &mut FsFacts) {
                     facts.exists.insert(path, true);
                 }
                 PathState::Gone => {
-                    facts.exists.insert(path, false);
+                    facts.exists.entry(path).or_insert(false);
                 }
                 PathState::Unknown(why) => {
                     facts.unjudged.insert(path, why);
@@ -138,7 +149,7 @@ fn check_paths(containers: &[Container], roots: &Roots, facts: &mut FsFacts) {
 
 /// Reads the compose files of every project with a container that publishes ports, once
 /// per set of files, when every one of them is there (a gone file is another finding's).
-fn read_definitions(containers: &[Container], roots: &Roots, facts: &mut FsFacts) {
+fn read_definitions(containers: &[&Container], roots: &Roots, facts: &mut FsFacts) {
     for container in containers {
         if container.requested.is_empty() && container.live.is_empty() {
             continue;
@@ -180,6 +191,21 @@ pub fn path_state(root: &Path, path: &str) -> PathState {
         Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => PathState::Gone,
         Err(e) => PathState::Unknown(e.to_string()),
     }
+}
+
+/// Whether the engine's own directory of container `id` is under `base`: Docker keeps
+/// `<DockerRootDir>/containers/<id>`, Podman `<GraphRoot>/<driver>-containers/<id>`
+/// (`overlay-containers`, `vfs-containers`, ...).
+fn container_dir_visible(base: &Path, root: &str, engine: &EngineStatus, id: &str) -> bool {
+    let root = under(base, root);
+    if !engine.is_podman() {
+        return root.join("containers").join(id).is_dir();
+    }
+    std::fs::read_dir(&root).is_ok_and(|dirs| {
+        dirs.flatten().any(|d| {
+            d.file_name().to_string_lossy().ends_with("-containers") && d.path().join(id).is_dir()
+        })
+    })
 }
 
 /// The host path `path` as seen under `root`.

@@ -76,8 +76,12 @@ fn read_engine(proc_root: &Path, p: &Process, own_mnt: Option<u64>) -> Option<Lo
         .into_iter()
         .filter(|path| kind == EngineKind::Podman || is_api_socket(path, exec_root.as_deref(), uid))
         .map(|path| {
-            if own_mount_ns {
-                format!("{}{path}", dir.join("root").display())
+            let inside = format!("{}{path}", dir.join("root").display());
+            // A rootless engine's namespace shares the host's /run/user: the plain path
+            // is the same socket there, and it is the one a user can paste.
+            if own_mount_ns && super::same_file(Path::new(&path), Path::new(&inside)) != Some(true)
+            {
+                inside
             } else {
                 path
             }

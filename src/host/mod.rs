@@ -635,6 +635,13 @@ fn clock_ticks() -> u64 {
     u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
 }
 
+/// Whether two paths name the same file (device and inode); `None` when either cannot
+/// be read.
+pub fn same_file(a: &Path, b: &Path) -> Option<bool> {
+    let (a, b) = (fs::metadata(a).ok()?, fs::metadata(b).ok()?);
+    Some(a.dev() == b.dev() && a.ino() == b.ino())
+}
+
 /// Reads what portreap needs to know about one process; `None` if it exited meanwhile.
 pub fn read_process(proc_root: &Path, pid: u32) -> Option<Process> {
     let dir = proc_root.join(pid.to_string());

@@ -60,10 +60,15 @@ pub trait Ops {
     fn pin(&self, pid: u32) -> Result<Option<Self::Pin>, String>;
     /// Reads the process with this PID now (after pinning, so it is the pinned one).
     fn process(&self, pid: u32) -> Option<Process>;
-    /// Whether a path exists on the host (see [`crate::host::compose::path_state`]).
-    fn path_state(&self, path: &str) -> crate::model::PathState;
-    /// What compose `files` define now (see [`crate::host::compose::definition`]).
-    fn compose_definition(&self, files: &[String]) -> crate::model::ComposeDefinition;
+    /// Whether a path exists on the host of engine `engine` (see
+    /// [`crate::host::compose::path_state`]).
+    fn path_state(&self, engine: usize, path: &str) -> crate::model::PathState;
+    /// What compose `files` define now, as engine `engine`'s host has them.
+    fn compose_definition(
+        &self,
+        engine: usize,
+        files: &[String],
+    ) -> crate::model::ComposeDefinition;
     /// Whether the exact address and protocol can be bound now.
     fn port_free(&self, port: &PortRef) -> bool;
     /// Waits a little between probes.
@@ -187,7 +192,12 @@ async fn verify<O: Ops>(ops: &O, ports: &[PortRef], timing: Timing) -> Vec<PortR
     }
 }
 
-fn recheck(now: &Container, id: &str, expect: &Expect, ops: &impl Ops) -> Result<(), String> {
+fn recheck(
+    now: &Container,
+    (engine, id): (usize, &str),
+    expect: &Expect,
+    ops: &impl Ops,
+) -> Result<(), String> {
     if now.id != id {
         return Err(format!(
             "the name now belongs to another container ({})",
@@ -210,7 +220,7 @@ fn recheck(now: &Container, id: &str, expect: &Expect, ops: &impl Ops) -> Result
             ));
         }
     }
-    match path_back(expect, ops).or_else(|| service_back(expect, ops)) {
+    match path_back(engine, expect, ops).or_else(|| service_back(engine, expect, ops)) {
         Some(why) => Err(why),
         None => Ok(()),
     }
@@ -218,10 +228,10 @@ fn recheck(now: &Container, id: &str, expect: &Expect, ops: &impl Ops) -> Result
 
 /// Why removing an orphan no longer holds: its service is defined again (the rename was
 /// undone), or its files can no longer be read.
-fn service_back(expect: &Expect, ops: &impl Ops) -> Option<String> {
+fn service_back(engine: usize, expect: &Expect, ops: &impl Ops) -> Option<String> {
     use crate::model::ComposeDefinition;
     let orphan = expect.orphan.as_ref()?;
-    match ops.compose_definition(&orphan.files) {
+    match ops.compose_definition(engine, &orphan.files) {
         ComposeDefinition::Read { services, .. } if services.contains(&orphan.service) => {
             Some(format!(
                 "service {} is defined again in its compose files",
@@ -237,12 +247,12 @@ fn service_back(expect: &Expect, ops: &impl Ops) -> Option<String> {
 
 /// Why the action no longer holds if a path that had to stay missing is back, or can no
 /// longer be told missing.
-fn path_back(expect: &Expect, ops: &impl Ops) -> Option<String> {
+fn path_back(engine: usize, expect: &Expect, ops: &impl Ops) -> Option<String> {
     use crate::model::PathState;
     expect
         .missing_paths
         .iter()
-        .find_map(|p| match ops.path_state(p) {
+        .find_map(|p| match ops.path_state(engine, p) {
             PathState::Gone => None,
             PathState::Exists => Some(format!("{p} exists again")),
             PathState::Unknown(why) => Some(format!("{p} can no longer be checked ({why})")),
@@ -262,7 +272,9 @@ async fn act_on_container<O: Ops>(
         // removes a container only while it has no process, which is the state the plan
         // saw (exited, created and dead differ in history, not in what they hold). Only a
         // refusal (it was started meanwhile) needs the full re-check below.
-        if let Some(why) = path_back(expect, ops).or_else(|| service_back(expect, ops)) {
+        if let Some(why) =
+            path_back(engine, expect, ops).or_else(|| service_back(engine, expect, ops))
+        {
             return Outcome::Skipped(why);
         }
         match ops.remove(engine, id, false).await {
@@ -276,7 +288,7 @@ async fn act_on_container<O: Ops>(
         Ok(None) => return Outcome::Skipped("the container no longer exists".into()),
         Err(e) => return Outcome::Failed(format!("cannot re-check the container: {e}")),
     };
-    if let Err(why) = recheck(&now, id, expect, ops) {
+    if let Err(why) = recheck(&now, (engine, id), expect, ops) {
         return Outcome::Skipped(why);
     }
     let running = now.state.has_process();

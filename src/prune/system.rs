@@ -18,8 +18,9 @@ pub struct System {
     pub engines: Vec<Client>,
     /// The host's /proc.
     pub proc_root: PathBuf,
-    /// Where compose paths are looked up.
-    pub roots: crate::host::compose::Roots,
+    /// Where compose paths are looked up, for each engine (its containers' labels name
+    /// paths of the host its compose client ran on).
+    pub roots: Vec<crate::host::compose::Roots>,
 }
 
 /// A process pinned through a pidfd (Linux 5.3+): signals go to that process only.
@@ -130,12 +131,24 @@ impl Ops for System {
         crate::host::read_process(&self.proc_root, pid)
     }
 
-    fn path_state(&self, path: &str) -> crate::model::PathState {
-        self.roots.state(path)
+    fn path_state(&self, engine: usize, path: &str) -> crate::model::PathState {
+        match self.roots.get(engine) {
+            Some(roots) => roots.state(path),
+            None => crate::model::PathState::Unknown(format!("no engine {engine}")),
+        }
     }
 
-    fn compose_definition(&self, files: &[String]) -> crate::model::ComposeDefinition {
-        self.roots.definition(files)
+    fn compose_definition(
+        &self,
+        engine: usize,
+        files: &[String],
+    ) -> crate::model::ComposeDefinition {
+        match self.roots.get(engine) {
+            Some(roots) => roots.definition(files),
+            None => crate::model::ComposeDefinition::NotJudged {
+                reason: format!("no engine {engine}"),
+            },
+        }
     }
 
     fn port_free(&self, port: &PortRef) -> bool {

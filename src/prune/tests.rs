@@ -333,7 +333,7 @@ impl Ops for Fake {
     fn process(&self, pid: u32) -> Option<Process> {
         self.0.borrow().processes.get(&pid).cloned()
     }
-    fn path_state(&self, path: &str) -> crate::model::PathState {
+    fn path_state(&self, _engine: usize, path: &str) -> crate::model::PathState {
         let w = self.0.borrow();
         if let Some(why) = w.unreadable_paths.get(path) {
             crate::model::PathState::Unknown(why.clone())
@@ -343,7 +343,11 @@ impl Ops for Fake {
             crate::model::PathState::Gone
         }
     }
-    fn compose_definition(&self, files: &[String]) -> crate::model::ComposeDefinition {
+    fn compose_definition(
+        &self,
+        _engine: usize,
+        files: &[String],
+    ) -> crate::model::ComposeDefinition {
         self.0
             .borrow()
             .definitions

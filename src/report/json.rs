@@ -308,8 +308,10 @@ pub fn write_scan<'a>(
         locality: engine.locality.as_deref(),
     };
     let shown: Vec<&PortEntry> = analysis.ports.iter().filter(|p| keep(p)).collect();
-    let shown_ports: std::collections::HashSet<_> =
-        shown.iter().map(|p| (p.proto, p.ip, p.port)).collect();
+    let shown_ports: std::collections::HashSet<_> = shown
+        .iter()
+        .flat_map(|p| crate::analyze::served(snapshot, p).map(|ip| (p.proto, ip, p.port)))
+        .collect();
     let on_shown_port = |f: &Finding| {
         f.ports
             .iter()

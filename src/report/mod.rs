@@ -50,9 +50,16 @@ pub(crate) fn command(engine: &EngineStatus, cli: Cli) -> String {
     format!("{program}{option}")
 }
 
-/// `portreap`, naming the engine the snapshot's answer came from (see [`command`]).
+/// `portreap`, naming the engine the snapshot's answer came from (see [`command`]), and
+/// every other engine when several were asked: a container of a rootless engine, or a
+/// forwarder judged against all of them, is only seen, and freed, from the same view.
 pub(crate) fn portreap(snapshot: &crate::model::Snapshot) -> String {
-    command(&snapshot.engine, Cli::Portreap)
+    let cmd = command(&snapshot.engine, Cli::Portreap);
+    if snapshot.engines.is_empty() {
+        cmd
+    } else {
+        format!("{cmd} --all-engines")
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ struct Holder<'a> {
 /// publishes or asks for tens of thousands of ports must not make each port a walk over
 /// all of them (`why 1-65535` stays linear in sockets, bindings and findings).
 struct Index<'a> {
+    snapshot: &'a Snapshot,
     analysis: &'a Analysis,
     /// The port entries by protocol and port.
     entries: HashMap<(Proto, u16), Vec<&'a PortEntry>>,
@@ -89,6 +90,7 @@ impl<'a> Index<'a> {
             }
         }
         Index {
+            snapshot,
             analysis,
             entries,
             findings,
@@ -276,14 +278,16 @@ fn remove_orphans_hint(snapshot: &Snapshot, c: &Container) -> Option<String> {
 fn findings_for<'a>(index: &Index<'a>, entries: &[&PortEntry]) -> Vec<&'a Finding> {
     let mut out: Vec<&'a Finding> = Vec::new();
     for e in entries {
-        let here = PortRef {
-            proto: e.proto,
-            ip: e.ip,
-            port: e.port,
-        };
-        for f in index.findings.get(&here).into_iter().flatten() {
-            if e.findings.contains(&f.kind) && !out.iter().any(|g| std::ptr::eq(*g, *f)) {
-                out.push(f);
+        for ip in crate::analyze::served(index.snapshot, e) {
+            let here = PortRef {
+                proto: e.proto,
+                ip,
+                port: e.port,
+            };
+            for f in index.findings.get(&here).into_iter().flatten() {
+                if e.findings.contains(&f.kind) && !out.iter().any(|g| std::ptr::eq(*g, *f)) {
+                    out.push(f);
+                }
             }
         }
     }
