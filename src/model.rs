@@ -189,6 +189,10 @@ pub struct Process {
     /// The PID namespace it lives in (the inode of `/proc/PID/ns/pid`).
     #[serde(default)]
     pub pid_ns: Option<u64>,
+    /// The mount namespace it lives in (the inode of `/proc/PID/ns/mnt`): a conmon shares
+    /// its engine's, which no process name or argument can forge.
+    #[serde(default)]
+    pub mnt_ns: Option<u64>,
 }
 
 /// A process's executable as the kernel links it. Unlike the name and the command line,
@@ -253,6 +257,9 @@ pub struct LocalEngine {
     /// Whether it runs in another mount namespace than portreap.
     #[serde(default)]
     pub own_mount_ns: bool,
+    /// Its mount namespace (see [`Process::mnt_ns`]), when readable.
+    #[serde(default)]
+    pub mnt_ns: Option<u64>,
     /// Docker's data root, when its command line or the default names it.
     #[serde(default)]
     pub data_root: Option<String>,

@@ -1,5 +1,7 @@
-//! Podman's `conmon` forwarders, on a real rootful Podman (Debian's 4.3, its Docker-
-//! compatible API on /run/podman/podman.sock, started by `.ci/setup`).
+//! Podman's `conmon` forwarders, on a real rootful Podman: Debian's 4.3, its Docker-
+//! compatible API on /run/podman/podman.sock, started by `.ci/setup`; or the engine
+//! `PORTREAP_TEST_PODMAN` names (`.ci/test`'s phase 4 sets it to Podman 5 in a chroot,
+//! driven by this host's podman as a remote client).
 
 mod common;
 
@@ -8,7 +10,11 @@ use std::time::Duration;
 
 use common::*;
 
-const SOCK: &str = "unix:///run/podman/podman.sock";
+/// The Podman engine under test.
+fn sock() -> String {
+    std::env::var("PORTREAP_TEST_PODMAN")
+        .unwrap_or_else(|_| "unix:///run/podman/podman.sock".into())
+}
 
 fn conf() -> String {
     format!(
@@ -17,12 +23,19 @@ fn conf() -> String {
     )
 }
 
+/// The podman CLI, on the engine under test: the local one for the host's, else a remote
+/// client of the tested socket.
+fn podman_cli() -> Command {
+    let mut cmd = Command::new("podman");
+    cmd.env("CONTAINERS_CONF", conf());
+    if let Ok(url) = std::env::var("PORTREAP_TEST_PODMAN") {
+        cmd.args(["--url", &url]);
+    }
+    cmd
+}
+
 fn podman(args: &[&str]) -> String {
-    let out = Command::new("podman")
-        .args(args)
-        .env("CONTAINERS_CONF", conf())
-        .output()
-        .expect("run podman");
+    let out = podman_cli().args(args).output().expect("run podman");
     assert!(
         out.status.success(),
         "podman {}: {}",
@@ -33,10 +46,9 @@ fn podman(args: &[&str]) -> String {
 }
 
 fn require_podman() -> bool {
-    let up = std::path::Path::new("/run/podman/podman.sock").exists()
-        && Command::new("podman")
+    let up = std::path::Path::new(sock().trim_start_matches("unix://")).exists()
+        && podman_cli()
             .args(["image", "exists", &format!("localhost/{}", image())])
-            .env("CONTAINERS_CONF", conf())
             .status()
             .is_ok_and(|s| s.success());
     if !up && std::env::var("PORTREAP_REQUIRE_PODMAN").as_deref() == Ok("1") {
@@ -56,10 +68,7 @@ impl Drop for PodmanContainer {
         let _ = Command::new("pkill")
             .args(["-CONT", "-f", &format!("conmon.* -n {} ", self.0)])
             .status();
-        let _ = Command::new("podman")
-            .args(["rm", "-f", "-t", "0", &self.0])
-            .env("CONTAINERS_CONF", conf())
-            .output();
+        let _ = podman_cli().args(["rm", "-f", "-t", "0", &self.0]).output();
     }
 }
 
@@ -99,7 +108,7 @@ fn a_running_podman_container_is_found_through_conmon() {
     let port = free_port();
     let _c = run(&name, port, false);
     let doc = eventually(Duration::from_secs(10), || {
-        let doc = scan(SOCK, port);
+        let doc = scan(&sock(), port);
         (!entries(&doc, "tcp", port).is_empty()).then_some(doc)
     })
     .expect("conmon never listened");
@@ -123,7 +132,7 @@ fn a_running_podman_container_is_found_through_conmon() {
         assert_eq!(found[0]["owner"]["kind"], "not-judged", "{doc:#}");
         let detail = found[0]["owner"]["detail"].as_str().unwrap();
         assert!(
-            detail.contains("the Podman engine pid") && detail.contains(SOCK),
+            detail.contains("the Podman engine pid") && detail.contains(&sock()),
             "{detail}"
         );
         assert_eq!(doc["findings"], serde_json::json!([]));
@@ -138,7 +147,7 @@ fn a_created_podman_container_reserves_nothing() {
     let name = unique("podcreated");
     let port = free_port();
     let _c = run(&name, port, true);
-    let doc = scan(SOCK, port);
+    let doc = scan(&sock(), port);
     assert_eq!(doc["ports"], serde_json::json!([]), "{doc:#}");
     assert_eq!(doc["findings"], serde_json::json!([]));
 }
@@ -152,7 +161,7 @@ fn a_conmon_that_outlived_its_container_is_an_orphaned_proxy_and_is_pruned() {
     let port = free_port();
     let _c = run(&name, port, false);
     let conmon = eventually(Duration::from_secs(10), || {
-        let doc = scan(SOCK, port);
+        let doc = scan(&sock(), port);
         entries(&doc, "tcp", port)
             .first()
             .map(|e| e["pids"][0].as_u64().unwrap())
@@ -165,14 +174,11 @@ fn a_conmon_that_outlived_its_container_is_an_orphaned_proxy_and_is_pruned() {
         .status()
         .unwrap()
         .success());
-    let _ = Command::new("podman")
-        .args(["stop", "-t", "1", &name])
-        .env("CONTAINERS_CONF", conf())
-        .output();
+    let _ = podman_cli().args(["stop", "-t", "1", &name]).output();
     // Podman may take a moment to record the stop while its conmon is frozen.
     let mut doc = serde_json::Value::Null;
     let _ = eventually(Duration::from_secs(10), || {
-        doc = scan(SOCK, port);
+        doc = scan(&sock(), port);
         (!findings_on(&doc, port).is_empty()).then_some(())
     });
     let f = findings_on(&doc, port);
@@ -188,7 +194,7 @@ fn a_conmon_that_outlived_its_container_is_an_orphaned_proxy_and_is_pruned() {
         "{reason}"
     );
 
-    let (code, doc) = prune(&["--yes", "--host", SOCK, "--port", &port.to_string()]);
+    let (code, doc) = prune(&["--yes", "--host", &sock(), "--port", &port.to_string()]);
     assert_eq!(code, 0, "{doc:#}");
     assert_eq!(doc["actions"][0]["outcome"], "done");
     assert_eq!(doc["actions"][0]["port_free_after"], true);
@@ -207,7 +213,7 @@ fn a_docker_context_pointing_at_a_second_socket() {
             "create",
             "second",
             "--docker",
-            &format!("host={SOCK}"),
+            &format!("host={}", sock()),
         ])
         .env("DOCKER_CONFIG", config.path())
         .output()
@@ -221,7 +227,7 @@ fn a_docker_context_pointing_at_a_second_socket() {
     let port = free_port();
     let _c = run(&name, port, false);
     let check = |doc: &serde_json::Value, source: &str| {
-        assert_eq!(doc["engine"]["endpoint"], SOCK, "{doc:#}");
+        assert_eq!(doc["engine"]["endpoint"], sock(), "{doc:#}");
         assert_eq!(doc["engine"]["source"], source);
         assert_eq!(doc["engine"]["kind"], "Podman");
         assert_eq!(
@@ -281,7 +287,7 @@ fn all_engines_see_the_two_daemons_leak_and_free_acts_through_the_right_engine()
     let _c = run(&holder, port, false);
     cleanup.container(&blocked);
     eventually(Duration::from_secs(10), || {
-        let doc = scan(SOCK, port);
+        let doc = scan(&sock(), port);
         (!entries(&doc, "tcp", port).is_empty()).then_some(())
     })
     .expect("conmon never listened");
@@ -328,7 +334,7 @@ fn all_engines_see_the_two_daemons_leak_and_free_acts_through_the_right_engine()
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["kind"] == "Podman" && e["endpoint"] == SOCK),
+            .any(|e| e["kind"] == "Podman" && e["endpoint"] == sock()),
         "{doc:#}"
     );
     let held = entries(&doc, "tcp", port)
@@ -337,7 +343,7 @@ fn all_engines_see_the_two_daemons_leak_and_free_acts_through_the_right_engine()
         .unwrap()
         .clone();
     assert_eq!(held["container"]["name"], holder.as_str());
-    assert_eq!(held["container"]["engine"], SOCK);
+    assert_eq!(held["container"]["engine"], sock());
     assert_eq!(held["owner"]["via"], "conmon");
     let f = findings_on(&doc, port);
     assert_eq!(f.len(), 1, "{doc:#}");
@@ -370,9 +376,8 @@ fn all_engines_see_the_two_daemons_leak_and_free_acts_through_the_right_engine()
     let action = &doc["actions"][0];
     assert_eq!(action["container"]["name"], holder.as_str());
     assert_eq!(action["outcome"], "done");
-    let gone = Command::new("podman")
+    let gone = podman_cli()
         .args(["container", "exists", &holder])
-        .env("CONTAINERS_CONF", conf())
         .status()
         .unwrap();
     assert!(!gone.success(), "the Podman container was removed");

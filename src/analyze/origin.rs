@@ -68,6 +68,7 @@ mod tests {
             started: None,
             exe: None,
             pid_ns: None,
+            mnt_ns: None,
         }
     }
 

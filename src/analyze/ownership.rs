@@ -101,25 +101,42 @@ pub fn engine_judges(snapshot: &Snapshot, pid: u32) -> Result<Vec<usize>, String
 /// as, among the Podman engines proven to run here.
 pub fn conmon_judges(snapshot: &Snapshot, p: &Process, uid: u32) -> Result<Vec<usize>, String> {
     let podman = local_engines_where(snapshot, |e| e.is_podman() && e.uid == Some(uid));
-    if !podman.is_empty() {
-        return Ok(podman);
-    }
-    let known = snapshot
-        .host
-        .engines
+    // Two Podman engines of one user (the host's and one in a chroot) each start conmons:
+    // a conmon shares the mount namespace of the engine that started it, so only the
+    // engines in its namespace can account for it. Unknown namespaces prove nothing.
+    let same_ns: Vec<usize> = podman
         .iter()
-        .find(|e| e.kind == EngineKind::Podman && e.uid == uid);
+        .copied()
+        .filter(|&i| p.mnt_ns.is_some() && engine_mnt_ns(snapshot, i) == p.mnt_ns)
+        .collect();
+    if !same_ns.is_empty() {
+        return Ok(same_ns);
+    }
+    // Its own engine, not asked: the one in its mount namespace.
+    let known = snapshot.host.engines.iter().find(|e| {
+        e.kind == EngineKind::Podman && e.uid == uid && e.mnt_ns.is_some() && e.mnt_ns == p.mnt_ns
+    });
     Err(match known {
         Some(e) => format!(
             "conmon pid {} monitors a container of Podman (uid {uid}); {}",
             p.pid,
             not_asked(snapshot, e.pid)
         ),
+        None if !podman.is_empty() => format!(
+            "conmon pid {} runs in another mount namespace than every Podman engine of uid {uid} asked (or its namespace is not readable), so none of them started it: add --all-engines",
+            p.pid
+        ),
         None => format!(
             "conmon pid {} monitors a container of Podman (uid {uid}), and no Podman engine of that user was asked and proven to run here: add --all-engines or --host with its socket",
             p.pid
         ),
     })
+}
+
+/// The mount namespace of the asked engine `index`'s process.
+fn engine_mnt_ns(snapshot: &Snapshot, index: usize) -> Option<u64> {
+    let pid = snapshot.all_engines().nth(index)?.process?;
+    snapshot.host.engine(pid)?.mnt_ns
 }
 
 /// The asked engines served by the same user as `p`: a rootless or desktop forwarder

@@ -62,6 +62,7 @@ impl Host {
                     shared_write: false,
                 }),
                 pid_ns: Some(HOST_PID_NS),
+                mnt_ns: Some(HOST_MNT_NS),
             },
         );
         let kind = match name {
@@ -76,6 +77,7 @@ impl Host {
                 uid: 0,
                 sockets: vec![format!("unix:///run/engine-{pid}.sock")],
                 own_mount_ns: false,
+                mnt_ns: Some(HOST_MNT_NS),
                 data_root: None,
             });
         }
@@ -120,6 +122,7 @@ impl Host {
 }
 
 const HOST_PID_NS: u64 = 4026531836;
+const HOST_MNT_NS: u64 = 4026531841;
 
 /// The engine's own process, when a test has none.
 const ENGINE_PID: u32 = 2;
@@ -798,6 +801,7 @@ fn conmon_is_judged_only_against_a_podman_engine() {
     let id = ID_WEB;
     let host = || {
         Host::new()
+            .process(2, "podman", "podman system service --time=0", None)
             .process(
                 60,
                 "conmon",
@@ -843,6 +847,20 @@ fn conmon_is_judged_only_against_a_podman_engine() {
         "a Podman container that does not run reserves nothing: {:?}",
         a.ports
     );
+
+    // A conmon of another Podman engine of the same user (one in a chroot, its own mount
+    // namespace): this engine's stopping container does not make it orphaned.
+    let mut snap = snapshot(
+        host().edit(60, |p| p.mnt_ns = Some(HOST_MNT_NS + 7)),
+        vec![web.clone()],
+    );
+    snap.engine.kind = Some("Podman".into());
+    let a = analyze(&snap);
+    assert!(matches!(
+        owner_of(&a, Proto::Tcp, "0.0.0.0", 3801),
+        Owner::NotJudged { .. }
+    ));
+    assert_eq!(kinds(&a), vec![]);
 
     // Docker queried: the conmon is named but never judged.
     let mut snap = snapshot(host(), vec![]);

@@ -347,6 +347,7 @@ mod tests {
             uid: 0,
             sockets: vec![format!("unix://{}", path.display())],
             own_mount_ns: false,
+            mnt_ns: None,
             data_root: None,
         };
         let found = [

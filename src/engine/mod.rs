@@ -566,6 +566,16 @@ fn describe(err: &BollardError, timeout: Duration) -> String {
     err.to_string()
 }
 
+/// An inspected container's state. Podman 5's compatible API reports a container whose
+/// stop is under way (`podman inspect` says "stopping") as status "running" with
+/// `Running: false`: the flag is the truth, and the container may no longer hold ports.
+fn inspected_state(status: &str, running: Option<bool>) -> ContainerState {
+    match (parse_state(status), running) {
+        (ContainerState::Running, Some(false)) => ContainerState::Stopping,
+        (state, _) => state,
+    }
+}
+
 fn parse_state(state: &str) -> ContainerState {
     match state {
         "created" => ContainerState::Created,
@@ -705,11 +715,12 @@ pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
             .and_then(|c| c.image.clone())
             .or_else(|| detail.image.clone())
             .unwrap_or_default(),
-        state: parse_state(
+        state: inspected_state(
             &state
                 .and_then(|s| s.status.as_ref())
                 .map(|s| s.to_string())
                 .unwrap_or_default(),
+            state.and_then(|s| s.running),
         ),
         health: state
             .and_then(|s| s.health.as_ref())
@@ -962,6 +973,18 @@ mod tests {
     #[test]
     fn unknown_states_are_kept_not_fatal() {
         assert_eq!(parse_state("exited"), ContainerState::Exited);
+        assert_eq!(
+            inspected_state("running", Some(false)),
+            ContainerState::Stopping
+        );
+        assert_eq!(
+            inspected_state("running", Some(true)),
+            ContainerState::Running
+        );
+        assert_eq!(
+            inspected_state("paused", Some(true)),
+            ContainerState::Paused
+        );
         assert_eq!(
             parse_state("stopped"),
             ContainerState::Other("stopped".into())

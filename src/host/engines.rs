@@ -76,14 +76,24 @@ fn read_engine(proc_root: &Path, p: &Process, own_mnt: Option<u64>) -> Option<Lo
         .into_iter()
         .filter(|path| kind == EngineKind::Podman || is_api_socket(path, exec_root.as_deref(), uid))
         .map(|path| {
+            if !own_mount_ns {
+                return path;
+            }
+            // The engine's root as this namespace names it (`/` for a rootless engine,
+            // the directory of a chroot): when the socket is the same file there, that is
+            // the path a person can paste; else only /proc/PID/root reaches it.
             let inside = format!("{}{path}", dir.join("root").display());
-            // A rootless engine's namespace shares the host's /run/user: the plain path
-            // is the same socket there, and it is the one a user can paste.
-            if own_mount_ns && super::same_file(Path::new(&path), Path::new(&inside)) != Some(true)
-            {
-                inside
-            } else {
-                path
+            let seen = fs::read_link(dir.join("root")).ok().map(|root| {
+                let root = root.display().to_string();
+                format!("{}{path}", root.trim_end_matches('/'))
+            });
+            match seen {
+                Some(seen)
+                    if super::same_file(Path::new(&seen), Path::new(&inside)) == Some(true) =>
+                {
+                    seen
+                }
+                _ => inside,
             }
         })
         // Never trust a socket file someone else could have put there.
@@ -101,6 +111,7 @@ fn read_engine(proc_root: &Path, p: &Process, own_mnt: Option<u64>) -> Option<Lo
         uid,
         sockets,
         own_mount_ns,
+        mnt_ns: mnt,
         data_root,
     })
 }
@@ -158,11 +169,17 @@ fn listening_unix(proc_root: &Path, pid: u32) -> Vec<String> {
     if held.is_empty() {
         return Vec::new();
     }
-    let Ok(table) = fs::read_to_string(proc_root.join(pid.to_string()).join("net/unix")) else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = super::procfs::parse_unix_listeners(&table)
-        .into_iter()
+    // /proc/PID/net is the network namespace of the process's main thread, which a Go
+    // engine may have moved into a container's (Podman 5 does, while it sets up networks):
+    // its API socket is then listed in this namespace's table, where it was made.
+    let tables = [
+        proc_root.join(pid.to_string()).join("net/unix"),
+        proc_root.join("self/net/unix"),
+    ];
+    let mut out: Vec<String> = tables
+        .iter()
+        .filter_map(|t| fs::read_to_string(t).ok())
+        .flat_map(|table| super::procfs::parse_unix_listeners(&table))
         .filter(|(inode, _)| held.contains(inode))
         .map(|(_, path)| path)
         .collect();

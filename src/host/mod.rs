@@ -663,5 +663,6 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Option<Process> {
         container_id,
         exe: read_exe(&dir),
         pid_ns: read_ns(&dir, "pid"),
+        mnt_ns: read_ns(&dir, "mnt"),
     })
 }

@@ -54,6 +54,7 @@ fn proxy_process(pid: u32, port: u16) -> Process {
             shared_write: false,
         }),
         pid_ns: None,
+        mnt_ns: None,
     }
 }
 
