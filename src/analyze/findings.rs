@@ -180,14 +180,6 @@ pub struct Finding {
 /// Processes portreap never signals, whatever the evidence: the engine, its runtime, the
 /// desktop VMs' forwarders, and init.
 pub fn never_act(process: &Process) -> Option<String> {
-    const NAMES: [&str; 6] = [
-        "dockerd",
-        "containerd",
-        "rootlesskit",
-        "com.docker.backend",
-        "com.docker.back",
-        "vpnkit",
-    ];
     if process.pid == 1 {
         return Some(format!("pid 1 ({}) is never signalled", process.name));
     }
@@ -198,7 +190,7 @@ pub fn never_act(process: &Process) -> Option<String> {
             process.pid
         ));
     }
-    (NAMES.contains(&name) || name.starts_with("containerd-shim"))
+    (crate::model::known::NEVER_SIGNALLED.contains(&name) || name.starts_with("containerd-shim"))
         .then(|| format!("{name} (pid {}) is never signalled", process.pid))
 }
 

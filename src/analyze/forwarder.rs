@@ -164,36 +164,16 @@ pub fn parse_conmon(cmdline: &[String]) -> Option<(String, Option<String>)> {
 /// Docker (`rootlesskit`) and rootless Podman (`rootlessport`). Such a process is never
 /// signalled: it serves every container of its engine.
 pub fn desktop_product(process: &Process) -> Option<&'static str> {
-    let name = process.name.as_str();
     let program = process
         .cmdline
         .first()
         .map(|a| a.rsplit('/').next().unwrap_or(a))
         .unwrap_or("");
     let line = process.cmdline.join(" ").to_ascii_lowercase();
-    let is = |n: &str| name == n || program == n;
-    if is("com.docker.backend")
-        || name == "com.docker.back"
-        || name.starts_with("vpnkit")
-        || program.starts_with("vpnkit")
-        || line.contains("docker-desktop")
-    {
-        Some("Docker Desktop")
-    } else if is("wslrelay") || is("wslrelay.exe") {
-        Some("Docker Desktop (WSL)")
-    } else if line.contains("orbstack") || name.starts_with("OrbStack") {
-        Some("OrbStack")
-    } else if line.contains("colima") {
-        Some("Colima")
-    } else if is("limactl") || line.contains("/.lima/") {
-        Some("Lima")
-    } else if is("rootlesskit") || name == "rootlesskit" {
-        Some("rootless Docker")
-    } else if is("rootlessport") || name.starts_with("rootlessport") {
-        Some("rootless Podman")
-    } else {
-        None
-    }
+    known::DESKTOP_FORWARDERS
+        .iter()
+        .find(|f| f.is(&process.name, program, &line))
+        .map(|f| f.product)
 }
 
 /// Whether the process calls itself the Docker engine (it holds reserving sockets when the
@@ -357,6 +337,10 @@ mod tests {
                 ..Process::default()
             };
             assert_eq!(desktop_product(&p), expected, "{name}: {line}");
+            // The walk's sieve reads the same table: what is recognised is also read.
+            assert!(expected.is_none() || known::may_forward(name), "{name}");
+            let never = crate::analyze::findings::never_act(&p);
+            assert_eq!(never.is_some(), expected.is_some(), "{name}: {never:?}");
         }
     }
 
