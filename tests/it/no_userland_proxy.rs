@@ -3,9 +3,7 @@
 //! `.ci/test` restarts the engine and runs this file with
 //! `PORTREAP_ENGINE_MODE=no-userland-proxy`; in the ordinary run it has nothing to test.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn in_phase() -> bool {
     if std::env::var("PORTREAP_ENGINE_MODE").as_deref() != Ok("no-userland-proxy") {

@@ -6,11 +6,9 @@
 //! the engine process and its sockets, PID namespaces) were added with what this
 //! machine's same binaries show (`/usr/sbin/docker-proxy`, `/usr/sbin/dockerd`).
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -1,11 +1,9 @@
 //! portreap's own image (docker/Dockerfile), run the documented way, scans the host like
 //! the binary does.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn the_image_scans_the_host_like_the_binary() {

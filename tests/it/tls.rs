@@ -1,13 +1,11 @@
 //! A TLS engine endpoint: the real engine behind socat's OpenSSL listener, which demands
 //! a client certificate (as `dockerd --tlsverify` does), with certificates made here.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")

@@ -1,11 +1,9 @@
 //! Every finding kind reproduced on the real engine, and checked in `scan --json`.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn only_finding(doc: &Value, port: u16) -> &Value {

@@ -1,9 +1,7 @@
 //! The CI mode: save a baseline at job start, prune what the job left at its end. The
 //! prunes here are narrowed by label, because other tests create containers meanwhile.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_job_that_forgets_compose_down_is_cleaned_and_the_runners_service_survives() {

@@ -1,10 +1,8 @@
 //! Snapshot tests of `why`'s human output on the recorded catalogue: one expected file per
-//! case under `tests/data/why/`. `PORTREAP_BLESS=1 cargo test --test why_recorded` rewrites
+//! case under `tests/data/why/`. `PORTREAP_BLESS=1 cargo test --test it why_recorded::` rewrites
 //! them after an intended change (review the diff).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -2,12 +2,10 @@
 //! restart the shared engine, so `.ci/test` runs them alone, one at a time, with
 //! `PORTREAP_FAULT_PHASE=1`; in the ordinary run they have nothing to test.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn in_phase() -> bool {
     if std::env::var("PORTREAP_FAULT_PHASE").as_deref() != Ok("1") {

@@ -1,11 +1,9 @@
 //! Load and odd input on the real engine: hundreds of containers and tens of thousands of
 //! sockets; names, labels and values no one expects.
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 /// Removes every container carrying this label when dropped (one `docker rm` for all).
 struct LabelCleanup(String);
@@ -102,32 +100,9 @@ fn hundreds_of_containers_and_twenty_thousand_sockets() {
         running.push((name, first + i));
     }
 
-    // scan --all, under GNU time for its peak memory.
-    let bin = assert_cmd::cargo::cargo_bin("portreap");
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M"])
-        .arg(&bin)
-        .args(["scan", "--all", "--json"])
-        .env_remove("DOCKER_HOST")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let peak_kib: u64 = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    // Measured 30.3 MiB in session 7 (one engine connection per request for the 64 MiB
-    // cap, the IPv6-only flag per socket), 29.x before. An absolute bound belongs in the
-    // benchmark (#21); this one only catches a leak of a different order.
-    assert!(peak_kib < 32 * 1024, "peak memory {peak_kib} KiB");
+    // Peak memory is the benchmark's to judge (`docker/bench.py growth` reports it against
+    // its budget); here, the answer at this size.
+    let doc = json(&["scan", "--all", "--json"]);
     assert!(doc["ports"].as_array().unwrap().len() >= 20_000);
     for (name, port) in &running {
         let found = entries(&doc, "tcp", *port);

@@ -7,12 +7,10 @@
 //! private tmpfs, as an engine in a chroot or another namespace runs; Podman is the one of
 //! the Podman tests.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Where the second engine writes its PID; its socket is on a tmpfs of its own mount

@@ -1,11 +1,9 @@
 //! `why` and `free` on the real engine.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn why(args: &[&str]) -> String {
     let mut all = vec!["why"];

@@ -1,11 +1,9 @@
 //! End-to-end attribution on the real Docker engine: each test creates one kind of holder
 //! and checks that `scan --json` names it exactly.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn assert_container(entry: &Value, name: &str, via: &str) {

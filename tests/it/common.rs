@@ -4,8 +4,6 @@
 //! guard drops, also when the test panics. Engine tests skip only when the engine is
 //! missing and `PORTREAP_REQUIRE_DOCKER` is unset; CI sets it, so they cannot skip there.
 
-#![allow(dead_code)]
-
 use std::collections::HashSet;
 use std::io::Read;
 use std::net::{Ipv6Addr, TcpListener, UdpSocket};

@@ -2,11 +2,9 @@
 //! the commands they run work (as dry runs here, so they never act on other tests'
 //! resources), and the DaemonSet asks for what the tool needs.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const DOCKER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docker");
 

@@ -3,9 +3,7 @@
 //! and one whose inspect of a listed container fails: the answer is partial, said so.
 //! The engine here is a small fake on a unix socket, answering canned, Podman-shaped JSON.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const RUNNING: &str = "1111111111111111111111111111111111111111111111111111111111111111";

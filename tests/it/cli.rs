@@ -1,13 +1,11 @@
 //! The binary without an engine: usage errors, unreachable and hung engines, plain host
 //! processes, unprivileged runs.
 
-mod common;
-
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn bad_port_specs_are_one_line_usage_errors() {

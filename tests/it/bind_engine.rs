@@ -2,12 +2,10 @@
 //! families, dual-stack wildcards, privileged ports, and crash-looping containers; `why`,
 //! `why --json` and `free` on real sockets, every suggestion pasted.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Runs a Python program that prints a port (and then whatever it likes), and waits.

@@ -3,12 +3,10 @@
 //! `PORTREAP_TEST_PODMAN` names (`.ci/test`'s phase 4 sets it to Podman 5 in a chroot,
 //! driven by this host's podman as a remote client).
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// The Podman engine under test.
 fn sock() -> String {

@@ -4,14 +4,12 @@
 //! for a `0.0.0.0` binding); portreap must name the container behind them, as that user
 //! and as root, and find and free a leaked one through the engine that owns it.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const USER: &str = "portreap-rl";

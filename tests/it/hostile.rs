@@ -2,11 +2,9 @@
 //! and command lines) never drives the terminal or forges output lines, the commands
 //! portreap suggests run exactly what they show when pasted, and JSON stays exact.
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const ID: &str = "4444444444444444444444444444444444444444444444444444444444444444";

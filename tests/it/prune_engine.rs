@@ -1,12 +1,10 @@
 //! `prune` on the real engine. Every prune here is scoped (by label, project or port) to
 //! what its test created, because tests share the host with whatever else runs there.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn exists(name: &str) -> bool {

@@ -3,11 +3,9 @@
 //! them in a label (overrides, profiles, includes, anchors), one-offs, and every next step
 //! portreap suggests, pasted, freeing the port.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A compose project in a directory of its own, taken down at the end.
