@@ -18,5 +18,6 @@ pub mod settings;
 pub mod shell;
 
 mod app;
+mod facts;
 
 pub use app::{run, Exit};

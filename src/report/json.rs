@@ -19,6 +19,9 @@ struct ScanDoc<'a> {
     host: HostDoc<'a>,
     ports: LazyPorts<'a>,
     findings: Vec<FindingDoc<'a>>,
+    /// `why --json` only: one entry per asked port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    why: Option<serde_json::Value>,
 }
 
 /// The port list, serialised one entry at a time: a busy host has tens of thousands, and
@@ -287,13 +290,34 @@ pub fn scan(snapshot: &Snapshot, analysis: &Analysis, keep: impl Fn(&PortEntry) 
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
+/// Writes the scan document with `why`'s section (`why --json`) to `out`.
+pub fn write_why(
+    out: &mut impl std::io::Write,
+    snapshot: &Snapshot,
+    analysis: &Analysis,
+    keep: impl Fn(&PortEntry) -> bool,
+    why: serde_json::Value,
+) -> std::io::Result<()> {
+    write_doc(out, snapshot, analysis, keep, Some(why))
+}
+
 /// Writes the `scan --json` document, newline-terminated, straight to `out`: a host with
 /// tens of thousands of sockets would otherwise hold the whole text in memory.
-pub fn write_scan<'a>(
+pub fn write_scan(
+    out: &mut impl std::io::Write,
+    snapshot: &Snapshot,
+    analysis: &Analysis,
+    keep: impl Fn(&PortEntry) -> bool,
+) -> std::io::Result<()> {
+    write_doc(out, snapshot, analysis, keep, None)
+}
+
+fn write_doc<'a>(
     out: &mut impl std::io::Write,
     snapshot: &'a Snapshot,
     analysis: &'a Analysis,
     keep: impl Fn(&PortEntry) -> bool,
+    why: Option<serde_json::Value>,
 ) -> std::io::Result<()> {
     let engine_doc = |engine: &'a crate::model::EngineStatus| EngineDoc {
         endpoint: &engine.endpoint,
@@ -370,6 +394,7 @@ pub fn write_scan<'a>(
             .filter(|f| on_shown_port(f))
             .map(|f| finding_doc(snapshot, f))
             .collect(),
+        why,
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     out.write_all(b"\n")

@@ -197,6 +197,16 @@ struct PruneDoc<'a> {
     actions: Vec<ActionDoc<'a>>,
     kept: Vec<HeldDoc<'a>>,
     refused: Vec<HeldDoc<'a>>,
+    /// `free` only: whether each named port is free after acting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ports_free: Option<Vec<PortFreeDoc>>,
+}
+
+#[derive(Serialize)]
+struct PortFreeDoc {
+    proto: &'static str,
+    port: u16,
+    free: bool,
 }
 
 fn held_doc<'a>(snapshot: &'a Snapshot, h: &'a Held) -> HeldDoc<'a> {
@@ -215,8 +225,14 @@ fn held_doc<'a>(snapshot: &'a Snapshot, h: &'a Held) -> HeldDoc<'a> {
     }
 }
 
-/// The JSON report.
-pub fn json(snapshot: &Snapshot, plan: &Plan, reports: &[Report], dry_run: bool) -> String {
+/// The JSON report; `free`'s names whether each of its ports is free (`ports_free`).
+pub fn json(
+    snapshot: &Snapshot,
+    plan: &Plan,
+    reports: &[Report],
+    dry_run: bool,
+    ports_free: Option<&[(crate::model::Proto, u16, bool)]>,
+) -> String {
     let doc = PruneDoc {
         schema_version: super::json::SCHEMA_VERSION,
         dry_run,
@@ -256,6 +272,16 @@ pub fn json(snapshot: &Snapshot, plan: &Plan, reports: &[Report], dry_run: bool)
             .collect(),
         kept: plan.kept.iter().map(|h| held_doc(snapshot, h)).collect(),
         refused: plan.refused.iter().map(|h| held_doc(snapshot, h)).collect(),
+        ports_free: ports_free.map(|ports| {
+            ports
+                .iter()
+                .map(|&(proto, port, free)| PortFreeDoc {
+                    proto: proto.as_str(),
+                    port,
+                    free,
+                })
+                .collect()
+        }),
     };
     // Serialising plain structs of strings, numbers and booleans cannot fail.
     let mut out = serde_json::to_string_pretty(&doc).expect("JSON of plain data");

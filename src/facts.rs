@@ -1,0 +1,171 @@
+//! The facts stage: everything portreap reads from the host, the engines and the
+//! filesystem, gathered into one [`Snapshot`] that the pure stages (`analyze`, `prune`'s
+//! planner, `report`) work from. Nothing here judges; it reads, and proves which engine
+//! process serves which endpoint.
+
+use std::collections::HashSet;
+
+use anyhow::Context as _;
+
+use crate::config::Global;
+use crate::engine::EngineFacts;
+use crate::host::Owners;
+use crate::model::{Container, EngineStatus, HostFacts, LocalEngine, Proto, Snapshot};
+
+/// Reads the host and asks the engines at the same time (the engine round trips and the
+/// `/proc` walk are independent), then proves which local process serves each engine
+/// and reads what the answers make worth reading. `--snapshot` replays a recorded one.
+pub fn gather(global: &Global, owners: Owners<'_>) -> anyhow::Result<Snapshot> {
+    if let Some(path) = &global.snapshot {
+        let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        return serde_json::from_slice(&raw)
+            .with_context(|| format!("{} is not a portreap snapshot", path.display()));
+    }
+    // Every engine is asked at once with the host walk, so the engines to ask must be
+    // known first: a quick look at the process table's names, only when all are asked.
+    let found = if global.all_engines {
+        crate::host::engines::discover_all(&global.proc_root)
+    } else {
+        Vec::new()
+    };
+    let (mut host, engines) = read_and_ask(global, owners, &found)?;
+    if global.all_engines {
+        crate::host::engines::merge(&mut host, found);
+        host.engines_searched = true;
+    }
+    let (first, others, containers) = prove_engines(global, &mut host, engines);
+    read_container_processes(global, &mut host, &containers);
+    if matches!(owners, Owners::Forwarders) {
+        name_holders_of_asked_ports(global, &mut host, &containers);
+    }
+    let roots: Vec<_> = std::iter::once(&first)
+        .chain(&others)
+        .map(|e| {
+            (
+                e,
+                crate::host::compose::Roots::new(&global.host_root, &global.proc_root, e),
+            )
+        })
+        .collect();
+    let fs = crate::host::compose::compose_facts(&containers, &roots);
+    Ok(Snapshot {
+        taken_at: now(),
+        host,
+        fs,
+        engine: first,
+        engines: others,
+        containers,
+    })
+}
+
+/// The host walk on a thread of its own while the engines answer on this one.
+fn read_and_ask(
+    global: &Global,
+    owners: Owners<'_>,
+    found: &[LocalEngine],
+) -> anyhow::Result<(HostFacts, Vec<EngineFacts>)> {
+    let (host, engines) = std::thread::scope(|scope| {
+        let host = scope.spawn(|| {
+            let start = std::time::Instant::now();
+            let host = crate::host::collect(&global.proc_root, owners);
+            if let Ok(h) = &host {
+                crate::messages::detail(&format!(
+                    "host: {} sockets, {} owning processes, {} unreadable, in {:.1} ms",
+                    h.sockets.len(),
+                    h.processes.len(),
+                    h.unreadable_processes,
+                    ms(start)
+                ));
+            }
+            host
+        });
+        let start = std::time::Instant::now();
+        let engines =
+            crate::engine::collect_all(global.endpoints(found), global.timeout, owners.ports());
+        for e in &engines {
+            let from = if e.status.endpoint.is_empty() {
+                "nowhere"
+            } else {
+                &e.status.endpoint
+            };
+            crate::messages::detail(&format!(
+                "engine: {} containers from {from} in {:.1} ms",
+                e.containers.len(),
+                ms(start)
+            ));
+        }
+        (host.join(), engines)
+    });
+    match host {
+        Ok(host) => Ok((host?, engines)),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Proves the local process behind every engine asked, and pools their containers (each
+/// knows its engine by position): the first engine's status, the others', the containers.
+fn prove_engines(
+    global: &Global,
+    host: &mut HostFacts,
+    engines: Vec<EngineFacts>,
+) -> (EngineStatus, Vec<EngineStatus>, Vec<Container>) {
+    let mut engines = engines.into_iter();
+    let first = engines.next().unwrap_or_else(|| EngineFacts {
+        status: EngineStatus::default(),
+        containers: Vec::new(),
+    });
+    let mut first_status = first.status;
+    crate::host::engines::prove(&mut first_status, host, &global.proc_root);
+    let mut containers = first.containers;
+    let mut others = Vec::new();
+    for mut e in engines {
+        crate::host::engines::prove(&mut e.status, host, &global.proc_root);
+        containers.extend(e.containers);
+        others.push(e.status);
+    }
+    (first_status, others, containers)
+}
+
+/// A host-network container's processes are told from impostors by its main process, so
+/// those main processes are read too.
+fn read_container_processes(global: &Global, host: &mut HostFacts, containers: &[Container]) {
+    let main_pids: Vec<u32> = containers
+        .iter()
+        .filter(|c| c.is_host_network())
+        .filter_map(|c| c.pid)
+        .collect();
+    crate::host::read_processes(host, &global.proc_root, &main_pids);
+}
+
+/// The forwarders' view skips plain processes; one on a port some container asks for must
+/// still be named (it is what blocks that container), so the skipped processes are walked
+/// for those sockets only.
+fn name_holders_of_asked_ports(global: &Global, host: &mut HostFacts, containers: &[Container]) {
+    let asked: HashSet<(Proto, u16)> = containers
+        .iter()
+        .flat_map(|c| {
+            let live = c.live.iter().map(|b| (b.proto, b.host_port));
+            let requested = c.requested.iter().flat_map(|r| {
+                r.host_ports
+                    .into_iter()
+                    .flat_map(move |range| (range.start..=range.end).map(move |p| (r.proto, p)))
+            });
+            live.chain(requested).collect::<Vec<_>>()
+        })
+        .collect();
+    crate::host::resolve_more(host, &global.proc_root, |s| {
+        asked.contains(&(s.proto, s.port))
+    });
+}
+
+/// Seconds since the epoch, as snapshots record when they were taken.
+fn now() -> Option<i64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+}
+
+fn ms(start: std::time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
