@@ -30,7 +30,7 @@ pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
     write_mode(path, contents, 0o600)
 }
 
-/// [`write`] for a file other users' programs must read (metrics for node_exporter, which
+/// [`write`](fn@write) for a file other users' programs must read (metrics for node_exporter, which
 /// runs as its own user): mode 0644.
 pub fn write_public(path: &Path, contents: &[u8]) -> io::Result<()> {
     write_mode(path, contents, 0o644)

@@ -55,7 +55,7 @@ impl EngineFacts {
 /// container tagged with its engine's position.
 ///
 /// With `ports`, only the containers that can bear on those ports are inspected (see
-/// [`inspect_for_ports`]); the others keep what the list call says of them.
+/// `inspect_for_ports`); the others keep what the list call says of them.
 pub fn collect_all(
     endpoints: Vec<Result<Endpoint, String>>,
     timeout: Duration,
@@ -327,7 +327,7 @@ fn root_dir_from(hostname_path: &str, id: &str) -> Option<String> {
 }
 
 /// A connection for acting on containers (prune, free). Every call is bounded by the
-/// engine's progress (see [`Client::patient`]).
+/// engine's progress (see `Client::patient`).
 pub struct Client {
     docker: Docker,
     timeout: Duration,

@@ -52,7 +52,7 @@ pub fn line(s: &str) -> Cow<'_, str> {
 
 /// Human output on its way to a terminal or a pipe, as the last guard: newlines stay, and
 /// so do the colour sequences portreap writes itself (`ESC [ digits ; m`); every other
-/// unsafe character is escaped as [`line`] does.
+/// unsafe character is escaped as [`line`](fn@line) does.
 pub fn text(s: &str) -> Cow<'_, str> {
     if !s.chars().any(|c| c != '\n' && is_unsafe(c)) {
         return Cow::Borrowed(s);
