@@ -122,7 +122,7 @@ async fn collect_async(
     .await;
     let version = match version {
         Ok(v) => v,
-        Err(e) => return EngineFacts::unanswered(status, e.into()),
+        Err(e) => return EngineFacts::unanswered(status, e.to_string()),
     };
     status.reachable = true;
     let podman = version
@@ -183,7 +183,7 @@ async fn list_and_inspect(
     endpoint: &Endpoint,
     timeout: Duration,
     ports: Option<&PortSpec>,
-) -> Result<Inspected, CallError> {
+) -> Result<Inspected, Error> {
     let options = ListContainersOptionsBuilder::new().all(true).build();
     // The tolerant retry is part of the same call: it gets what is left of the bound.
     let asked = tokio::time::Instant::now();
@@ -191,11 +191,7 @@ async fn list_and_inspect(
     let (summaries, odd_states) =
         match bounded(timeout, docker.list_containers(Some(options))).await {
             Ok(list) => (list, HashMap::new()),
-            Err(e) if e.unfit => raw::list(endpoint, left()).await.map_err(|m| CallError {
-                message: m,
-                status: None,
-                unfit: true,
-            })?,
+            Err(Error::Unfit(_)) => raw::list(endpoint, left()).await.map_err(Error::Unfit)?,
             Err(e) => return Err(e),
         };
     let wanted = match ports {
@@ -222,14 +218,10 @@ async fn list_and_inspect(
                     let inspected =
                         match bounded(timeout, docker.inspect_container(&id, None)).await {
                             Ok(detail) => Ok((detail, None)),
-                            Err(e) if e.unfit => {
+                            Err(Error::Unfit(_)) => {
                                 raw::inspect(endpoint, &id, timeout.saturating_sub(asked.elapsed()))
                                     .await
-                                    .map_err(|m| CallError {
-                                        message: m,
-                                        status: None,
-                                        unfit: true,
-                                    })
+                                    .map_err(Error::Unfit)
                             }
                             Err(e) => Err(e),
                         };
@@ -249,7 +241,7 @@ async fn list_and_inspect(
                             ((container, None), root)
                         }
                         // Removed between list and inspect: it holds nothing any more.
-                        Err(e) if e.status == Some(404) => ((None, None), None),
+                        Err(e) if e.status() == Some(404) => ((None, None), None),
                         // Keep what the list call said rather than lose the container,
                         // but say the answer is partial.
                         Err(e) => (
@@ -341,9 +333,11 @@ const BACKSTOP: Duration = Duration::from_secs(24 * 3600);
 
 impl Client {
     /// Connects lazily to `endpoint`; nothing is dialled until the first call.
-    pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Client, String> {
+    pub fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Client, Error> {
         Ok(Client {
-            docker: connect(endpoint, timeout)?.with_timeout(BACKSTOP),
+            docker: connect(endpoint, timeout)
+                .map_err(Error::Unreachable)?
+                .with_timeout(BACKSTOP),
             timeout,
             answered: std::cell::Cell::new(tokio::time::Instant::now()),
         })
@@ -358,7 +352,7 @@ impl Client {
         &self,
         bound: Duration,
         call: impl Future<Output = Result<T, BollardError>>,
-    ) -> Result<T, CallError> {
+    ) -> Result<T, Error> {
         let started = tokio::time::Instant::now();
         let mut call = std::pin::pin!(call);
         loop {
@@ -369,7 +363,7 @@ impl Client {
                     return result.map_err(|e| call_error(e, bound));
                 }
                 Err(_) if self.answered.get().max(started) + bound <= deadline => {
-                    return Err(CallError::timed_out(bound));
+                    return Err(Error::TimedOut(bound));
                 }
                 // Another call was answered meanwhile: wait on from that answer.
                 Err(_) => {}
@@ -378,42 +372,40 @@ impl Client {
     }
 
     /// The container as it is now; `None` if it no longer exists.
-    pub async fn inspect(&self, id: &str) -> Result<Option<Container>, String> {
+    pub async fn inspect(&self, id: &str) -> Result<Option<Container>, Error> {
         match self
             .patient(self.timeout, self.docker.inspect_container(id, None))
             .await
         {
             Ok(detail) => Ok(convert(&detail)),
-            Err(e) if e.status == Some(404) => Ok(None),
-            Err(e) => Err(e.message),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
     /// Unpauses (a paused container cannot be stopped).
-    pub async fn unpause(&self, id: &str) -> Result<(), String> {
-        Ok(self
-            .patient(self.timeout, self.docker.unpause_container(id))
-            .await?)
+    pub async fn unpause(&self, id: &str) -> Result<(), Error> {
+        self.patient(self.timeout, self.docker.unpause_container(id))
+            .await
     }
 
     /// Stops, giving the container `grace` to exit before the engine kills it.
-    pub async fn stop(&self, id: &str, grace: Duration) -> Result<(), String> {
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<(), Error> {
         let options = StopContainerOptions {
             signal: None,
             t: Some(i32::try_from(grace.as_secs()).unwrap_or(i32::MAX)),
         };
         // The engine itself waits `grace` before killing, and answers nothing meanwhile.
-        Ok(self
-            .patient(
-                self.timeout + grace,
-                self.docker.stop_container(id, Some(options)),
-            )
-            .await?)
+        self.patient(
+            self.timeout + grace,
+            self.docker.stop_container(id, Some(options)),
+        )
+        .await
     }
 
     /// Removes; volumes are kept. With `force` a container that runs is killed first,
     /// without it the engine refuses one. `Ok(false)`: there was no such container.
-    pub async fn remove(&self, id: &str, force: bool) -> Result<bool, String> {
+    pub async fn remove(&self, id: &str, force: bool) -> Result<bool, Error> {
         let options = RemoveContainerOptions {
             v: false,
             force,
@@ -427,8 +419,8 @@ impl Client {
             .await
         {
             Ok(()) => Ok(true),
-            Err(e) if e.status == Some(404) => Ok(false),
-            Err(e) => Err(e.message),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 }
@@ -463,60 +455,79 @@ fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, String> {
     result.map_err(|e| describe(&e, timeout))
 }
 
-/// A failed engine call: a message for people, and the HTTP status when there was one.
-#[derive(Debug)]
-struct CallError {
-    message: String,
-    status: Option<u16>,
-    /// The answer did not fit bollard's models (an unknown enum value).
-    unfit: bool,
+/// A failed engine call, typed so that the caller can tell a refusal from a timeout; its
+/// `Display` is the sentence a user can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// No answer within the bound.
+    TimedOut(Duration),
+    /// The engine answered with an HTTP error status (404: no such container; 409: a
+    /// conflict, such as removing a running container without force).
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// What the engine said.
+        message: String,
+    },
+    /// The answer did not fit the API's models (an unknown enum value).
+    Unfit(String),
+    /// The engine could not be reached or spoke no answer (refused, permission denied, no
+    /// socket, a broken connection, an answer over the size cap).
+    Unreachable(String),
 }
 
-impl CallError {
-    /// No answer within `timeout`.
-    fn timed_out(timeout: Duration) -> Self {
-        CallError {
-            message: timed_out(timeout),
-            status: None,
-            unfit: false,
+impl Error {
+    /// The HTTP status the engine answered, if it answered one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the engine refused the call for the container's state (HTTP 409).
+    pub fn is_conflict(&self) -> bool {
+        self.status() == Some(409)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::TimedOut(bound) => f.write_str(&timed_out(*bound)),
+            Error::Api { status, message } => write!(f, "the engine answered {status}: {message}"),
+            Error::Unfit(m) | Error::Unreachable(m) => f.write_str(m),
         }
     }
 }
 
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl From<CallError> for String {
-    fn from(e: CallError) -> String {
-        e.message
-    }
-}
+impl std::error::Error for Error {}
 
 /// Runs an engine call under a deadline.
 async fn bounded<T>(
     timeout: Duration,
     call: impl Future<Output = Result<T, BollardError>>,
-) -> Result<T, CallError> {
+) -> Result<T, Error> {
     match tokio::time::timeout(timeout, call).await {
         Ok(result) => result.map_err(|e| call_error(e, timeout)),
-        Err(_) => Err(CallError::timed_out(timeout)),
+        Err(_) => Err(Error::TimedOut(timeout)),
     }
 }
 
-fn call_error(e: BollardError, timeout: Duration) -> CallError {
-    CallError {
-        unfit: matches!(
-            e,
-            BollardError::JsonDataError { .. } | BollardError::JsonSerdeError { .. }
-        ),
-        status: match &e {
-            BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-            _ => None,
+fn call_error(e: BollardError, timeout: Duration) -> Error {
+    match e {
+        BollardError::RequestTimeoutError => Error::TimedOut(timeout),
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => Error::Api {
+            status: status_code,
+            message,
         },
-        message: describe(&e, timeout),
+        BollardError::JsonDataError { .. } | BollardError::JsonSerdeError { .. } => {
+            Error::Unfit(describe(&e, timeout))
+        }
+        e => Error::Unreachable(describe(&e, timeout)),
     }
 }
 
@@ -883,10 +894,9 @@ mod tests {
             let silent = client
                 .patient(bound, answered_after(Duration::from_secs(15), 7))
                 .await;
-            assert!(silent
-                .unwrap_err()
-                .message
-                .contains("did not answer within 5.0s"));
+            let err = silent.unwrap_err();
+            assert_eq!(err, Error::TimedOut(bound));
+            assert!(err.to_string().contains("did not answer within 5.0s"));
             assert_eq!(start.elapsed(), bound);
         });
     }

@@ -8,6 +8,7 @@ use futures_util::stream::{self, StreamExt};
 
 use super::plan::{ContainerStep, Expect, Plan, PlannedAction, Target};
 use crate::analyze::findings::{never_act, PortRef};
+use crate::engine::Error as EngineError;
 use crate::model::{Container, ContainerState, Process};
 
 /// How many actions run at once: most of an action is waiting (a stop's grace, the
@@ -48,14 +49,14 @@ pub trait Ops {
     /// A pinned process handle.
     type Pin: Pinned;
     /// The container now, asked of the engine that knows it; `None` if gone.
-    async fn inspect(&self, engine: usize, id: &str) -> Result<Option<Container>, String>;
+    async fn inspect(&self, engine: usize, id: &str) -> Result<Option<Container>, EngineError>;
     /// Unpauses.
-    async fn unpause(&self, engine: usize, id: &str) -> Result<(), String>;
+    async fn unpause(&self, engine: usize, id: &str) -> Result<(), EngineError>;
     /// Stops with a grace period.
-    async fn stop(&self, engine: usize, id: &str, grace: Duration) -> Result<(), String>;
+    async fn stop(&self, engine: usize, id: &str, grace: Duration) -> Result<(), EngineError>;
     /// Removes. Without `force` the engine refuses a container that runs, is paused or
     /// is restarting. `Ok(false)`: there was no such container.
-    async fn remove(&self, engine: usize, id: &str, force: bool) -> Result<bool, String>;
+    async fn remove(&self, engine: usize, id: &str, force: bool) -> Result<bool, EngineError>;
     /// Pins the process with this PID, if it exists.
     fn pin(&self, pid: u32) -> Result<Option<Self::Pin>, String>;
     /// Reads the process with this PID now (after pinning, so it is the pinned one).
@@ -280,6 +281,8 @@ async fn act_on_container<O: Ops>(
         match ops.remove(engine, id, false).await {
             Ok(true) => return Outcome::Done,
             Ok(false) => return Outcome::Skipped("the container no longer exists".into()),
+            // Refused for its state (409: started meanwhile) or failed otherwise: judged
+            // afresh below, and the re-check names a failure that persists.
             Err(_) => {}
         }
     }

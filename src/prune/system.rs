@@ -9,7 +9,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::execute::{Exited, Ops, Pinned, Signal};
 use crate::analyze::findings::PortRef;
-use crate::engine::Client;
+use crate::engine::{Client, Error as EngineError};
 use crate::model::{Container, Process, Proto};
 
 /// The live system.
@@ -97,29 +97,29 @@ impl Pinned for PidFd {
 }
 
 impl System {
-    fn client(&self, engine: usize) -> Result<&Client, String> {
+    fn client(&self, engine: usize) -> Result<&Client, EngineError> {
         self.engines
             .get(engine)
-            .ok_or_else(|| format!("no connection to engine {engine}"))
+            .ok_or_else(|| EngineError::Unreachable(format!("no connection to engine {engine}")))
     }
 }
 
 impl Ops for System {
     type Pin = PidFd;
 
-    async fn inspect(&self, engine: usize, id: &str) -> Result<Option<Container>, String> {
+    async fn inspect(&self, engine: usize, id: &str) -> Result<Option<Container>, EngineError> {
         self.client(engine)?.inspect(id).await
     }
 
-    async fn unpause(&self, engine: usize, id: &str) -> Result<(), String> {
+    async fn unpause(&self, engine: usize, id: &str) -> Result<(), EngineError> {
         self.client(engine)?.unpause(id).await
     }
 
-    async fn stop(&self, engine: usize, id: &str, grace: Duration) -> Result<(), String> {
+    async fn stop(&self, engine: usize, id: &str, grace: Duration) -> Result<(), EngineError> {
         self.client(engine)?.stop(id, grace).await
     }
 
-    async fn remove(&self, engine: usize, id: &str, force: bool) -> Result<bool, String> {
+    async fn remove(&self, engine: usize, id: &str, force: bool) -> Result<bool, EngineError> {
         self.client(engine)?.remove(id, force).await
     }
 

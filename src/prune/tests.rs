@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::engine::Error as EngineError;
+
 use super::execute::{self, Exited, Ops, Outcome, Pinned, Signal, Timing};
 use super::plan::{self, ContainerStep, Filters, Target};
 use crate::analyze::analyze;
@@ -286,20 +288,20 @@ impl Pinned for FakePin {
 impl Ops for Fake {
     type Pin = FakePin;
 
-    async fn inspect(&self, _engine: usize, id: &str) -> Result<Option<Container>, String> {
+    async fn inspect(&self, _engine: usize, id: &str) -> Result<Option<Container>, EngineError> {
         let mut w = self.0.borrow_mut();
         w.inspected.push(id.to_owned());
         Ok(w.containers.get(id).cloned())
     }
-    async fn unpause(&self, _engine: usize, id: &str) -> Result<(), String> {
+    async fn unpause(&self, _engine: usize, id: &str) -> Result<(), EngineError> {
         self.0.borrow_mut().calls.push(format!("unpause {id}"));
         Ok(())
     }
-    async fn stop(&self, _engine: usize, id: &str, _grace: Duration) -> Result<(), String> {
+    async fn stop(&self, _engine: usize, id: &str, _grace: Duration) -> Result<(), EngineError> {
         self.0.borrow_mut().calls.push(format!("stop {id}"));
         Ok(())
     }
-    async fn remove(&self, _engine: usize, id: &str, force: bool) -> Result<bool, String> {
+    async fn remove(&self, _engine: usize, id: &str, force: bool) -> Result<bool, EngineError> {
         let mut w = self.0.borrow_mut();
         let Some(state) = w.containers.get(id).map(|c| c.state.clone()) else {
             return Ok(false);
@@ -307,14 +309,20 @@ impl Ops for Fake {
         // Like the engine: without force, only a container without a process goes.
         if state.has_process() && !force {
             w.calls.push(format!("remove {id} (refused: {state})"));
-            return Err(format!("you cannot remove a {state} container"));
+            return Err(EngineError::Api {
+                status: 409,
+                message: format!("you cannot remove a {state} container"),
+            });
         }
         w.calls.push(format!(
             "remove {id}{}",
             if force { " --force" } else { "" }
         ));
         if w.fail_remove {
-            return Err("device or resource busy".into());
+            return Err(EngineError::Api {
+                status: 500,
+                message: "device or resource busy".into(),
+            });
         }
         w.containers.remove(id);
         w.held.clear();
@@ -638,7 +646,7 @@ fn failures_and_ports_still_held_are_reported() {
     let r = run(&fake, &p);
     assert_eq!(
         r[1].outcome,
-        Outcome::Failed("remove failed: device or resource busy".into())
+        Outcome::Failed("remove failed: the engine answered 500: device or resource busy".into())
     );
 
     // The proxy is gone but something still holds its port: a stale reservation.
