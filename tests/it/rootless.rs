@@ -242,16 +242,46 @@ fn orphaned(port: u16, dir: tempfile::TempDir) -> String {
     doc["why"][0]["next"][0].as_str().unwrap().to_owned()
 }
 
-#[test]
-fn rootless_docker_a_leak_behind_rootlesskit_is_named_as_its_user_and_freed_by_root() {
-    let kind = Rootless::Docker;
-    let Some(uid) = require_rootless(kind) else {
-        return;
-    };
+/// A one-service compose project up on the rootless engine `kind`, on a free port.
+struct Up {
+    uid: u32,
+    url: String,
+    port: u16,
+    /// The service's container.
+    name: String,
+    dir: tempfile::TempDir,
+    _project: Project,
+}
+
+fn up(kind: Rootless) -> Option<Up> {
+    let uid = require_rootless(kind)?;
     let url = kind.url(uid);
     let port = free_port();
     let (project, dir) = compose_up(kind, &url, port);
-    let name = format!("{}-web-1", project.name);
+    Some(Up {
+        uid,
+        name: format!("{}-web-1", project.name),
+        url,
+        port,
+        dir,
+        _project: project,
+    })
+}
+
+#[test]
+fn rootless_docker_a_leak_behind_rootlesskit_is_named_as_its_user_and_freed_by_root() {
+    let kind = Rootless::Docker;
+    let Some(Up {
+        uid,
+        url,
+        port,
+        name,
+        dir,
+        _project,
+    }) = up(kind)
+    else {
+        return;
+    };
     assert_held_by(&root_scan(port), port, &name, kind.forwarder(), &url);
     let user = UserBin::new();
     let line = format!("portreap scan --json --port {port}");
@@ -274,13 +304,17 @@ fn rootless_docker_a_leak_behind_rootlesskit_is_named_as_its_user_and_freed_by_r
 #[test]
 fn rootless_podman_a_leak_behind_rootlessport_is_named_as_root_and_freed_by_its_user() {
     let kind = Rootless::Podman;
-    let Some(uid) = require_rootless(kind) else {
+    let Some(Up {
+        uid,
+        url,
+        port,
+        name,
+        dir,
+        _project,
+    }) = up(kind)
+    else {
         return;
     };
-    let url = kind.url(uid);
-    let port = free_port();
-    let (project, dir) = compose_up(kind, &url, port);
-    let name = format!("{}-web-1", project.name);
     // One dual-stack socket serves the IPv4 binding: no reservation, no second row.
     let doc = root_scan(port);
     assert_held_by(&doc, port, &name, kind.forwarder(), &url);
