@@ -728,9 +728,9 @@ pub struct EngineStatus {
     pub source: String,
     /// Whether the engine answered.
     pub reachable: bool,
-    /// Which engine answered: `Docker` or `Podman`.
+    /// Which engine answered (serialised `Docker` or `Podman`).
     #[serde(default)]
-    pub kind: Option<String>,
+    pub kind: Option<EngineKind>,
     /// Engine version, when it answered.
     pub version: Option<String>,
     /// API version, when it answered.
@@ -810,7 +810,7 @@ pub enum PathState {
 impl EngineStatus {
     /// Whether the engine that answered is Podman (its forwarders are `conmon` processes).
     pub fn is_podman(&self) -> bool {
-        self.kind.as_deref() == Some("Podman")
+        self.kind == Some(EngineKind::Podman)
     }
 }
 
@@ -864,7 +864,7 @@ impl Snapshot {
         if self.engines.is_empty() {
             format!("container {}", c.name)
         } else {
-            let kind = self.engine_of(c).kind.as_deref().unwrap_or("engine");
+            let kind = self.engine_of(c).kind.map_or("engine", EngineKind::as_str);
             format!("container {} ({kind})", c.name)
         }
     }

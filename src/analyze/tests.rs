@@ -138,7 +138,7 @@ fn snapshot(host: Host, containers: Vec<Container>) -> Snapshot {
         containers,
         engine: crate::model::EngineStatus {
             reachable: true,
-            kind: Some("Docker".into()),
+            kind: Some(crate::model::EngineKind::Docker),
             process: Some(process),
             uid: Some(0),
             ..Default::default()
@@ -815,7 +815,7 @@ fn conmon_is_judged_only_against_a_podman_engine() {
 
     // Podman, container running: attributed, no finding.
     let mut snap = snapshot(host(), vec![web.clone()]);
-    snap.engine.kind = Some("Podman".into());
+    snap.engine.kind = Some(crate::model::EngineKind::Podman);
     let a = analyze(&snap);
     assert_eq!(
         owner_of(&a, Proto::Tcp, "0.0.0.0", 3801),
@@ -829,7 +829,7 @@ fn conmon_is_judged_only_against_a_podman_engine() {
     // Podman, container stopping: the conmon outlived it.
     web.state = ContainerState::Stopping;
     let mut snap = snapshot(host(), vec![web.clone()]);
-    snap.engine.kind = Some("Podman".into());
+    snap.engine.kind = Some(crate::model::EngineKind::Podman);
     let a = analyze(&snap);
     assert_eq!(kinds(&a), vec![Kind::OrphanedProxy]);
     assert_eq!(a.findings[0].pids, vec![60]);
@@ -854,7 +854,7 @@ fn conmon_is_judged_only_against_a_podman_engine() {
         host().edit(60, |p| p.mnt_ns = Some(HOST_MNT_NS + 7)),
         vec![web.clone()],
     );
-    snap.engine.kind = Some("Podman".into());
+    snap.engine.kind = Some(crate::model::EngineKind::Podman);
     let a = analyze(&snap);
     assert!(matches!(
         owner_of(&a, Proto::Tcp, "0.0.0.0", 3801),
@@ -864,7 +864,7 @@ fn conmon_is_judged_only_against_a_podman_engine() {
 
     // Docker queried: the conmon is named but never judged.
     let mut snap = snapshot(host(), vec![]);
-    snap.engine.kind = Some("Docker".into());
+    snap.engine.kind = Some(crate::model::EngineKind::Docker);
     let a = analyze(&snap);
     assert!(matches!(
         owner_of(&a, Proto::Tcp, "0.0.0.0", 3801),
@@ -874,7 +874,7 @@ fn conmon_is_judged_only_against_a_podman_engine() {
 
     // A Podman engine of another user (rootless) cannot judge root's conmon.
     let mut snap = snapshot(host(), vec![]);
-    snap.engine.kind = Some("Podman".into());
+    snap.engine.kind = Some(crate::model::EngineKind::Podman);
     snap.engine.uid = Some(1000);
     let a = analyze(&snap);
     assert!(matches!(
@@ -1086,7 +1086,7 @@ fn another_engines_proxies_are_never_judged_by_this_one() {
     let mut snap = snap;
     snap.engines.push(crate::model::EngineStatus {
         reachable: true,
-        kind: Some("Docker".into()),
+        kind: Some(crate::model::EngineKind::Docker),
         process: Some(9),
         uid: Some(0),
         ..Default::default()
@@ -1257,7 +1257,7 @@ fn a_dual_stack_forwarder_backs_its_containers_ipv4_wildcard_binding() {
     host.0.sockets[0].v6only = Some(false);
     host.0.sockets[1].v6only = Some(true);
     let mut snap = snapshot(host, vec![web, v6only]);
-    snap.engine.kind = Some("Podman".into());
+    snap.engine.kind = Some(crate::model::EngineKind::Podman);
     snap.engine.uid = Some(1000);
     snap.fs = fs(true, &[("/src/shop", false)]);
     let a = analyze(&snap);

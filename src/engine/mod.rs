@@ -22,7 +22,9 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
 
-use crate::model::{Container, ContainerState, EngineStatus, LiveBinding, Proto, RequestedBinding};
+use crate::model::{
+    Container, ContainerState, EngineKind, EngineStatus, LiveBinding, Proto, RequestedBinding,
+};
 use crate::portspec::{PortRange, PortSpec};
 use endpoint::{Endpoint, Transport};
 
@@ -130,7 +132,11 @@ async fn collect_async(
         .iter()
         .flatten()
         .any(|c| c.name.contains("Podman"));
-    status.kind = Some(if podman { "Podman" } else { "Docker" }.to_owned());
+    status.kind = Some(if podman {
+        EngineKind::Podman
+    } else {
+        EngineKind::Docker
+    });
     status.version = version.version;
     status.api_version = version.api_version;
     let (inspected, root_hint) = match listed {

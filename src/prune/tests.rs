@@ -94,7 +94,7 @@ fn scene() -> Snapshot {
         containers: vec![admin, old, kept],
         engine: EngineStatus {
             reachable: true,
-            kind: Some("Docker".into()),
+            kind: Some(crate::model::EngineKind::Docker),
             process: Some(2),
             uid: Some(0),
             ..Default::default()

@@ -323,7 +323,7 @@ fn write_doc<'a>(
         endpoint: &engine.endpoint,
         source: &engine.source,
         reachable: engine.reachable,
-        kind: engine.kind.as_deref(),
+        kind: engine.kind.map(crate::model::EngineKind::as_str),
         version: engine.version.as_deref(),
         api_version: engine.api_version.as_deref(),
         error: engine.error.as_deref(),

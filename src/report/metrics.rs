@@ -151,7 +151,7 @@ fn engine_labels(e: &EngineStatus) -> String {
     format!(
         "{{endpoint=\"{}\",kind=\"{}\"}}",
         label(&e.endpoint),
-        label(e.kind.as_deref().unwrap_or("unknown"))
+        label(e.kind.map_or("unknown", crate::model::EngineKind::as_str))
     )
 }
 

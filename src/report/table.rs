@@ -386,7 +386,7 @@ fn one_engine_line(e: &crate::model::EngineStatus, containers: usize) -> String 
             };
             format!(
                 "engine: {} {}{at}, {containers} containers{remote}",
-                e.kind.as_deref().unwrap_or("Docker"),
+                e.kind.map_or("Docker", crate::model::EngineKind::as_str),
                 e.version.as_deref().unwrap_or("?"),
             )
         }
