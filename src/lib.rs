@@ -33,6 +33,7 @@ pub mod report;
 pub mod safe_file;
 pub mod settings;
 pub mod shell;
+pub mod time;
 
 mod app;
 mod facts;

@@ -223,6 +223,48 @@ impl Executable {
     }
 }
 
+/// A moment an engine reported, parsed once where it enters (seconds since the epoch) and
+/// kept as the engine wrote it (RFC 3339, to the nanosecond) for output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timestamp {
+    unix: i64,
+    text: String,
+}
+
+impl Timestamp {
+    /// `None` for anything but an RFC 3339 time with a real date.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(Timestamp {
+            unix: crate::time::parse_rfc3339(text)?,
+            text: text.to_owned(),
+        })
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn unix(&self) -> i64 {
+        self.unix
+    }
+
+    /// As the engine wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Timestamp::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text:?}")))
+    }
+}
+
 /// Which engine software a local engine process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EngineKind {
@@ -600,7 +642,7 @@ pub struct Container {
     /// Start of the oldest failed check of the current streak that the engine's health log
     /// still holds (RFC 3339).
     #[serde(default)]
-    pub failing_since: Option<String>,
+    pub failing_since: Option<Timestamp>,
     /// Whether `failing_since` is the start of the streak, not just a lower bound.
     #[serde(default)]
     pub failing_since_exact: bool,
@@ -611,11 +653,11 @@ pub struct Container {
     /// Error of the last start (`State.Error`), e.g. "port is already allocated".
     pub error: Option<String>,
     /// Creation time (RFC 3339).
-    pub created: Option<String>,
+    pub created: Option<Timestamp>,
     /// Last start (RFC 3339).
-    pub started_at: Option<String>,
+    pub started_at: Option<Timestamp>,
     /// Last stop (RFC 3339).
-    pub finished_at: Option<String>,
+    pub finished_at: Option<Timestamp>,
     /// Restart policy name (`no`, `always`, `unless-stopped`, `on-failure`).
     pub restart_policy: Option<String>,
     /// Restarts so far.

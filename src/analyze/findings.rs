@@ -10,9 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 
-use super::time::{human, parse_rfc3339};
 use super::{Owner, PortEntry, Via};
+use crate::model::Timestamp;
 use crate::model::{Container, ContainerState, Process, Proto, Snapshot};
+use crate::time::human;
 
 /// How bad a finding is; decides what `prune` acts on by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -384,10 +385,8 @@ pub(super) fn describe(snapshot: &Snapshot, c: &Container) -> String {
     }
 }
 
-fn age(snapshot: &Snapshot, since: Option<&str>) -> Option<String> {
-    let now = snapshot.taken_at?;
-    let then = parse_rfc3339(since?)?;
-    Some(human(now - then))
+fn age(snapshot: &Snapshot, since: Option<&Timestamp>) -> Option<String> {
+    Some(human(snapshot.taken_at? - since?.unix()))
 }
 
 pub(super) fn list(ports: &[PortRef]) -> String {
@@ -538,7 +537,7 @@ fn container_findings(
     }
 
     if c.state == ContainerState::Paused && !c.live.is_empty() {
-        let since = age(snapshot, c.started_at.as_deref())
+        let since = age(snapshot, c.started_at.as_ref())
             .map(|a| format!(" (up {a})"))
             .unwrap_or_default();
         // Its proxies may have died while it slept: then the engine still reserves the
@@ -575,7 +574,7 @@ fn container_findings(
         } else {
             "at least "
         };
-        let duration = age(snapshot, c.failing_since.as_deref())
+        let duration = age(snapshot, c.failing_since.as_ref())
             .map(|a| format!(" for {bound}{a}"))
             .unwrap_or_default();
         push(
@@ -593,8 +592,8 @@ fn container_findings(
     let restarts = c.restart_policy.as_deref().is_some_and(|p| p != "no");
     let uptime = c
         .started_at
-        .as_deref()
-        .and_then(parse_rfc3339)
+        .as_ref()
+        .map(Timestamp::unix)
         .zip(snapshot.taken_at)
         .map(|(started, now)| now - started);
     let looping_now = c.state == ContainerState::Restarting;
@@ -626,7 +625,7 @@ fn container_findings(
         && c.restart_policy.as_deref() == Some("always")
         && has_ports
     {
-        let ago = age(snapshot, c.finished_at.as_deref())
+        let ago = age(snapshot, c.finished_at.as_ref())
             .map(|a| format!(" {a} ago"))
             .unwrap_or_default();
         push(
@@ -783,8 +782,8 @@ fn superseded_compose_projects(snapshot: &Snapshot) -> Vec<Finding> {
         let created = |i: &usize| {
             snapshot.containers[*i]
                 .created
-                .as_deref()
-                .and_then(parse_rfc3339)
+                .as_ref()
+                .map(Timestamp::unix)
         };
         let current_members = &projects[current];
         let Some(current_oldest) = current_members

@@ -6,7 +6,6 @@ pub mod findings;
 pub mod forwarder;
 pub mod origin;
 pub mod ownership;
-pub mod time;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};

@@ -359,7 +359,7 @@ fn a_healthy_published_container_has_no_finding() {
     web.health = Some("healthy".into());
     web.restart_policy = Some("always".into());
     web.restart_count = 10;
-    web.started_at = Some("2026-11-25T10:00:00Z".into());
+    web.started_at = crate::model::Timestamp::parse("2026-11-25T10:00:00Z");
     let mut snap = snapshot(proxied(3000), vec![web]);
     snap.taken_at = Some(1_795_614_697);
     let a = analyze(&snap);
@@ -542,12 +542,12 @@ fn a_crash_loop_caught_while_briefly_up_is_restarting() {
     let mut c = running_web(3000);
     c.restart_policy = Some("always".into());
     c.restart_count = 4;
-    c.started_at = Some("2026-11-25T13:51:30Z".into());
+    c.started_at = crate::model::Timestamp::parse("2026-11-25T13:51:30Z");
     let mut snap = snapshot(proxied(3000), vec![c.clone()]);
     snap.taken_at = Some(1_795_614_697); // 13:51:37
     assert_eq!(kinds(&analyze(&snap)), vec![Kind::RestartingContainer]);
     // Up for an hour after four restarts long ago: not a loop.
-    c.started_at = Some("2026-11-25T12:51:30Z".into());
+    c.started_at = crate::model::Timestamp::parse("2026-11-25T12:51:30Z");
     snap.containers = vec![c];
     assert_eq!(kinds(&analyze(&snap)), vec![]);
 }
@@ -711,10 +711,10 @@ fn orphaned_compose_needs_visible_evidence() {
 fn a_superseded_project_in_the_same_directory_is_orphaned_only_on_a_port_clash() {
     let mut old = running_web(3000);
     old.name = "oldname_web_1".into();
-    old.created = Some("2026-11-25T10:00:00Z".into());
+    old.created = crate::model::Timestamp::parse("2026-11-25T10:00:00Z");
     compose_labels(&mut old, "oldname", "/src/app", "docker-compose.yml");
     let mut new = container(ID_HOSTNET, "app_web_1", ContainerState::Created, None);
-    new.created = Some("2026-11-25T11:00:00Z".into());
+    new.created = crate::model::Timestamp::parse("2026-11-25T11:00:00Z");
     new.requested.push(RequestedBinding {
         proto: Proto::Tcp,
         container_port: 80,

@@ -24,6 +24,7 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::model::{
     Container, ContainerState, EngineKind, EngineStatus, LiveBinding, Proto, RequestedBinding,
+    Timestamp,
 };
 use crate::portspec::{PortRange, PortSpec};
 use endpoint::{Endpoint, Transport};
@@ -677,6 +678,11 @@ fn requested_bindings(map: Option<&PortMap>) -> Vec<RequestedBinding> {
     requested
 }
 
+/// A time the engine reported; its zero time (`0001-01-01...`) means never.
+fn moment(s: Option<&String>) -> Option<Timestamp> {
+    non_empty(s).and_then(|t| Timestamp::parse(&t))
+}
+
 fn non_empty(s: Option<&String>) -> Option<String> {
     s.filter(|s| !s.is_empty() && !s.starts_with("0001-01-01"))
         .cloned()
@@ -751,7 +757,7 @@ pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
         failing_since: state
             .and_then(|s| s.health.as_ref())
             .and_then(failing_since)
-            .map(|(since, _)| since),
+            .and_then(|(since, _)| Timestamp::parse(&since)),
         failing_since_exact: state
             .and_then(|s| s.health.as_ref())
             .and_then(failing_since)
@@ -762,9 +768,9 @@ pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
             .and_then(|p| u32::try_from(p).ok()),
         exit_code: state.and_then(|s| s.exit_code),
         error: non_empty(state.and_then(|s| s.error.as_ref())),
-        created: non_empty(detail.created.as_ref()),
-        started_at: non_empty(state.and_then(|s| s.started_at.as_ref())),
-        finished_at: non_empty(state.and_then(|s| s.finished_at.as_ref())),
+        created: moment(detail.created.as_ref()),
+        started_at: moment(state.and_then(|s| s.started_at.as_ref())),
+        finished_at: moment(state.and_then(|s| s.finished_at.as_ref())),
         restart_policy: host_config
             .and_then(|h| h.restart_policy.as_ref())
             .and_then(|p| p.name.as_ref())
@@ -958,7 +964,7 @@ mod tests {
         assert_eq!(c.requested[0].host_ip, Some("127.0.0.1".parse().unwrap()));
         assert_eq!(c.requested[1].host_ip, None);
         assert_eq!(
-            c.started_at.as_deref(),
+            c.started_at.as_ref().map(Timestamp::as_str),
             Some("2026-11-25T13:51:37.889192638Z")
         );
         assert_eq!(c.finished_at, None, "zero time means never");

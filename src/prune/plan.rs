@@ -418,10 +418,7 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
                                 reason: format!(
                                     "{} pid {pid} started {} ago, not older than --older-than {}s",
                                     process.name,
-                                    age.map_or(
-                                        "an unknown time".into(),
-                                        crate::analyze::time::human
-                                    ),
+                                    age.map_or("an unknown time".into(), crate::time::human),
                                     limit.as_secs()
                                 ),
                             });
@@ -462,7 +459,7 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
                     container: Some(index),
                     reason: format!(
                         "created {} ago, not older than --older-than {}s",
-                        crate::analyze::time::human(age),
+                        crate::time::human(age),
                         limit.as_secs()
                     ),
                 });
@@ -476,7 +473,7 @@ pub fn plan(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan
                 container: Some(index),
                 reason: format!(
                     "created {} ago, younger than --min-age {}s: it may still be starting",
-                    crate::analyze::time::human(age),
+                    crate::time::human(age),
                     filters.min_age.as_secs()
                 ),
             });
@@ -505,10 +502,7 @@ fn too_young(snapshot: &Snapshot, c: &Container, min_age: std::time::Duration) -
     if min_age.is_zero() {
         return None;
     }
-    let created = c
-        .created
-        .as_deref()
-        .and_then(crate::analyze::time::parse_rfc3339);
+    let created = c.created.as_ref().map(crate::model::Timestamp::unix);
     let age = match (created, snapshot.taken_at) {
         (Some(created), Some(now)) => now - created,
         // Without both clocks, the age cannot be shown to be enough.

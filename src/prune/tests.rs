@@ -790,8 +790,8 @@ fn free_refuses_what_it_must_never_touch() {
 fn the_grace_age_keeps_young_containers() {
     let mut snap = scene();
     snap.taken_at = Some(1_795_614_697); // 2026-11-25T13:51:37Z
-    snap.containers[0].created = Some("2026-11-25T13:51:30Z".into()); // 7 s old
-    snap.containers[1].created = Some("2026-11-25T12:00:00Z".into());
+    snap.containers[0].created = crate::model::Timestamp::parse("2026-11-25T13:51:30Z"); // 7 s old
+    snap.containers[1].created = crate::model::Timestamp::parse("2026-11-25T12:00:00Z");
     let young = Filters {
         include_suspects: true,
         min_age: Duration::from_secs(30),
@@ -815,7 +815,7 @@ fn the_grace_age_keeps_young_containers() {
 fn older_than_keeps_fresh_holders_containers_and_processes() {
     let mut snap = scene();
     snap.taken_at = Some(1_795_614_697); // 2026-11-25T13:51:37Z
-    snap.containers[1].created = Some("2026-11-25T13:00:00Z".into()); // 51 min old
+    snap.containers[1].created = crate::model::Timestamp::parse("2026-11-25T13:00:00Z"); // 51 min old
     snap.host.processes.get_mut(&50).unwrap().started = Some(1_795_614_697 - 600); // 10 min
     let policy = |limit: u64| Filters {
         older_than: Some(Duration::from_secs(limit)),

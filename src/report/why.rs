@@ -9,9 +9,9 @@ use serde::Serialize;
 use super::table::prune_command;
 use crate::analyze::findings::{Action, Finding, Kind, PortRef};
 use crate::analyze::origin;
-use crate::analyze::time::{human, parse_rfc3339};
 use crate::analyze::{Analysis, Owner, PortEntry, Via};
 use crate::model::{Container, ContainerState, Process, Proto, Snapshot};
+use crate::time::human;
 
 /// One port to explain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -191,8 +191,7 @@ fn pids_of(entries: &[&PortEntry]) -> String {
 }
 
 fn uptime(snapshot: &Snapshot, c: &Container) -> Option<String> {
-    let started = parse_rfc3339(c.started_at.as_deref()?)?;
-    Some(human(snapshot.taken_at? - started))
+    Some(human(snapshot.taken_at? - c.started_at.as_ref()?.unix()))
 }
 
 fn container_lines(snapshot: &Snapshot, c: &Container) -> Vec<String> {

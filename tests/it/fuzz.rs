@@ -5,12 +5,12 @@
 use proptest::prelude::*;
 
 use portreap::analyze::forwarder::{parse_conmon, parse_docker_proxy};
-use portreap::analyze::time::parse_rfc3339;
 use portreap::host::procfs::{
     parse_cgroup_container_id, parse_cmdline, parse_passwd, parse_socket_link, parse_stat,
 };
 use portreap::model::Proto;
 use portreap::portspec::PortSpec;
+use portreap::time::parse_rfc3339;
 
 fn args() -> impl Strategy<Value = Vec<String>> {
     let word = prop_oneof![

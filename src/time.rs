@@ -1,4 +1,5 @@
-//! Just enough time handling for the engine's RFC 3339 timestamps, without a date crate.
+//! Just enough time handling for the engine's RFC 3339 timestamps, without a date crate:
+//! parsed once where they enter ([`crate::model::Timestamp`]), and said for people.
 
 /// Parses `2026-11-25T13:51:37.889192638Z` (or with a `+hh:mm` offset) into seconds since
 /// the Unix epoch. Fractions are dropped. `None` for anything else.
@@ -16,7 +17,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
+        || !(1..=days_in_month(year, month)).contains(&day)
         || hour > 23
         || minute > 59
         || second > 60
@@ -47,6 +48,16 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         }
     };
     Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset)
+}
+
+/// How many days the month has (February by the Gregorian leap rule).
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -94,6 +105,10 @@ mod tests {
             "2026-11-25T13:51:37",
             "2026-11-25T13:51:37.Z",
             "x026-11-25T13:51:37Z",
+            "2026-02-31T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
         }
