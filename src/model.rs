@@ -265,6 +265,113 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// A container's health check status, as the engine reports it; a status it may add
+/// later is kept as said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Within its start period.
+    Starting,
+    /// Passing.
+    Healthy,
+    /// Failing past its retries.
+    Unhealthy,
+    /// Anything else the engine said.
+    Other(String),
+}
+
+impl Health {
+    /// From the engine's word; `None` for no check (`none`, empty).
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "" | "none" => return None,
+            "starting" => Health::Starting,
+            "healthy" => Health::Healthy,
+            "unhealthy" => Health::Unhealthy,
+            other => Health::Other(other.to_owned()),
+        })
+    }
+
+    /// The engine's word for it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+            Health::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A container's restart policy; a name the engine may add later is kept as said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// `no`: never restarted.
+    No,
+    /// `always`: restarted, also when the engine starts.
+    Always,
+    /// `unless-stopped`.
+    UnlessStopped,
+    /// `on-failure`.
+    OnFailure,
+    /// Anything else the engine said.
+    Other(String),
+}
+
+impl RestartPolicy {
+    /// From the engine's name; `None` when it names none.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "" => return None,
+            "no" => RestartPolicy::No,
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            "on-failure" => RestartPolicy::OnFailure,
+            other => RestartPolicy::Other(other.to_owned()),
+        })
+    }
+
+    /// The engine's name for it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Other(s) => s,
+        }
+    }
+
+    /// Whether the engine may start the container again by itself.
+    pub fn restarts(&self) -> bool {
+        *self != RestartPolicy::No
+    }
+}
+
+/// Serialised as the engine's word, read back through `parse`.
+macro_rules! as_engine_word {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                <$t>::parse(&text).ok_or_else(|| serde::de::Error::custom("empty"))
+            }
+        }
+    };
+}
+as_engine_word!(Health);
+as_engine_word!(RestartPolicy);
+
 /// Which engine software a local engine process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EngineKind {
@@ -634,8 +741,8 @@ pub struct Container {
     pub image: String,
     /// Lifecycle state.
     pub state: ContainerState,
-    /// Health check status (`healthy`, `unhealthy`, `starting`), if it has a check.
-    pub health: Option<String>,
+    /// Health check status, if it has a check.
+    pub health: Option<Health>,
     /// Consecutive failed health checks.
     #[serde(default)]
     pub failing_streak: i64,
@@ -658,8 +765,8 @@ pub struct Container {
     pub started_at: Option<Timestamp>,
     /// Last stop (RFC 3339).
     pub finished_at: Option<Timestamp>,
-    /// Restart policy name (`no`, `always`, `unless-stopped`, `on-failure`).
-    pub restart_policy: Option<String>,
+    /// Restart policy.
+    pub restart_policy: Option<RestartPolicy>,
     /// Restarts so far.
     pub restart_count: i64,
     /// Network mode (`default`, `bridge`, `host`, a network name, `container:ID`).

@@ -566,7 +566,7 @@ fn container_findings(
     }
 
     if c.state == ContainerState::Running
-        && c.health.as_deref() == Some("unhealthy")
+        && c.health == Some(crate::model::Health::Unhealthy)
         && !c.live.is_empty()
     {
         let bound = if c.failing_since_exact {
@@ -589,7 +589,10 @@ fn container_findings(
         );
     }
 
-    let restarts = c.restart_policy.as_deref().is_some_and(|p| p != "no");
+    let restarts = c
+        .restart_policy
+        .as_ref()
+        .is_some_and(crate::model::RestartPolicy::restarts);
     let uptime = c
         .started_at
         .as_ref()
@@ -622,7 +625,7 @@ fn container_findings(
     }
 
     if c.state == ContainerState::Exited
-        && c.restart_policy.as_deref() == Some("always")
+        && c.restart_policy == Some(crate::model::RestartPolicy::Always)
         && has_ports
     {
         let ago = age(snapshot, c.finished_at.as_ref())

@@ -356,8 +356,8 @@ fn proxied(port: u16) -> Host {
 #[test]
 fn a_healthy_published_container_has_no_finding() {
     let mut web = running_web(3000);
-    web.health = Some("healthy".into());
-    web.restart_policy = Some("always".into());
+    web.health = crate::model::Health::parse("healthy");
+    web.restart_policy = crate::model::RestartPolicy::parse("always");
     web.restart_count = 10;
     web.started_at = crate::model::Timestamp::parse("2026-11-25T10:00:00Z");
     let mut snap = snapshot(proxied(3000), vec![web]);
@@ -486,8 +486,8 @@ fn container_state_rules() {
     for (state, health, policy, expected) in cases {
         let mut c = running_web(3000);
         c.state = state.clone();
-        c.health = health.map(str::to_owned);
-        c.restart_policy = policy.map(str::to_owned);
+        c.health = health.and_then(crate::model::Health::parse);
+        c.restart_policy = policy.and_then(crate::model::RestartPolicy::parse);
         if !matches!(state, ContainerState::Running | ContainerState::Paused) {
             c.live.clear();
             c.addresses.clear();
@@ -530,7 +530,7 @@ fn container_state_rules() {
 #[test]
 fn a_container_without_ports_is_not_a_port_leak() {
     let mut c = container(ID_WEB, "worker", ContainerState::Paused, Some("172.17.0.2"));
-    c.restart_policy = Some("always".into());
+    c.restart_policy = crate::model::RestartPolicy::parse("always");
     let a = analyze(&snapshot(Host::new(), vec![c.clone()]));
     assert_eq!(kinds(&a), vec![]);
     c.state = ContainerState::Dead;
@@ -540,7 +540,7 @@ fn a_container_without_ports_is_not_a_port_leak() {
 #[test]
 fn a_crash_loop_caught_while_briefly_up_is_restarting() {
     let mut c = running_web(3000);
-    c.restart_policy = Some("always".into());
+    c.restart_policy = crate::model::RestartPolicy::parse("always");
     c.restart_count = 4;
     c.started_at = crate::model::Timestamp::parse("2026-11-25T13:51:30Z");
     let mut snap = snapshot(proxied(3000), vec![c.clone()]);

@@ -23,8 +23,8 @@ use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
 
 use crate::model::{
-    Container, ContainerState, EngineKind, EngineStatus, LiveBinding, Proto, RequestedBinding,
-    Timestamp,
+    Container, ContainerState, EngineKind, EngineStatus, Health, LiveBinding, Proto,
+    RequestedBinding, RestartPolicy, Timestamp,
 };
 use crate::portspec::{PortRange, PortSpec};
 use endpoint::{Endpoint, Transport};
@@ -748,8 +748,7 @@ pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
         health: state
             .and_then(|s| s.health.as_ref())
             .and_then(|h| h.status.as_ref())
-            .map(|h| h.to_string())
-            .filter(|h| !h.is_empty() && h != "none"),
+            .and_then(|h| Health::parse(h.as_ref())),
         failing_streak: state
             .and_then(|s| s.health.as_ref())
             .and_then(|h| h.failing_streak)
@@ -774,8 +773,7 @@ pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
         restart_policy: host_config
             .and_then(|h| h.restart_policy.as_ref())
             .and_then(|p| p.name.as_ref())
-            .map(|n| n.to_string())
-            .filter(|n| !n.is_empty()),
+            .and_then(|n| RestartPolicy::parse(n.as_ref())),
         restart_count: detail.restart_count.unwrap_or(0),
         network_mode: host_config.and_then(|h| h.network_mode.clone()),
         addresses,
@@ -945,7 +943,7 @@ mod tests {
         assert_eq!(c.name, "t2");
         assert_eq!(c.state, ContainerState::Running);
         assert_eq!(c.addresses, vec!["172.18.0.2".parse::<IpAddr>().unwrap()]);
-        assert_eq!(c.restart_policy.as_deref(), Some("no"));
+        assert_eq!(c.restart_policy, Some(RestartPolicy::No));
         assert_eq!(c.network_mode.as_deref(), Some("tnet"));
         assert_eq!(c.live.len(), 5);
         assert!(c.live.contains(&LiveBinding {

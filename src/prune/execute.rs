@@ -214,10 +214,12 @@ fn recheck(
         ));
     }
     if let Some(health) = &expect.health {
-        if now.health.as_deref() != Some(health.as_str()) {
+        if now.health.as_ref() != Some(health) {
             return Err(format!(
                 "it recovered: health is now {}",
-                now.health.as_deref().unwrap_or("not reported")
+                now.health
+                    .as_ref()
+                    .map_or("not reported", crate::model::Health::as_str)
             ));
         }
     }

@@ -98,8 +98,8 @@ pub struct Expect {
     pub planned: ContainerState,
     /// States that still justify the action.
     pub states: Vec<ContainerState>,
-    /// Health that must still be reported (`unhealthy`), if the finding rests on it.
-    pub health: Option<String>,
+    /// Health that must still be reported (unhealthy), if the finding rests on it.
+    pub health: Option<crate::model::Health>,
     /// Paths that must still be missing (an orphaned compose project's directory or files).
     pub missing_paths: Vec<String>,
     /// A service its compose files must still not define (an orphan service).
@@ -513,7 +513,10 @@ fn too_young(snapshot: &Snapshot, c: &Container, min_age: std::time::Duration) -
 
 fn expectation(snapshot: &Snapshot, c: &Container, kinds: &[Kind]) -> Expect {
     let mut states = vec![c.state.clone()];
-    let restarts = c.restart_policy.as_deref().is_some_and(|p| p != "no");
+    let restarts = c
+        .restart_policy
+        .as_ref()
+        .is_some_and(crate::model::RestartPolicy::restarts);
     if restarts
         && (kinds.contains(&Kind::RestartingContainer) || kinds.contains(&Kind::DormantBinding))
     {
@@ -545,7 +548,7 @@ fn expectation(snapshot: &Snapshot, c: &Container, kinds: &[Kind]) -> Expect {
         states,
         health: kinds
             .contains(&Kind::UnhealthyContainer)
-            .then(|| "unhealthy".to_owned()),
+            .then_some(crate::model::Health::Unhealthy),
         missing_paths,
         orphan: kinds.contains(&Kind::OrphanService).then(|| Orphan {
             files: c.compose_paths().map(|(_, f)| f).unwrap_or_default(),

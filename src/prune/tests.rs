@@ -459,11 +459,12 @@ fn a_container_removed_recreated_or_changed_meanwhile_is_skipped() {
 fn a_recovered_container_is_skipped() {
     let mut snap = scene();
     snap.containers[0].state = ContainerState::Running;
-    snap.containers[0].health = Some("unhealthy".into());
+    snap.containers[0].health = crate::model::Health::parse("unhealthy");
     let p = plan::plan(&snap, &analyze(&snap), &suspects());
     assert_eq!(p.actions[1].kinds, vec![Kind::UnhealthyContainer]);
     let fake = world_for(&snap);
-    fake.0.borrow_mut().containers.get_mut("a1").unwrap().health = Some("healthy".into());
+    fake.0.borrow_mut().containers.get_mut("a1").unwrap().health =
+        crate::model::Health::parse("healthy");
     let r = run(&fake, &p);
     assert_eq!(
         r[1].outcome,
@@ -512,7 +513,7 @@ fn a_container_without_process_is_removed_on_the_engines_own_check() {
 fn a_crash_looping_dormant_container_found_running_is_stopped_then_removed() {
     let mut snap = scene();
     snap.containers[1].state = ContainerState::Exited;
-    snap.containers[1].restart_policy = Some("always".into());
+    snap.containers[1].restart_policy = crate::model::RestartPolicy::parse("always");
     let p = plan::plan(
         &snap,
         &analyze(&snap),

@@ -246,13 +246,16 @@ fn container_doc<'a>(snapshot: &'a Snapshot, c: &'a Container) -> ContainerDoc<'
         name: &c.name,
         image: &c.image,
         state: c.state.as_str(),
-        health: c.health.as_deref(),
+        health: c.health.as_ref().map(crate::model::Health::as_str),
         compose_project: c.compose_project(),
         compose_service: c.compose_service(),
         compose_oneoff: c.compose_oneoff(),
         created: c.created.as_ref().map(crate::model::Timestamp::as_str),
         started_at: c.started_at.as_ref().map(crate::model::Timestamp::as_str),
-        restart_policy: c.restart_policy.as_deref(),
+        restart_policy: c
+            .restart_policy
+            .as_ref()
+            .map(crate::model::RestartPolicy::as_str),
         addresses: c.addresses.iter().map(ToString::to_string).collect(),
         engine: &snapshot.engine_of(c).endpoint,
     }

@@ -589,8 +589,10 @@ fn wanters<'a>(snapshot: &'a Snapshot, index: &Index<'_>, asked: Asked) -> Vec<W
             None => format!(
                 "{}: would need the port if started{}",
                 c.state,
-                match c.restart_policy.as_deref() {
-                    Some("always") => ", and will take it when the engine restarts",
+                match c.restart_policy {
+                    Some(crate::model::RestartPolicy::Always) => {
+                        ", and will take it when the engine restarts"
+                    }
                     _ => "",
                 }
             ),
@@ -646,8 +648,8 @@ pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String
             let restarts = wanted.iter().any(|w| {
                 w.container
                     .restart_policy
-                    .as_deref()
-                    .is_some_and(|p| p != "no")
+                    .as_ref()
+                    .is_some_and(crate::model::RestartPolicy::restarts)
             });
             if !restarts {
                 out.push_str("  nothing will take it when the engine restarts.\n");
