@@ -62,11 +62,12 @@ impl Socket {
     /// wildcard for a dual-stack `::` socket (rootless Podman's forwarder binds one
     /// `[::]` socket for a `0.0.0.0` binding).
     pub fn serves(&self, ip: IpAddr) -> bool {
-        self.ip == ip
-            || (self.ip.is_unspecified()
-                && self.ip.is_ipv6()
-                && self.v6only == Some(false)
-                && ip == IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        self.ip == ip || (self.dual_stack() && ip == IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// Whether it is an IPv6 wildcard without `IPV6_V6ONLY`, which takes IPv4 too.
+    pub fn dual_stack(&self) -> bool {
+        self.ip.is_unspecified() && self.ip.is_ipv6() && self.v6only == Some(false)
     }
 }
 

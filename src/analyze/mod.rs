@@ -139,9 +139,20 @@ pub struct PortEntry {
     pub findings: Vec<Kind>,
     /// What disproves the holder's claim to be a forwarder or an engine, if it makes one.
     pub note: Option<String>,
+    /// A dual-stack `::` socket (see [`Socket::dual_stack`]): it backs an IPv4 wildcard
+    /// binding too.
+    pub dual_stack: bool,
 }
 
 impl PortEntry {
+    /// The binding addresses it backs: its own, and IPv4's wildcard too for a dual-stack
+    /// `::` socket. A finding names its container's bindings, so this is how an entry is
+    /// told to be the one a finding concerns.
+    pub fn served(&self) -> impl Iterator<Item = IpAddr> {
+        let any4 = IpAddr::from(Ipv4Addr::UNSPECIFIED);
+        std::iter::once(self.ip).chain(self.dual_stack.then_some(any4))
+    }
+
     /// The container behind the port, if any.
     pub fn container<'a>(&self, snapshot: &'a Snapshot) -> Option<&'a Container> {
         match self.owner {
@@ -200,7 +211,7 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
     ports.extend(reservations(snapshot, &ports));
     let mut findings = findings::find(snapshot, &ports);
     findings.sort_by_key(|f| (f.kind, f.ports.first().map(|p| (p.port, p.proto))));
-    ports.extend(requested(snapshot, &ports, &findings));
+    ports.extend(requested(&ports, &findings));
     // A container's finding marks that container's entries only, never another holder of
     // the same port (a blocked container's port is someone else's). Indexed, so a
     // container publishing a hundred thousand ports costs no more than linear time.
@@ -214,7 +225,7 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
         }
     }
     for entry in &mut ports {
-        let ips: Vec<IpAddr> = served(snapshot, entry).collect();
+        let ips: Vec<IpAddr> = entry.served().collect();
         for ip in ips {
             let here = findings::PortRef {
                 proto: entry.proto,
@@ -250,12 +261,12 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
 
 /// Entries for the ports that findings name for containers that do not hold them, so each
 /// finding shows up on its port.
-fn requested(snapshot: &Snapshot, ports: &[PortEntry], findings: &[Finding]) -> Vec<PortEntry> {
+fn requested(ports: &[PortEntry], findings: &[Finding]) -> Vec<PortEntry> {
     let mut out: Vec<PortEntry> = Vec::new();
     let mut present: HashSet<(usize, Proto, IpAddr, u16)> = ports
         .iter()
         .filter_map(|e| Some((e.container_index()?, e)))
-        .flat_map(|(index, e)| served(snapshot, e).map(move |ip| (index, e.proto, ip, e.port)))
+        .flat_map(|(index, e)| e.served().map(move |ip| (index, e.proto, ip, e.port)))
         .collect();
     for f in findings {
         let Some(index) = f.container else { continue };
@@ -275,6 +286,7 @@ fn requested(snapshot: &Snapshot, ports: &[PortEntry], findings: &[Finding]) -> 
                     },
                     findings: Vec::new(),
                     note: None,
+                    dual_stack: false,
                 });
             }
         }
@@ -325,6 +337,7 @@ fn attribute(snapshot: &Snapshot, local: &[usize], socket: &Socket) -> PortEntry
         owner,
         findings: Vec::new(),
         note,
+        dual_stack: socket.dual_stack(),
     }
 }
 
@@ -478,7 +491,7 @@ fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
     let mut engine_held = HashSet::new();
     for entry in ports {
         if let Owner::Container { index, via } = entry.owner {
-            for ip in served(snapshot, entry) {
+            for ip in entry.served() {
                 exact.insert((index, entry.proto, ip, entry.port));
             }
             if via == Via::Engine {
@@ -520,24 +533,12 @@ fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<PortEntry> {
                     },
                     findings: Vec::new(),
                     note: None,
+                    dual_stack: false,
                 });
             }
         }
     }
     out
-}
-
-/// The binding addresses `entry` backs: its own, and IPv4's wildcard too for a
-/// dual-stack `::` socket. A finding names its container's bindings, so this is how an
-/// entry is told to be the one a finding concerns.
-pub fn served(snapshot: &Snapshot, entry: &PortEntry) -> impl Iterator<Item = IpAddr> {
-    let any4 = IpAddr::from(Ipv4Addr::UNSPECIFIED);
-    let dual_stack = entry.bound
-        && entry.ip.is_ipv6()
-        && snapshot.host.sockets.iter().any(|s| {
-            s.proto == entry.proto && s.port == entry.port && s.ip == entry.ip && s.serves(any4)
-        });
-    std::iter::once(entry.ip).chain(dual_stack.then_some(any4))
 }
 
 #[cfg(test)]

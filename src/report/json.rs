@@ -337,7 +337,7 @@ fn write_doc<'a>(
     let shown: Vec<&PortEntry> = analysis.ports.iter().filter(|p| keep(p)).collect();
     let shown_ports: std::collections::HashSet<_> = shown
         .iter()
-        .flat_map(|p| crate::analyze::served(snapshot, p).map(|ip| (p.proto, ip, p.port)))
+        .flat_map(|p| p.served().map(|ip| (p.proto, ip, p.port)))
         .collect();
     let on_shown_port = |f: &Finding| {
         f.ports

@@ -31,7 +31,6 @@ struct Holder<'a> {
 /// publishes or asks for tens of thousands of ports must not make each port a walk over
 /// all of them (`why 1-65535` stays linear in sockets, bindings and findings).
 struct Index<'a> {
-    snapshot: &'a Snapshot,
     analysis: &'a Analysis,
     /// The port entries by protocol and port.
     entries: HashMap<(Proto, u16), Vec<&'a PortEntry>>,
@@ -90,7 +89,6 @@ impl<'a> Index<'a> {
             }
         }
         Index {
-            snapshot,
             analysis,
             entries,
             findings,
@@ -158,18 +156,12 @@ fn address_phrase(ip: IpAddr, dual_stack: bool) -> String {
     }
 }
 
-fn addresses(snapshot: &Snapshot, entries: &[&PortEntry]) -> String {
+fn addresses(entries: &[&PortEntry]) -> String {
     let mut ips: Vec<IpAddr> = entries.iter().map(|e| e.ip).collect();
     ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
     ips.dedup();
     // An IPv6 wildcard without IPV6_V6ONLY takes IPv4 connections too.
-    let dual = |ip: IpAddr| {
-        entries.iter().filter(|e| e.ip == ip).any(|e| {
-            snapshot.host.sockets.iter().any(|s| {
-                s.proto == e.proto && s.ip == ip && s.port == e.port && s.v6only == Some(false)
-            })
-        })
-    };
+    let dual = |ip: IpAddr| entries.iter().any(|e| e.ip == ip && e.dual_stack);
     let phrases: Vec<String> = ips
         .into_iter()
         .map(|ip| address_phrase(ip, dual(ip)))
@@ -277,7 +269,7 @@ fn remove_orphans_hint(snapshot: &Snapshot, c: &Container) -> Option<String> {
 fn findings_for<'a>(index: &Index<'a>, entries: &[&PortEntry]) -> Vec<&'a Finding> {
     let mut out: Vec<&'a Finding> = Vec::new();
     for e in entries {
-        for ip in crate::analyze::served(index.snapshot, e) {
+        for ip in e.served() {
             let here = PortRef {
                 proto: e.proto,
                 ip,
@@ -401,7 +393,7 @@ fn explain_holder(
                 }
                 Via::Reservation | Via::Requested => "but no socket exists".into(),
             };
-            lines.push(format!("on {}, {how}", addresses(snapshot, &h.entries)));
+            lines.push(format!("on {}, {how}", addresses(&h.entries)));
             if findings.is_empty() {
                 next.push(format!("{} free {port}", super::portreap(snapshot)));
                 let cli = cli_for(snapshot, c);
@@ -420,7 +412,7 @@ fn explain_holder(
             }
         }
         Owner::Proxy { .. } => {
-            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
+            lines.push(format!("on {}", addresses(&h.entries)));
             format!(
                 "{port} is held by docker-proxy pid {}, which forwards to no container",
                 pids_of(&h.entries)
@@ -430,7 +422,7 @@ fn explain_holder(
             container_id,
             container_name,
         } => {
-            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
+            lines.push(format!("on {}", addresses(&h.entries)));
             let name = container_name.as_deref().unwrap_or(container_id);
             format!(
                 "{port} is held by conmon pid {} for Podman container {name}, which does not run",
@@ -438,7 +430,7 @@ fn explain_holder(
             )
         }
         Owner::Forwarder { product } => {
-            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
+            lines.push(format!("on {}", addresses(&h.entries)));
             next.push(format!(
                 "stop the container in {product} (its forwarder serves every container and is never signalled)"
             ));
@@ -449,7 +441,7 @@ fn explain_holder(
             )
         }
         Owner::Engine => {
-            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
+            lines.push(format!("on {}", addresses(&h.entries)));
             next.push(
                 "restart the engine (e.g. systemctl restart docker): only it can release the port"
                     .into(),
@@ -460,7 +452,7 @@ fn explain_holder(
             )
         }
         Owner::NotJudged { reason } => {
-            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
+            lines.push(format!("on {}", addresses(&h.entries)));
             lines.push(format!("not judged: {reason}"));
             format!(
                 "{port} is held by {} pid {}, a forwarder portreap does not judge from the engines asked",
@@ -489,7 +481,7 @@ fn explain_holder(
             if let Some(note) = &first.note {
                 lines.push(format!("an ordinary process: it {note}"));
             }
-            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
+            lines.push(format!("on {}", addresses(&h.entries)));
             next.push(format!(
                 "{} free {port} --kill-processes",
                 super::portreap(snapshot)
@@ -501,7 +493,7 @@ fn explain_holder(
             )
         }
         Owner::Unknown { reason } => {
-            lines.push(format!("on {}", addresses(snapshot, &h.entries)));
+            lines.push(format!("on {}", addresses(&h.entries)));
             format!("{port} is held by a process portreap cannot see: {reason}")
         }
     };
