@@ -268,27 +268,38 @@ fn up(kind: Rootless) -> Option<Up> {
     })
 }
 
+impl Up {
+    /// Every socket of the port is the container's, through `kind`'s forwarder, in root's
+    /// every-engine view and in the user's own (`portreap ARGS scan`, DOCKER_HOST
+    /// `docker_host`); root's view is returned.
+    fn assert_named(
+        &self,
+        kind: Rootless,
+        user: &UserBin,
+        docker_host: Option<&str>,
+        args: &str,
+    ) -> Value {
+        let (port, name, url) = (self.port, &self.name, &self.url);
+        let root = root_scan(port);
+        assert_held_by(&root, port, name, kind.forwarder(), url);
+        let line = format!("portreap {args}scan --json --port {port}");
+        let doc = user.json(self.uid, docker_host, &line);
+        assert_held_by(&doc, port, name, kind.forwarder(), url);
+        root
+    }
+}
+
 #[test]
 fn rootless_docker_a_leak_behind_rootlesskit_is_named_as_its_user_and_freed_by_root() {
     let kind = Rootless::Docker;
-    let Some(Up {
-        uid,
-        url,
-        port,
-        name,
-        dir,
-        _project,
-    }) = up(kind)
-    else {
+    let Some(up) = up(kind) else {
         return;
     };
-    assert_held_by(&root_scan(port), port, &name, kind.forwarder(), &url);
     let user = UserBin::new();
-    let line = format!("portreap scan --json --port {port}");
-    let doc = user.json(uid, Some(&url), &line);
-    assert_held_by(&doc, port, &name, kind.forwarder(), &url);
+    up.assert_named(kind, &user, Some(&up.url), "");
+    let (port, name, url) = (up.port, &up.name, &up.url);
 
-    let prune = orphaned(port, dir);
+    let prune = orphaned(port, up.dir);
     assert!(prune.starts_with("portreap --all-engines prune"), "{prune}");
     let out = pasted(&format!("{prune} --yes"));
     assert!(
@@ -297,39 +308,23 @@ fn rootless_docker_a_leak_behind_rootlesskit_is_named_as_its_user_and_freed_by_r
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(port_free(port), "{port} still held");
-    let ps = docker(&["-H", &url, "ps", "-aq", "--filter", &format!("name={name}")]);
+    let ps = docker(&["-H", url, "ps", "-aq", "--filter", &format!("name={name}")]);
     assert_eq!(ps.trim(), "", "{name} still there");
 }
 
 #[test]
 fn rootless_podman_a_leak_behind_rootlessport_is_named_as_root_and_freed_by_its_user() {
     let kind = Rootless::Podman;
-    let Some(Up {
-        uid,
-        url,
-        port,
-        name,
-        dir,
-        _project,
-    }) = up(kind)
-    else {
+    let Some(up) = up(kind) else {
         return;
     };
-    // One dual-stack socket serves the IPv4 binding: no reservation, no second row.
-    let doc = root_scan(port);
-    assert_held_by(&doc, port, &name, kind.forwarder(), &url);
-    assert_eq!(entries(&doc, "tcp", port).len(), 1, "{doc:#}");
     let user = UserBin::new();
-    let line = format!("portreap --host {url} scan --json --port {port}");
-    assert_held_by(
-        &user.json(uid, None, &line),
-        port,
-        &name,
-        kind.forwarder(),
-        &url,
-    );
+    let doc = up.assert_named(kind, &user, None, &format!("--host {} ", up.url));
+    let (uid, port, url) = (up.uid, up.port, up.url.clone());
+    // One dual-stack socket serves the IPv4 binding: no reservation, no second row.
+    assert_eq!(entries(&doc, "tcp", port).len(), 1, "{doc:#}");
 
-    drop(orphaned(port, dir));
+    drop(orphaned(port, up.dir));
     let doc = user.json(
         uid,
         None,
