@@ -26,7 +26,7 @@ impl std::error::Error for UsageError {}
 #[derive(Debug)]
 pub struct Global {
     /// The engine to ask, or why none could be chosen (reported, not fatal).
-    pub endpoint: Result<Endpoint, String>,
+    pub endpoint: Result<Endpoint, endpoint::Error>,
     /// Bound on each engine call.
     pub timeout: Duration,
     /// The host's root filesystem.
@@ -62,7 +62,10 @@ impl Global {
 
     /// The engines to ask: the resolved one first, then (with `--all-engines`) every other
     /// local engine: those `found` in the process table, and the well-known sockets.
-    pub fn endpoints(&self, found: &[crate::model::LocalEngine]) -> Vec<Result<Endpoint, String>> {
+    pub fn endpoints(
+        &self,
+        found: &[crate::model::LocalEngine],
+    ) -> Vec<Result<Endpoint, endpoint::Error>> {
         let mut out = vec![self.endpoint.clone()];
         if self.all_engines {
             out.extend(

@@ -392,6 +392,93 @@ impl EngineKind {
     }
 }
 
+/// Where the engine endpoint asked came from, the way docker CLI users name it. Serialised
+/// as that name (`--host`, `DOCKER_HOST`, `context NAME`, `default`, `--all-engines: ...`):
+/// the JSON contract's `engine.source`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum EngineSource {
+    /// `--host`.
+    HostFlag,
+    /// The `DOCKER_HOST` variable.
+    DockerHost,
+    /// A docker context, by `--context`, `DOCKER_CONTEXT` or the config's `currentContext`.
+    Context(String),
+    /// Nothing chose one: the default socket.
+    #[default]
+    Default,
+    /// Found by `--all-engines`; the text says how (an engine process, a socket's owner).
+    Discovered(String),
+}
+
+impl EngineSource {
+    /// The context named, unless it is `default` (which is the default socket, and needs
+    /// no `--context` to reach).
+    pub fn named_context(&self) -> Option<&str> {
+        match self {
+            EngineSource::Context(name) if name != "default" => Some(name),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EngineSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineSource::HostFlag => f.write_str("--host"),
+            EngineSource::DockerHost => f.write_str("DOCKER_HOST"),
+            EngineSource::Context(name) => write!(f, "context {name}"),
+            EngineSource::Default => f.write_str("default"),
+            EngineSource::Discovered(how) => write!(f, "--all-engines: {how}"),
+        }
+    }
+}
+
+impl std::str::FromStr for EngineSource {
+    type Err = UnknownSource;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text {
+            "--host" => EngineSource::HostFlag,
+            "DOCKER_HOST" => EngineSource::DockerHost,
+            "default" => EngineSource::Default,
+            _ => {
+                if let Some(name) = text.strip_prefix("context ") {
+                    EngineSource::Context(name.to_owned())
+                } else if let Some(how) = text.strip_prefix("--all-engines: ") {
+                    EngineSource::Discovered(how.to_owned())
+                } else {
+                    return Err(UnknownSource(text.to_owned()));
+                }
+            }
+        })
+    }
+}
+
+/// A recorded `engine.source` that names no way of choosing an engine.
+#[derive(Debug)]
+pub struct UnknownSource(String);
+
+impl fmt::Display for UnknownSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown engine source {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownSource {}
+
+impl Serialize for EngineSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EngineSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// An engine process found in the process table, whether or not it was asked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalEngine {
@@ -874,8 +961,8 @@ impl Container {
 pub struct EngineStatus {
     /// Endpoint tried, as a URL (`unix:///var/run/docker.sock`, `tcp://host:2375`).
     pub endpoint: String,
-    /// Where the endpoint came from (`--host`, `DOCKER_HOST`, `context NAME`, `default`).
-    pub source: String,
+    /// Where the endpoint came from.
+    pub source: EngineSource,
     /// Whether the engine answered.
     pub reachable: bool,
     /// Which engine answered (serialised `Docker` or `Podman`).

@@ -119,12 +119,11 @@ impl Client {
 }
 
 pub(super) fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, Error> {
-    let url = endpoint.url.as_str();
     // bollard keeps its timeout in whole seconds and treats 0 as "fail at once"; the real
     // bound is the tokio timeout around each call, this is only a backstop.
     let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
     let version = bollard::API_DEFAULT_VERSION;
-    let result = match endpoint::parse_url(url).map_err(Error::Unreachable)? {
+    let result = match endpoint.transport()? {
         Transport::Unix(path) => {
             if !path.exists() {
                 return Err(Error::Unreachable(format!(
@@ -134,9 +133,7 @@ pub(super) fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, 
             }
             transport::docker(transport::Target::Unix(path), secs)
         }
-        Transport::Tcp(addr) => match endpoint::tls_files(endpoint, &endpoint::ProcessEnv)
-            .map_err(Error::Unreachable)?
-        {
+        Transport::Tcp(addr) => match endpoint::tls_files(endpoint, &endpoint::ProcessEnv)? {
             Some(tls) => {
                 Docker::connect_with_ssl(&addr, &tls.key, &tls.cert, &tls.ca, secs, version)
             }
@@ -165,7 +162,7 @@ mod tests {
             // Never dialled: the calls below are stand-ins.
             let endpoint = Endpoint {
                 url: "tcp://127.0.0.1:9".into(),
-                source: "test".into(),
+                source: endpoint::Source::HostFlag,
             };
             let bound = Duration::from_secs(5);
             let client = Client::connect(&endpoint, bound).unwrap();

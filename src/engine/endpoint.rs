@@ -7,6 +7,8 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use crate::model::EngineSource as Source;
+
 /// The socket Docker listens on unless told otherwise.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -24,9 +26,98 @@ pub enum Transport {
 pub struct Endpoint {
     /// The URL as configured.
     pub url: String,
-    /// `--host`, `DOCKER_HOST`, `context NAME` or `default`.
-    pub source: String,
+    /// How it was chosen.
+    pub source: Source,
 }
+
+impl Endpoint {
+    /// How to reach it.
+    pub fn transport(&self) -> Result<Transport, Error> {
+        parse_url(&self.url)
+    }
+}
+
+/// Why no engine endpoint could be resolved or reached: each is one line a user can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// A `unix://` URL without a path.
+    NoSocketPath(String),
+    /// A `tcp://` URL without a host.
+    NoHost(String),
+    /// A scheme portreap does not speak (`ssh://`).
+    UnsupportedScheme(String),
+    /// Text that is not a URL at all.
+    NotAUrl(String),
+    /// A context is selected, but there is no configuration directory to find it in.
+    NoConfigDir {
+        /// The context.
+        context: String,
+    },
+    /// The context selected does not exist.
+    ContextNotFound {
+        /// The context.
+        context: String,
+        /// Where contexts were looked for.
+        meta_dir: PathBuf,
+    },
+    /// The context names no docker endpoint.
+    ContextWithoutEndpoint(String),
+    /// TLS is asked for, but no directory can hold its files.
+    TlsNoDir,
+    /// TLS is asked for, but its files are not in the directory.
+    TlsFilesMissing(PathBuf),
+}
+
+impl Error {
+    /// How the endpoint that failed was chosen.
+    pub fn source(&self) -> Source {
+        match self {
+            Error::NoConfigDir { context }
+            | Error::ContextNotFound { context, .. }
+            | Error::ContextWithoutEndpoint(context) => Source::Context(context.clone()),
+            _ => Source::Default,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoSocketPath(url) => write!(f, "'{url}' names no socket path"),
+            Error::NoHost(url) => write!(f, "'{url}' names no host"),
+            Error::UnsupportedScheme(scheme) => write!(
+                f,
+                "engine URL scheme '{scheme}://' is not supported (use unix:// or tcp://)"
+            ),
+            Error::NotAUrl(url) => write!(
+                f,
+                "'{url}' is not an engine URL (expected unix:///path or tcp://host:port)"
+            ),
+            Error::NoConfigDir { context } => write!(
+                f,
+                "docker context '{context}' is selected but neither DOCKER_CONFIG nor HOME is set"
+            ),
+            Error::ContextNotFound { context, meta_dir } => write!(
+                f,
+                "docker context '{context}' not found in {} (select another with DOCKER_CONTEXT or --host)",
+                meta_dir.display()
+            ),
+            Error::ContextWithoutEndpoint(context) => {
+                write!(f, "docker context '{context}' has no docker endpoint")
+            }
+            Error::TlsNoDir => {
+                f.write_str("TLS is asked for but neither DOCKER_CERT_PATH nor HOME is set")
+            }
+            Error::TlsFilesMissing(dir) => write!(
+                f,
+                "TLS is asked for but {} lacks ca.pem, cert.pem and key.pem (set DOCKER_CERT_PATH)",
+                dir.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -34,11 +125,11 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// Parses an engine URL. Errors are one-line messages for the user.
-pub fn parse_url(url: &str) -> Result<Transport, String> {
+/// Parses an engine URL.
+pub fn parse_url(url: &str) -> Result<Transport, Error> {
     if let Some(path) = url.strip_prefix("unix://") {
         if path.is_empty() {
-            return Err(format!("'{url}' names no socket path"));
+            return Err(Error::NoSocketPath(url.to_owned()));
         }
         return Ok(Transport::Unix(PathBuf::from(path)));
     }
@@ -46,18 +137,14 @@ pub fn parse_url(url: &str) -> Result<Transport, String> {
         if let Some(addr) = url.strip_prefix(scheme) {
             let addr = addr.trim_end_matches('/');
             if addr.is_empty() {
-                return Err(format!("'{url}' names no host"));
+                return Err(Error::NoHost(url.to_owned()));
             }
             return Ok(Transport::Tcp(addr.to_owned()));
         }
     }
     match url.split_once("://") {
-        Some((scheme, _)) => Err(format!(
-            "engine URL scheme '{scheme}://' is not supported (use unix:// or tcp://)"
-        )),
-        None => Err(format!(
-            "'{url}' is not an engine URL (expected unix:///path or tcp://host:port)"
-        )),
+        Some((scheme, _)) => Err(Error::UnsupportedScheme(scheme.to_owned())),
+        None => Err(Error::NotAUrl(url.to_owned())),
     }
 }
 
@@ -76,16 +163,16 @@ impl Env for ProcessEnv {
     }
 }
 
-/// Resolves the endpoint. `Err` carries a one-line reason (e.g. an unknown context).
+/// Resolves the endpoint (the URL is not checked: a bad one is that engine's answer).
 pub fn resolve(
     host_flag: Option<&str>,
     context_flag: Option<&str>,
     env: &dyn Env,
-) -> Result<Endpoint, String> {
+) -> Result<Endpoint, Error> {
     if let Some(url) = host_flag {
         return Ok(Endpoint {
             url: url.to_owned(),
-            source: "--host".into(),
+            source: Source::HostFlag,
         });
     }
     let config_dir = env
@@ -98,7 +185,7 @@ pub fn resolve(
     if let Some(url) = env.var("DOCKER_HOST") {
         return Ok(Endpoint {
             url,
-            source: "DOCKER_HOST".into(),
+            source: Source::DockerHost,
         });
     }
     let context = env.var("DOCKER_CONTEXT").or_else(|| {
@@ -114,25 +201,26 @@ pub fn resolve(
         Some(name) => context_endpoint(config_dir, &name),
         None => Ok(Endpoint {
             url: DEFAULT_HOST.into(),
-            source: "default".into(),
+            source: Source::Default,
         }),
     }
 }
 
 /// The endpoint of a named context; `default` is the default socket, as for the CLI.
-fn context_endpoint(config_dir: Option<PathBuf>, name: &str) -> Result<Endpoint, String> {
+fn context_endpoint(config_dir: Option<PathBuf>, name: &str) -> Result<Endpoint, Error> {
+    let source = Source::Context(name.to_owned());
     if name == "default" {
         return Ok(Endpoint {
             url: DEFAULT_HOST.into(),
-            source: "context default".into(),
+            source,
         });
     }
-    let dir = config_dir.ok_or_else(|| {
-        format!("docker context '{name}' is selected but neither DOCKER_CONFIG nor HOME is set")
+    let dir = config_dir.ok_or_else(|| Error::NoConfigDir {
+        context: name.to_owned(),
     })?;
     Ok(Endpoint {
         url: context_host(&dir, name)?,
-        source: format!("context {name}"),
+        source,
     })
 }
 
@@ -190,7 +278,7 @@ pub fn local_sockets(
             .map(|m| (m.dev(), m.ino()))
     };
     let mut seen: Vec<(u64, u64)> = primary
-        .and_then(|e| match parse_url(&e.url) {
+        .and_then(|e| match e.transport() {
             Ok(Transport::Unix(path)) => identity(&path),
             _ => None,
         })
@@ -205,7 +293,7 @@ pub fn local_sockets(
         seen.push(id);
         out.push(Endpoint {
             url: format!("unix://{}", path.display()),
-            source: format!("--all-engines: {what}"),
+            source: Source::Discovered(what),
         });
     }
     out
@@ -251,12 +339,12 @@ fn tls_in(dir: &Path) -> Option<TlsFiles> {
 /// own (`contexts/tls/<id>/docker/`), else with `DOCKER_TLS_VERIFY` (or an `https://` URL)
 /// the `ca.pem`, `cert.pem` and `key.pem` in `DOCKER_CERT_PATH` (default: the config
 /// directory). `None` means plain HTTP.
-pub fn tls_files(endpoint: &Endpoint, env: &dyn Env) -> Result<Option<TlsFiles>, String> {
+pub fn tls_files(endpoint: &Endpoint, env: &dyn Env) -> Result<Option<TlsFiles>, Error> {
     let config_dir = env
         .var("DOCKER_CONFIG")
         .map(PathBuf::from)
         .or_else(|| env.var("HOME").map(|home| Path::new(&home).join(".docker")));
-    if let (Some(name), Some(dir)) = (endpoint.source.strip_prefix("context "), &config_dir) {
+    if let (Some(name), Some(dir)) = (endpoint.source.named_context(), &config_dir) {
         if let Some(id) = context_dir_name(dir, name) {
             if let Some(files) = tls_in(&dir.join("contexts/tls").join(id).join("docker")) {
                 return Ok(Some(files));
@@ -271,13 +359,8 @@ pub fn tls_files(endpoint: &Endpoint, env: &dyn Env) -> Result<Option<TlsFiles>,
         .var("DOCKER_CERT_PATH")
         .map(PathBuf::from)
         .or(config_dir)
-        .ok_or("TLS is asked for but neither DOCKER_CERT_PATH nor HOME is set")?;
-    tls_in(&dir).map(Some).ok_or_else(|| {
-        format!(
-            "TLS is asked for but {} lacks ca.pem, cert.pem and key.pem (set DOCKER_CERT_PATH)",
-            dir.display()
-        )
-    })
+        .ok_or(Error::TlsNoDir)?;
+    tls_in(&dir).map(Some).ok_or(Error::TlsFilesMissing(dir))
 }
 
 /// The directory name (a hash of the name) under which a context's files live.
@@ -296,14 +379,14 @@ fn context_dir_name(config_dir: &Path, name: &str) -> Option<std::ffi::OsString>
 
 /// Finds a context's docker endpoint. Contexts live in `contexts/meta/<sha256(name)>/`;
 /// reading every `meta.json` and matching `Name` avoids hashing and finds the same file.
-fn context_host(config_dir: &Path, name: &str) -> Result<String, String> {
+fn context_host(config_dir: &Path, name: &str) -> Result<String, Error> {
     let meta_dir = config_dir.join("contexts").join("meta");
-    let id = context_dir_name(config_dir, name).ok_or_else(|| {
-        format!(
-            "docker context '{name}' not found in {} (select another with DOCKER_CONTEXT or --host)",
-            meta_dir.display()
-        )
-    })?;
+    let Some(id) = context_dir_name(config_dir, name) else {
+        return Err(Error::ContextNotFound {
+            context: name.to_owned(),
+            meta_dir,
+        });
+    };
     fs::read(meta_dir.join(id).join("meta.json"))
         .ok()
         .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
@@ -312,7 +395,7 @@ fn context_host(config_dir: &Path, name: &str) -> Result<String, String> {
                 .and_then(|h| h.as_str())
                 .map(str::to_owned)
         })
-        .ok_or_else(|| format!("docker context '{name}' has no docker endpoint"))
+        .ok_or_else(|| Error::ContextWithoutEndpoint(name.to_owned()))
 }
 
 #[cfg(test)]
@@ -397,7 +480,10 @@ mod tests {
             &env(&[("DOCKER_HOST", "unix:///x")]),
         )
         .unwrap();
-        assert_eq!((e.url.as_str(), e.source.as_str()), ("tcp://h:1", "--host"));
+        assert_eq!(
+            (e.url.as_str(), &e.source),
+            ("tcp://h:1", &Source::HostFlag)
+        );
 
         let e = resolve(
             None,
@@ -406,13 +492,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (e.url.as_str(), e.source.as_str()),
-            ("unix:///x", "DOCKER_HOST")
+            (e.url.as_str(), &e.source),
+            ("unix:///x", &Source::DockerHost)
         );
 
         let e = resolve(None, None, &env(&[("DOCKER_CONFIG", cfg)])).unwrap();
         assert_eq!(e.url, "unix:///home/u/.docker/desktop/docker.sock");
-        assert_eq!(e.source, "context desk");
+        assert_eq!(e.source, Source::Context("desk".into()));
+        assert_eq!(e.source.to_string(), "context desk");
 
         write_context(dir.path(), "other", "tcp://10.0.0.1:2375");
         let e = resolve(
@@ -430,8 +517,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (e.url.as_str(), e.source.as_str()),
-            (DEFAULT_HOST, "context default")
+            (e.url.as_str(), &e.source),
+            (DEFAULT_HOST, &Source::Context("default".into()))
         );
 
         let e = resolve(None, None, &env(&[])).unwrap();
@@ -455,9 +542,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.url, "unix:///run/podman/podman.sock");
-        assert_eq!(e.source, "context second");
+        assert_eq!(e.source, Source::Context("second".into()));
         let err = resolve(None, Some("nope"), &env(&[("DOCKER_CONFIG", cfg)])).unwrap_err();
-        assert!(err.contains("docker context 'nope' not found"), "{err}");
+        assert!(
+            matches!(&err, Error::ContextNotFound { context, .. } if context == "nope"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("docker context 'nope' not found"));
+        assert_eq!(err.source(), Source::Context("nope".into()));
     }
 
     #[test]
@@ -486,7 +578,34 @@ mod tests {
             ]),
         )
         .unwrap_err();
-        assert!(err.contains("docker context 'gone' not found"), "{err}");
+        assert!(
+            err.to_string().contains("docker context 'gone' not found"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_source_reads_back_as_written_and_names_only_real_contexts() {
+        let sources = [
+            Source::HostFlag,
+            Source::DockerHost,
+            Source::Context("my ctx".into()),
+            Source::Context("default".into()),
+            Source::Default,
+            Source::Discovered("Docker engine pid 7 (uid 0)".into()),
+        ];
+        for source in sources {
+            let json = serde_json::to_value(&source).unwrap();
+            assert_eq!(json, source.to_string());
+            assert_eq!(serde_json::from_value::<Source>(json).unwrap(), source);
+        }
+        assert!("test".parse::<Source>().is_err());
+        assert_eq!(
+            Source::Context("my ctx".into()).named_context(),
+            Some("my ctx")
+        );
+        assert_eq!(Source::Context("default".into()).named_context(), None);
+        assert_eq!(Source::DockerHost.named_context(), None);
     }
 
     #[test]
@@ -499,13 +618,22 @@ mod tests {
             parse_url("tcp://127.0.0.1:2375"),
             Ok(Transport::Tcp("127.0.0.1:2375".into()))
         );
+        assert_eq!(
+            parse_url("ssh://me@box"),
+            Err(Error::UnsupportedScheme("ssh".into()))
+        );
         assert!(parse_url("ssh://me@box")
             .unwrap_err()
+            .to_string()
             .contains("'ssh://' is not supported"));
         assert!(parse_url("/var/run/docker.sock")
             .unwrap_err()
+            .to_string()
             .contains("not an engine URL"));
-        assert!(parse_url("unix://").is_err());
-        assert!(parse_url("tcp://").is_err());
+        assert_eq!(
+            parse_url("unix://"),
+            Err(Error::NoSocketPath("unix://".into()))
+        );
+        assert_eq!(parse_url("tcp://"), Err(Error::NoHost("tcp://".into())));
     }
 }

@@ -28,6 +28,14 @@ pub enum Error {
     /// The engine could not be reached or spoke no answer (refused, permission denied, no
     /// socket, a broken connection, an answer over the size cap).
     Unreachable(String),
+    /// The endpoint itself cannot be used (a bad URL, TLS files missing).
+    Endpoint(super::endpoint::Error),
+}
+
+impl From<super::endpoint::Error> for Error {
+    fn from(e: super::endpoint::Error) -> Self {
+        Error::Endpoint(e)
+    }
 }
 
 impl Error {
@@ -51,6 +59,7 @@ impl std::fmt::Display for Error {
             Error::TimedOut(bound) => f.write_str(&timed_out(*bound)),
             Error::Api { status, message } => write!(f, "the engine answered {status}: {message}"),
             Error::Unfit(m) | Error::Unreachable(m) => f.write_str(m),
+            Error::Endpoint(e) => e.fmt(f),
         }
     }
 }

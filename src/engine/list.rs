@@ -44,7 +44,7 @@ pub(super) async fn list_and_inspect(
     let (summaries, odd_states) =
         match bounded(timeout, docker.list_containers(Some(options))).await {
             Ok(list) => (list, HashMap::new()),
-            Err(Error::Unfit(_)) => raw::list(endpoint, left()).await.map_err(Error::Unfit)?,
+            Err(Error::Unfit(_)) => raw::list(endpoint, left()).await?,
             Err(e) => return Err(e),
         };
     let wanted = match ports {
@@ -74,7 +74,6 @@ pub(super) async fn list_and_inspect(
                             Err(Error::Unfit(_)) => {
                                 raw::inspect(endpoint, &id, timeout.saturating_sub(asked.elapsed()))
                                     .await
-                                    .map_err(Error::Unfit)
                             }
                             Err(e) => Err(e),
                         };

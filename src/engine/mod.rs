@@ -50,7 +50,7 @@ impl EngineFacts {
 /// With `ports`, only the containers that can bear on those ports are inspected (see
 /// `inspect_for_ports`); the others keep what the list call says of them.
 pub fn collect_all(
-    endpoints: Vec<Result<Endpoint, String>>,
+    endpoints: Vec<Result<Endpoint, endpoint::Error>>,
     timeout: Duration,
     ports: Option<&PortSpec>,
 ) -> Vec<EngineFacts> {
@@ -85,7 +85,13 @@ pub fn collect_all(
                         };
                         collect_async(&endpoint, timeout, ports, status).await
                     }
-                    Err(reason) => EngineFacts::unanswered(EngineStatus::default(), reason),
+                    Err(e) => {
+                        let status = EngineStatus {
+                            source: e.source(),
+                            ..EngineStatus::default()
+                        };
+                        EngineFacts::unanswered(status, e.to_string())
+                    }
                 };
                 for c in &mut facts.containers {
                     c.engine = i;

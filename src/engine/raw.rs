@@ -10,7 +10,9 @@ use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::endpoint::{self, Endpoint, Transport};
+use super::endpoint::{Endpoint, Transport};
+use super::error::Error;
+use super::transport::TooLarge;
 
 const STATES: [&str; 9] = [
     "",
@@ -32,52 +34,54 @@ pub const MAX_ANSWER: u64 = 64 * 1024 * 1024;
 
 /// GETs `path` over the endpoint's unix socket (HTTP/1.0: one response, then close), at
 /// most [`MAX_ANSWER`] bytes of it.
-async fn get(endpoint: &Endpoint, path: &str, timeout: Duration) -> Result<Value, String> {
-    let Transport::Unix(socket) = endpoint::parse_url(&endpoint.url)? else {
-        return Err("the engine's answer did not fit the API models, and the tolerant retry only speaks unix sockets".into());
+async fn get(endpoint: &Endpoint, path: &str, timeout: Duration) -> Result<Value, Error> {
+    let Transport::Unix(socket) = endpoint.transport()? else {
+        return Err(Error::Unfit("the engine's answer did not fit the API models, and the tolerant retry only speaks unix sockets".into()));
     };
+    let unreachable = |e: std::io::Error| Error::Unreachable(e.to_string());
     let exchange = async {
         let mut stream = tokio::net::UnixStream::connect(&socket)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(unreachable)?;
         let request =
             format!("GET {path} HTTP/1.0\r\nHost: docker\r\nAccept: application/json\r\n\r\n");
         stream
             .write_all(request.as_bytes())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(unreachable)?;
         let mut response = Vec::new();
         (&mut stream)
             .take(MAX_ANSWER + 1)
             .read_to_end(&mut response)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(unreachable)?;
         if response.len() as u64 > MAX_ANSWER {
-            return Err(format!(
-                "the engine's answer to {path} is larger than {} MiB; not read",
-                MAX_ANSWER / (1024 * 1024)
-            ));
+            return Err(Error::Unreachable(TooLarge.to_string()));
         }
-        Ok::<_, String>(response)
+        Ok(response)
     };
     let response = tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| {
-            format!(
-                "the engine did not answer within {:.1}s",
-                timeout.as_secs_f64()
-            )
-        })??;
+        .map_err(|_| Error::TimedOut(timeout))??;
+    let malformed = || Error::Unfit(format!("malformed HTTP answer to {path}"));
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or("malformed HTTP answer")?;
+        .ok_or_else(malformed)?;
     let head = String::from_utf8_lossy(&response[..split]);
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(format!("the engine answered {status} to {path}"));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(malformed)?;
+    let body = &response[split + 4..];
+    if status != 200 {
+        return Err(Error::Api {
+            status,
+            message: String::from_utf8_lossy(body).trim().to_owned(),
+        });
     }
-    serde_json::from_slice(&response[split + 4..]).map_err(|e| format!("{path}: {e}"))
+    serde_json::from_slice(body).map_err(|e| Error::Unfit(format!("{path}: {e}")))
 }
 
 /// Replaces `value[key]` by "" when it is a string outside `known`; returns the original.
@@ -94,7 +98,7 @@ fn blank_unknown(value: &mut Value, key: &str, known: &[&str]) -> Option<String>
 /// Makes a list answer fit the models; returns it with the unknown states by id.
 pub fn tolerant_list(
     mut list: Value,
-) -> Result<(Vec<ContainerSummary>, HashMap<String, String>), String> {
+) -> Result<(Vec<ContainerSummary>, HashMap<String, String>), Error> {
     let mut odd = HashMap::new();
     for item in list.as_array_mut().into_iter().flatten() {
         if let Some(state) = blank_unknown(item, "State", &STATES) {
@@ -103,14 +107,15 @@ pub fn tolerant_list(
             }
         }
     }
-    let list = serde_json::from_value(list).map_err(|e| format!("container list: {e}"))?;
+    let list =
+        serde_json::from_value(list).map_err(|e| Error::Unfit(format!("container list: {e}")))?;
     Ok((list, odd))
 }
 
 /// Makes an inspect answer fit the models; returns it with the unknown state, if any.
 pub fn tolerant_inspect(
     mut detail: Value,
-) -> Result<(ContainerInspectResponse, Option<String>), String> {
+) -> Result<(ContainerInspectResponse, Option<String>), Error> {
     let state = detail
         .get_mut("State")
         .and_then(|s| blank_unknown(s, "Status", &STATES));
@@ -120,7 +125,8 @@ pub fn tolerant_inspect(
     if let Some(policy) = detail.pointer_mut("/HostConfig/RestartPolicy") {
         blank_unknown(policy, "Name", &RESTART);
     }
-    let detail = serde_json::from_value(detail).map_err(|e| format!("container inspect: {e}"))?;
+    let detail = serde_json::from_value(detail)
+        .map_err(|e| Error::Unfit(format!("container inspect: {e}")))?;
     Ok((detail, state))
 }
 
@@ -128,7 +134,7 @@ pub fn tolerant_inspect(
 pub async fn list(
     endpoint: &Endpoint,
     timeout: Duration,
-) -> Result<(Vec<ContainerSummary>, HashMap<String, String>), String> {
+) -> Result<(Vec<ContainerSummary>, HashMap<String, String>), Error> {
     tolerant_list(get(endpoint, "/containers/json?all=1", timeout).await?)
 }
 
@@ -137,12 +143,13 @@ pub async fn inspect(
     endpoint: &Endpoint,
     id: &str,
     timeout: Duration,
-) -> Result<(ContainerInspectResponse, Option<String>), String> {
+) -> Result<(ContainerInspectResponse, Option<String>), Error> {
     tolerant_inspect(get(endpoint, &format!("/containers/{id}/json"), timeout).await?)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::endpoint::Source;
     use super::*;
 
     /// An engine on a unix socket that answers every request with a JSON list of
@@ -178,7 +185,7 @@ mod tests {
         });
         let endpoint = Endpoint {
             url: format!("unix://{}", path.display()),
-            source: "test".into(),
+            source: Source::HostFlag,
         };
         (dir, endpoint)
     }
@@ -196,7 +203,7 @@ mod tests {
         let (_dir, endpoint) = engine(MAX_ANSWER as usize + 1024, Duration::ZERO);
         let err =
             block_on(get(&endpoint, "/containers/json", Duration::from_secs(20))).unwrap_err();
-        assert!(err.contains("larger than 64 MiB"), "{err}");
+        assert!(err.to_string().contains("larger than 64 MiB"), "{err}");
         let (_dir, endpoint) = engine(16, Duration::ZERO);
         assert!(block_on(get(&endpoint, "/x", Duration::from_secs(5))).is_ok());
     }
@@ -206,7 +213,7 @@ mod tests {
         let (_dir, endpoint) = engine(16, Duration::from_secs(5));
         let start = std::time::Instant::now();
         let err = block_on(get(&endpoint, "/x", Duration::from_millis(300))).unwrap_err();
-        assert!(err.contains("did not answer within 0.3s"), "{err}");
+        assert_eq!(err, Error::TimedOut(Duration::from_millis(300)));
         assert!(start.elapsed() < Duration::from_secs(3));
     }
 

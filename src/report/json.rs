@@ -60,7 +60,7 @@ fn port_doc<'a>(snapshot: &'a Snapshot, p: &'a PortEntry) -> PortDoc<'a> {
 #[derive(Serialize)]
 struct EngineDoc<'a> {
     endpoint: &'a str,
-    source: &'a str,
+    source: &'a crate::model::EngineSource,
     reachable: bool,
     kind: Option<&'a str>,
     version: Option<&'a str>,

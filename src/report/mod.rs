@@ -35,10 +35,7 @@ pub(crate) fn command(engine: &EngineStatus, cli: Cli) -> String {
         Cli::ComposeV1 => "docker-compose",
         Cli::Podman => "podman",
     };
-    let context = engine
-        .source
-        .strip_prefix("context ")
-        .filter(|name| *name != "default");
+    let context = engine.source.named_context();
     let option = match (cli, context) {
         (Cli::Podman, _) if engine.endpoint == "unix:///run/podman/podman.sock" => String::new(),
         (Cli::Podman, _) => format!(" --url {}", q(&engine.endpoint)),
@@ -69,7 +66,7 @@ mod tests {
     fn engine(endpoint: &str, source: &str) -> EngineStatus {
         EngineStatus {
             endpoint: endpoint.into(),
-            source: source.into(),
+            source: source.parse().unwrap(),
             ..EngineStatus::default()
         }
     }
