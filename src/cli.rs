@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::analyze::findings::{Kind, Severity};
 use crate::portspec::PortSpec;
 
 /// Who is holding my port, and is it a leak?
@@ -208,7 +209,7 @@ pub struct PruneArgs {
     pub include_suspects: bool,
 
     /// Only this finding kind (repeatable), e.g. orphaned-proxy, paused-container.
-    #[arg(long, value_name = "KIND", value_parser = crate::prune::plan::parse_kind)]
+    #[arg(long, value_name = "KIND", value_parser = parse_kind)]
     pub kind: Vec<crate::analyze::findings::Kind>,
 
     /// Only findings on these ports: 3000, 3000/udp, 8000-8100, 80,443 (repeatable).
@@ -220,7 +221,7 @@ pub struct PruneArgs {
     pub project: Option<String>,
 
     /// Only containers with this label (repeatable; all must match).
-    #[arg(long, value_name = "KEY[=VALUE]", value_parser = crate::prune::plan::parse_label)]
+    #[arg(long, value_name = "KEY[=VALUE]", value_parser = parse_label)]
     pub label: Vec<(String, Option<String>)>,
 
     /// Act on every port holder that was not in this baseline (`baseline save`), whatever
@@ -323,6 +324,39 @@ pub enum DebugCommand {
     Panic,
 }
 
+/// Parses `--label KEY[=VALUE]` (and the config file's `keep_labels`).
+pub fn parse_label(text: &str) -> Result<(String, Option<String>), String> {
+    let (key, value) = match text.split_once('=') {
+        Some((k, v)) => (k, Some(v.to_owned())),
+        None => (text, None),
+    };
+    if key.is_empty() || key.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "'{text}' is not a label (expected KEY or KEY=VALUE)"
+        ));
+    }
+    Ok((key.to_owned(), value))
+}
+
+/// Parses `--kind K` (and the config file's `kinds`): a finding id prune may act on.
+pub fn parse_kind(text: &str) -> Result<Kind, String> {
+    let kind = Kind::ALL
+        .into_iter()
+        .find(|k| k.id() == text)
+        .ok_or_else(|| {
+            let ids: Vec<&str> = Kind::ALL
+                .iter()
+                .filter(|k| k.severity() != Severity::Info)
+                .map(|k| k.id())
+                .collect();
+            format!("unknown kind '{text}' (expected one of {})", ids.join(", "))
+        })?;
+    if kind.severity() == Severity::Info {
+        return Err(format!("{text} is informational: prune never acts on it"));
+    }
+    Ok(kind)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,5 +386,18 @@ mod tests {
             Some(Command::Scan(ScanArgs { all: true, .. }))
         ));
         assert_eq!(cli.global.host.as_deref(), Some("unix:///x"));
+    }
+
+    #[test]
+    fn parsers_for_flags() {
+        assert_eq!(parse_label("a=b"), Ok(("a".into(), Some("b".into()))));
+        assert_eq!(parse_label("a"), Ok(("a".into(), None)));
+        assert_eq!(parse_label("a=b=c"), Ok(("a".into(), Some("b=c".into()))));
+        assert!(parse_label("=b").is_err());
+        assert_eq!(parse_kind("dead-container"), Ok(Kind::DeadContainer));
+        assert!(parse_kind("engine-reservation")
+            .unwrap_err()
+            .contains("informational"));
+        assert!(parse_kind("nope").unwrap_err().contains("unknown kind"));
     }
 }

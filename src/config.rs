@@ -238,15 +238,15 @@ fn merged(specs: &[PortSpec]) -> Option<PortSpec> {
 #[derive(Debug)]
 pub enum Verb {
     /// `prune`: findings, filtered.
-    Prune(crate::prune::Filters),
+    Prune(crate::plan::Filters),
     /// `prune --since-baseline`: every holder the baseline does not know.
     Since {
         /// The baseline.
-        baseline: crate::prune::baseline::Baseline,
+        baseline: crate::plan::baseline::Baseline,
         /// Plain processes too.
         kill_processes: bool,
         /// Narrowing by port, project and label.
-        filters: crate::prune::Filters,
+        filters: crate::plan::Filters,
     },
     /// `free`: whatever holds these ports.
     Free {
@@ -281,11 +281,11 @@ impl Verb {
             return Ok(Verb::Since {
                 baseline,
                 kill_processes: args.kill_processes,
-                filters: crate::prune::Filters {
+                filters: crate::plan::Filters {
                     ports: merged(&args.port),
                     project: args.project.clone(),
                     labels: args.label.clone(),
-                    ..crate::prune::Filters::default()
+                    ..crate::plan::Filters::default()
                 },
             });
         }
@@ -329,8 +329,9 @@ fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
 pub fn prune_filters(
     args: Option<&crate::cli::PruneArgs>,
     loaded: Option<&crate::settings::Loaded>,
-) -> Result<(crate::prune::Filters, Vec<Setting>), UsageError> {
-    use crate::prune::plan::{parse_kind, parse_label, Protect};
+) -> Result<(crate::plan::Filters, Vec<Setting>), UsageError> {
+    use crate::cli::{parse_kind, parse_label};
+    use crate::plan::Protect;
     let file = loaded.map(|l| &l.file.prune);
     let from_file = || loaded.map_or_else(String::new, |l| l.path.display().to_string());
     let bad = |key: &str, e: String| match loaded {
@@ -447,7 +448,7 @@ pub fn prune_filters(
         );
         note("keep_labels", f.keep_labels.join(","), src);
     }
-    let filters = crate::prune::Filters {
+    let filters = crate::plan::Filters {
         include_suspects,
         kinds,
         older_than,

@@ -7,10 +7,11 @@
 //!    [`model::Snapshot`]. bollard's types stop in [`engine`]; nothing here judges.
 //! 2. **analysis** ([`analyze`], pure): every socket's owner (which engine may judge a
 //!    forwarder is `analyze::ownership`), then the finding rules, one function per kind.
-//! 3. **plan** ([`prune::plan`](mod@prune::plan), [`prune::baseline`], pure): findings or named ports to
-//!    actions, with what must still hold when each is taken.
-//! 4. **act** ([`prune::execute`](mod@prune::execute) through the `Ops` trait; the real side effects in
-//!    [`prune::system`]): re-check, act, verify. Only `prune` and `free` get here.
+//! 3. **plan** ([`plan`], pure: [`plan::prune`], [`plan::free`], [`plan::baseline`]):
+//!    findings or named ports to actions, with what must still hold when each is taken.
+//! 4. **act** ([`act`]: [`act::execute`](mod@act::execute) through the `Ops` trait, the real
+//!    side effects in [`act::system`], one at a time under [`act::lock`]): re-check, act,
+//!    verify. Only `prune` and `free` get here.
 //! 5. **report** ([`report`]): renderers over the typed results (table, JSON, `why`,
 //!    metrics, prune reports); output passes [`report::safe`] last.
 //!
@@ -20,6 +21,7 @@
 //! [`analyze::forwarder`]; a new engine kind is [`model::EngineKind`], its discovery in
 //! `host::engines` and its API quirks at the [`engine`] boundary.
 
+pub mod act;
 pub mod analyze;
 pub mod cli;
 pub mod config;
@@ -27,8 +29,8 @@ pub mod engine;
 pub mod host;
 pub mod messages;
 pub mod model;
+pub mod plan;
 pub mod portspec;
-pub mod prune;
 pub mod report;
 pub mod safe_file;
 pub mod settings;
@@ -37,5 +39,7 @@ pub mod time;
 
 mod app;
 mod facts;
+#[cfg(test)]
+mod testkit;
 
 pub use app::{run, Exit};

@@ -9,12 +9,13 @@ use anyhow::Context as _;
 use super::free::{named_ports, report_named_ports, wait_until_free};
 use super::output::{confirm, say, write_human, write_stdout};
 use super::{is_broken_pipe, Exit};
+use crate::act::lock::Lock;
+use crate::act::{execute, Outcome, Report};
 use crate::analyze::{analyze, Analysis};
 use crate::config::{Act, Global, UsageError, Verb};
 use crate::facts::gather;
 use crate::model::{Proto, Snapshot};
-use crate::prune::lock::Lock;
-use crate::prune::{execute, Outcome, Plan, Report};
+use crate::plan::Plan;
 use crate::report;
 
 /// Whether each named port of `free` is free after acting.
@@ -70,7 +71,7 @@ fn lock(options: &Act) -> Result<Option<Lock>, Exit> {
     if options.dry_run {
         return Ok(None);
     }
-    crate::prune::lock::acquire_default(options.wait)
+    crate::act::lock::acquire_default(options.wait)
         .map(Some)
         .map_err(|e| {
             crate::messages::stderr_line(&format!("portreap: {e}"));
@@ -92,12 +93,12 @@ fn owners(verb: &Verb) -> crate::host::Owners<'_> {
 /// The plan of the verb's planner.
 fn plan(snapshot: &Snapshot, analysis: &Analysis, verb: &Verb, options: &Act) -> Plan {
     match verb {
-        Verb::Prune(filters) => crate::prune::plan(snapshot, analysis, filters),
+        Verb::Prune(filters) => crate::plan::prune(snapshot, analysis, filters),
         Verb::Since {
             baseline,
             kill_processes,
             filters,
-        } => crate::prune::baseline::plan_since(
+        } => crate::plan::baseline::plan_since(
             snapshot,
             analysis,
             baseline,
@@ -108,11 +109,11 @@ fn plan(snapshot: &Snapshot, analysis: &Analysis, verb: &Verb, options: &Act) ->
             ports,
             kill_processes,
             ..
-        } => crate::prune::plan::plan_free(
+        } => crate::plan::free(
             snapshot,
             analysis,
             ports,
-            crate::prune::plan::FreeOptions {
+            crate::plan::FreeOptions {
                 kill_processes: *kill_processes,
                 stop_only: options.stop_only,
                 // SAFETY: geteuid has no preconditions.
@@ -189,7 +190,7 @@ impl Run<'_> {
                     .map_err(|e| anyhow::anyhow!(e))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let system = crate::prune::system::System {
+        let system = crate::act::system::System {
             engines,
             proc_root: global.proc_root.clone(),
             roots: snapshot
@@ -197,7 +198,7 @@ impl Run<'_> {
                 .map(|e| crate::host::compose::Roots::new(&global.host_root, &global.proc_root, e))
                 .collect(),
         };
-        let timing = crate::prune::Timing {
+        let timing = crate::act::Timing {
             grace: options.grace,
             settle: std::time::Duration::from_secs(3),
         };
@@ -206,7 +207,7 @@ impl Run<'_> {
             .build()
             .context("cannot start the async runtime")?;
         let started = std::time::Instant::now();
-        let reports = runtime.block_on(crate::prune::execute(&system, self.plan, timing, |r| {
+        let reports = runtime.block_on(crate::act::execute(&system, self.plan, timing, |r| {
             if options.log_json {
                 crate::messages::stderr_json(&report::prune::log_line(r));
             } else {

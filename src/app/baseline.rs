@@ -24,7 +24,7 @@ pub(super) fn save(global: &Global, file: &Path) -> anyhow::Result<Exit> {
         ));
         return Ok(Exit::EngineUnreachable);
     }
-    let baseline = crate::prune::baseline::record(&snapshot);
+    let baseline = crate::plan::baseline::record(&snapshot);
     let mut text = serde_json::to_string_pretty(&baseline)?;
     text.push('\n');
     crate::safe_file::write(file, text.as_bytes())

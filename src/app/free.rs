@@ -29,7 +29,7 @@ pub(super) fn named_ports(spec: &crate::portspec::PortSpec) -> Vec<(Proto, u16)>
 /// Free on every address: binds on 0.0.0.0 and on :: both succeed.
 fn port_is_free(proto: Proto, port: u16) -> bool {
     ["0.0.0.0", "::"].iter().all(|ip| {
-        crate::prune::system::probe(&crate::analyze::findings::PortRef {
+        crate::act::system::probe(&crate::analyze::findings::PortRef {
             proto,
             // Both literals above are valid addresses.
             ip: ip.parse().expect("literal address"),

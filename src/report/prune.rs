@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
+use crate::act::{Outcome, Report};
 use crate::analyze::findings::PortRef;
 use crate::model::Snapshot;
-use crate::prune::plan::{Held, Plan, PlannedAction, Target};
-use crate::prune::{Outcome, Report};
+use crate::plan::{Held, Plan, PlannedAction, Target};
 
 /// What a port still held after its holder is gone means, and what to do: only a
 /// container's port can be the engine's to release; a process's is another process's.

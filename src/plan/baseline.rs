@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{
+use super::{
     container_action, container_selected, keep_label, process_action, Expect, Filters, Held, Plan,
     KEEP_LABEL,
 };

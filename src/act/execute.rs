@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
-use super::plan::{ContainerStep, Expect, Plan, PlannedAction, Target};
 use crate::analyze::findings::{never_act, PortRef};
 use crate::engine::Error as EngineError;
 use crate::model::{Container, ContainerState, Process};
+use crate::plan::{ContainerStep, Expect, Plan, PlannedAction, Target};
 
 /// How many actions run at once: most of an action is waiting (a stop's grace, the
 /// engine's removal), and the waits overlap. The docker CLI runs up to 50 removals or

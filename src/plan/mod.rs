@@ -1,0 +1,344 @@
+//! Pure planning: findings (or named ports) and filters in, the list of actions and of
+//! what is kept, with why, out. Nothing here touches the system: [`crate::act`] carries a
+//! plan out.
+
+pub mod baseline;
+mod free;
+mod prune;
+
+pub use free::free;
+pub use prune::prune;
+
+#[cfg(test)]
+mod tests;
+
+use crate::analyze::findings::{Action, Kind, PortRef};
+use crate::model::{Container, ContainerState};
+use crate::portspec::PortSpec;
+
+/// The label that protects a container from portreap.
+pub const KEEP_LABEL: &str = "portreap.keep";
+
+/// What the user asked prune to consider.
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    /// Act on suspects as well as leaks.
+    pub include_suspects: bool,
+    /// Only these kinds (and then regardless of severity, except `info`).
+    pub kinds: Vec<Kind>,
+    /// Only findings on these ports.
+    pub ports: Option<PortSpec>,
+    /// Only containers of this compose project.
+    pub project: Option<String>,
+    /// Only containers with all these labels (`KEY` or `KEY=VALUE`).
+    pub labels: Vec<(String, Option<String>)>,
+    /// Stop containers instead of removing them.
+    pub stop_only: bool,
+    /// Containers created less than this long ago are left alone (a `compose up` may be
+    /// starting them); zero disables the guard.
+    pub min_age: std::time::Duration,
+    /// Act only on holders older than this (containers by creation, processes by start):
+    /// a cron job's policy, on top of `min_age`.
+    pub older_than: Option<std::time::Duration>,
+    /// What the config file protects.
+    pub protect: Protect,
+}
+
+/// Holders the config file says are never acted on.
+#[derive(Clone, Debug, Default)]
+pub struct Protect {
+    /// Compose projects.
+    pub projects: Vec<String>,
+    /// Images, as the container names them.
+    pub images: Vec<String>,
+    /// Ports.
+    pub ports: Option<PortSpec>,
+    /// Labels (`KEY` or `KEY=VALUE`) that protect like `portreap.keep`.
+    pub labels: Vec<(String, Option<String>)>,
+}
+
+impl Protect {
+    /// Why a container is protected, if it is.
+    fn container(&self, c: &Container, ports: &[PortRef]) -> Option<String> {
+        if let Some(p) = c
+            .compose_project()
+            .filter(|p| self.projects.iter().any(|q| q == p))
+        {
+            return Some(format!("protected by the config file: compose project {p}"));
+        }
+        if self.images.contains(&c.image) {
+            return Some(format!("protected by the config file: image {}", c.image));
+        }
+        let labelled = |(k, v): &&(String, Option<String>)| match (c.labels.get(k), v) {
+            (Some(_), None) => true,
+            (Some(have), Some(want)) => have == want,
+            (None, _) => false,
+        };
+        if let Some((k, _)) = self.labels.iter().find(labelled) {
+            return Some(format!("protected by the config file: label {k}"));
+        }
+        self.ports(ports)
+    }
+
+    /// Why ports are protected, if one is.
+    fn ports(&self, ports: &[PortRef]) -> Option<String> {
+        let spec = self.ports.as_ref()?;
+        let hit = ports.iter().find(|p| spec.matches(p.proto, p.port))?;
+        Some(format!(
+            "protected by the config file: port {}/{}",
+            hit.port, hit.proto
+        ))
+    }
+}
+
+/// What to do to a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerStep {
+    /// Stop (unpausing first), then remove.
+    Remove,
+    /// Stop only (unpausing first).
+    Stop,
+}
+
+/// What must still hold right before acting, or the action is skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expect {
+    /// The state the plan saw.
+    pub planned: ContainerState,
+    /// States that still justify the action.
+    pub states: Vec<ContainerState>,
+    /// Health that must still be reported (unhealthy), if the finding rests on it.
+    pub health: Option<crate::model::Health>,
+    /// Paths that must still be missing (an orphaned compose project's directory or files).
+    pub missing_paths: Vec<String>,
+    /// A service its compose files must still not define (an orphan service).
+    pub orphan: Option<Orphan>,
+}
+
+/// An orphan service's container: the service its files must still leave undefined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Orphan {
+    /// The project's compose files, host paths.
+    pub files: Vec<String>,
+    /// The service.
+    pub service: String,
+}
+
+impl Expect {
+    /// Only "still the same container in the same state": for actions that do not rest on
+    /// a finding.
+    pub fn unchanged(c: &Container) -> Self {
+        Expect {
+            planned: c.state.clone(),
+            states: vec![c.state.clone()],
+            health: None,
+            missing_paths: Vec::new(),
+            orphan: None,
+        }
+    }
+}
+
+/// Who is acted on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A container, by full id.
+    Container {
+        /// Full id: a container recreated under the same name is another container.
+        id: String,
+        /// Name, for people.
+        name: String,
+        /// Compose project, if any.
+        project: Option<String>,
+        /// Which queried engine knows it (see [`crate::model::Container::engine`]).
+        engine: usize,
+        /// Stop or remove.
+        step: ContainerStep,
+        /// What must still be true.
+        expect: Expect,
+    },
+    /// A process, by PID and start time.
+    Process {
+        /// PID.
+        pid: u32,
+        /// Name, for people.
+        name: String,
+        /// Start time in ticks since boot: with the PID, the identity.
+        start_ticks: Option<u64>,
+        /// Command line at planning time; must be unchanged.
+        cmdline: Vec<String>,
+        /// Executable at planning time; must be unchanged (a process that exec'd another
+        /// program keeps its PID, start time and possibly its command line).
+        exe: Option<crate::model::Executable>,
+        /// User at planning time; must be unchanged.
+        uid: Option<u32>,
+    },
+}
+
+/// One planned action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedAction {
+    /// The findings that justify it.
+    pub kinds: Vec<Kind>,
+    /// Ports it should free.
+    pub ports: Vec<PortRef>,
+    /// Who.
+    pub target: Target,
+    /// Index of the container in the snapshot, for reports.
+    pub container: Option<usize>,
+}
+
+impl PlannedAction {
+    /// The action's name in the JSON contract.
+    pub fn action(&self) -> Action {
+        match &self.target {
+            Target::Container {
+                step: ContainerStep::Remove,
+                ..
+            } => Action::RemoveContainer,
+            Target::Container {
+                step: ContainerStep::Stop,
+                ..
+            } => Action::StopContainer,
+            Target::Process { .. } => Action::KillProcess,
+        }
+    }
+
+    /// `remove container web-1`, `kill docker-proxy pid 123`.
+    pub fn describe(&self) -> String {
+        match &self.target {
+            Target::Container {
+                name,
+                step,
+                project,
+                ..
+            } => {
+                let verb = match step {
+                    ContainerStep::Remove => "remove",
+                    ContainerStep::Stop => "stop",
+                };
+                match project {
+                    Some(p) => format!("{verb} container {name} (compose project {p})"),
+                    None => format!("{verb} container {name}"),
+                }
+            }
+            Target::Process { pid, name, .. } => format!("kill {name} pid {pid}"),
+        }
+    }
+}
+
+/// A finding prune will not act on, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The findings concerned.
+    pub kinds: Vec<Kind>,
+    /// Their ports.
+    pub ports: Vec<PortRef>,
+    /// Container index, if a container.
+    pub container: Option<usize>,
+    /// Why it is left alone.
+    pub reason: String,
+}
+
+/// The plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// What will be done, one target each.
+    pub actions: Vec<PlannedAction>,
+    /// Containers selected but protected by the keep label.
+    pub kept: Vec<Held>,
+    /// Selected findings that no action may address (the never-act list).
+    pub refused: Vec<Held>,
+}
+
+/// The keep label's value, when it protects the container.
+pub(crate) fn keep_label(c: &Container) -> Option<&str> {
+    c.labels
+        .get(KEEP_LABEL)
+        .map(String::as_str)
+        .filter(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+pub(crate) fn process_action(
+    process: &crate::model::Process,
+    kinds: Vec<Kind>,
+    ports: Vec<PortRef>,
+) -> PlannedAction {
+    PlannedAction {
+        kinds,
+        ports,
+        target: Target::Process {
+            pid: process.pid,
+            name: process.name.clone(),
+            start_ticks: process.start_ticks,
+            cmdline: process.cmdline.clone(),
+            exe: process.exe.clone(),
+            uid: process.uid,
+        },
+        container: None,
+    }
+}
+
+/// Stop or remove `c` (a dead container can only be removed), if `expect` still holds.
+pub(crate) fn container_action(
+    c: &Container,
+    index: usize,
+    kinds: Vec<Kind>,
+    ports: Vec<PortRef>,
+    stop_only: bool,
+    expect: Expect,
+) -> PlannedAction {
+    PlannedAction {
+        target: Target::Container {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            project: c.compose_project().map(str::to_owned),
+            engine: c.engine,
+            step: if stop_only && c.state != ContainerState::Dead {
+                ContainerStep::Stop
+            } else {
+                ContainerStep::Remove
+            },
+            expect,
+        },
+        kinds,
+        ports,
+        container: Some(index),
+    }
+}
+
+/// Whether a container passes the project and label filters.
+pub(crate) fn container_selected(c: &Container, filters: &Filters) -> bool {
+    if let Some(project) = &filters.project {
+        if c.compose_project() != Some(project.as_str()) {
+            return false;
+        }
+    }
+    filters
+        .labels
+        .iter()
+        .all(|(key, value)| match (c.labels.get(key), value) {
+            (Some(_), None) => true,
+            (Some(have), Some(want)) => have == want,
+            (None, _) => false,
+        })
+}
+
+fn merge(ports: &mut Vec<PortRef>, more: &[PortRef]) {
+    for p in more {
+        if !ports.contains(p) {
+            ports.push(*p);
+        }
+    }
+    ports.sort();
+}
+
+/// What `free` may touch.
+#[derive(Clone, Copy, Debug)]
+pub struct FreeOptions {
+    /// Signal plain processes too.
+    pub kill_processes: bool,
+    /// Stop containers instead of removing them.
+    pub stop_only: bool,
+    /// Our effective uid: a process of another user is refused unless we are root.
+    pub euid: u32,
+}

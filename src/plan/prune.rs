@@ -1,0 +1,243 @@
+//! `prune`'s plan: the selected findings, one action per holder, the rest kept with why.
+
+use std::collections::BTreeMap;
+
+use super::{container_action, container_selected, keep_label, merge, process_action};
+use super::{Expect, Filters, Held, Orphan, Plan, KEEP_LABEL};
+use crate::analyze::findings::{Action, Finding, Kind, PortRef, Severity};
+use crate::analyze::{Analysis, Owner};
+use crate::model::{Container, ContainerState, Snapshot};
+
+/// Builds the plan: one action per container (whatever number of findings it has) and per
+/// process, the keep label honoured, never-act findings listed as refused.
+pub fn prune(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan {
+    let mut out = Plan::default();
+    let mut by_container: BTreeMap<usize, (Vec<Kind>, Vec<PortRef>)> = BTreeMap::new();
+    for f in analysis
+        .findings
+        .iter()
+        .filter(|f| selected(f, snapshot, filters))
+    {
+        if f.action == Action::None {
+            out.refused.push(Held {
+                kinds: vec![f.kind],
+                ports: f.ports.clone(),
+                container: f.container,
+                reason: f.reason.clone(),
+            });
+            continue;
+        }
+        match f.container {
+            Some(index) => {
+                let (kinds, ports) = by_container.entry(index).or_default();
+                if !kinds.contains(&f.kind) {
+                    kinds.push(f.kind);
+                }
+                merge(ports, &f.ports);
+            }
+            None => {
+                for &pid in &f.pids {
+                    let Some(process) = snapshot.host.processes.get(&pid) else {
+                        continue;
+                    };
+                    // The ports this very process holds.
+                    let ports: Vec<PortRef> = analysis
+                        .ports
+                        .iter()
+                        .filter(|e| {
+                            e.pids.contains(&pid)
+                                && matches!(e.owner, Owner::Proxy { .. } | Owner::Conmon { .. })
+                        })
+                        .map(|e| PortRef {
+                            proto: e.proto,
+                            ip: e.ip,
+                            port: e.port,
+                        })
+                        .collect();
+                    if let Some(why) = filters.protect.ports(&ports) {
+                        out.kept.push(Held {
+                            kinds: vec![f.kind],
+                            ports,
+                            container: None,
+                            reason: why,
+                        });
+                        continue;
+                    }
+                    if let Some(limit) = filters.older_than {
+                        let age = process
+                            .started
+                            .zip(snapshot.taken_at)
+                            .map(|(s, now)| now - s);
+                        if age.is_none_or(|a| a < secs(limit)) {
+                            out.kept.push(Held {
+                                kinds: vec![f.kind],
+                                ports,
+                                container: None,
+                                reason: format!(
+                                    "{} pid {pid} started {} ago, not older than --older-than {}s",
+                                    process.name,
+                                    age.map_or("an unknown time".into(), crate::time::human),
+                                    limit.as_secs()
+                                ),
+                            });
+                            continue;
+                        }
+                    }
+                    out.actions
+                        .push(process_action(process, vec![f.kind], ports));
+                }
+            }
+        }
+    }
+    for (index, (kinds, ports)) in by_container {
+        let c = &snapshot.containers[index];
+        if let Some(label) = keep_label(c) {
+            out.kept.push(Held {
+                kinds,
+                ports,
+                container: Some(index),
+                reason: format!("label {KEEP_LABEL}={label}"),
+            });
+            continue;
+        }
+        if let Some(why) = filters.protect.container(c, &ports) {
+            out.kept.push(Held {
+                kinds,
+                ports,
+                container: Some(index),
+                reason: why,
+            });
+            continue;
+        }
+        if let Some(limit) = filters.older_than {
+            if let Some(age) = too_young(snapshot, c, limit) {
+                out.kept.push(Held {
+                    kinds,
+                    ports,
+                    container: Some(index),
+                    reason: format!(
+                        "created {} ago, not older than --older-than {}s",
+                        crate::time::human(age),
+                        limit.as_secs()
+                    ),
+                });
+                continue;
+            }
+        }
+        if let Some(age) = too_young(snapshot, c, filters.min_age) {
+            out.kept.push(Held {
+                kinds,
+                ports,
+                container: Some(index),
+                reason: format!(
+                    "created {} ago, younger than --min-age {}s: it may still be starting",
+                    crate::time::human(age),
+                    filters.min_age.as_secs()
+                ),
+            });
+            continue;
+        }
+        let expect = expectation(snapshot, c, &kinds);
+        out.actions.push(container_action(
+            c,
+            index,
+            kinds,
+            ports,
+            filters.stop_only,
+            expect,
+        ));
+    }
+    out
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The container's age when it is below `min_age`; an unknown creation time counts as
+/// old enough only when the guard is off.
+fn too_young(snapshot: &Snapshot, c: &Container, min_age: std::time::Duration) -> Option<i64> {
+    if min_age.is_zero() {
+        return None;
+    }
+    let created = c.created.as_ref().map(crate::model::Timestamp::unix);
+    let age = match (created, snapshot.taken_at) {
+        (Some(created), Some(now)) => now - created,
+        // Without both clocks, the age cannot be shown to be enough.
+        _ => 0,
+    };
+    (age < i64::try_from(min_age.as_secs()).unwrap_or(i64::MAX)).then_some(age)
+}
+
+fn expectation(snapshot: &Snapshot, c: &Container, kinds: &[Kind]) -> Expect {
+    let mut states = vec![c.state.clone()];
+    let restarts = c
+        .restart_policy
+        .as_ref()
+        .is_some_and(crate::model::RestartPolicy::restarts);
+    if restarts
+        && (kinds.contains(&Kind::RestartingContainer) || kinds.contains(&Kind::DormantBinding))
+    {
+        // A crash loop passes through these on its own between plan and action.
+        for s in [
+            ContainerState::Restarting,
+            ContainerState::Running,
+            ContainerState::Exited,
+        ] {
+            if !states.contains(&s) {
+                states.push(s);
+            }
+        }
+    }
+    let missing_paths = if kinds.contains(&Kind::OrphanedCompose) {
+        c.compose_paths()
+            .map(|(dir, files)| {
+                std::iter::once(dir)
+                    .chain(files)
+                    .filter(|p| snapshot.fs.exists.get(p) == Some(&false))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Expect {
+        planned: c.state.clone(),
+        states,
+        health: kinds
+            .contains(&Kind::UnhealthyContainer)
+            .then_some(crate::model::Health::Unhealthy),
+        missing_paths,
+        orphan: kinds.contains(&Kind::OrphanService).then(|| Orphan {
+            files: c.compose_paths().map(|(_, f)| f).unwrap_or_default(),
+            service: c.compose_service().unwrap_or_default().to_owned(),
+        }),
+    }
+}
+
+fn selected(f: &Finding, snapshot: &Snapshot, filters: &Filters) -> bool {
+    let severity = f.severity;
+    if severity == Severity::Info {
+        return false;
+    }
+    let by_severity = if filters.kinds.is_empty() {
+        severity == Severity::Leak || (filters.include_suspects && severity == Severity::Suspect)
+    } else {
+        filters.kinds.contains(&f.kind)
+    };
+    if !by_severity {
+        return false;
+    }
+    if let Some(spec) = &filters.ports {
+        if !f.ports.iter().any(|p| spec.matches(p.proto, p.port)) {
+            return false;
+        }
+    }
+    if filters.project.is_none() && filters.labels.is_empty() {
+        return true;
+    }
+    // Project and label filters select containers; a process finding never matches them.
+    f.container
+        .and_then(|i| snapshot.containers.get(i))
+        .is_some_and(|c| container_selected(c, filters))
+}

@@ -1,0 +1,293 @@
+//! Planning on hand-built findings: what is selected, kept, refused.
+
+use std::time::Duration;
+
+use super::{ContainerStep, Filters, Plan, Target};
+use crate::analyze::analyze;
+use crate::analyze::findings::Kind;
+use crate::model::{Proto, Socket};
+use crate::testkit::{ip, names, proxy_process, scene};
+
+fn planned(filters: &Filters) -> Plan {
+    let snap = scene();
+    super::prune(&snap, &analyze(&snap), filters)
+}
+
+#[test]
+fn default_scope_is_leaks() {
+    let p = planned(&Filters::default());
+    assert_eq!(
+        names(&p),
+        ["kill docker-proxy pid 50", "remove container old"]
+    );
+    assert!(p.kept.is_empty(), "the kept container is only a suspect");
+}
+
+#[test]
+fn suspects_on_request_and_the_keep_label_wins() {
+    let p = planned(&Filters {
+        include_suspects: true,
+        ..Filters::default()
+    });
+    assert_eq!(
+        names(&p),
+        [
+            "kill docker-proxy pid 50",
+            "remove container admin",
+            "remove container old"
+        ]
+    );
+    assert_eq!(p.kept.len(), 1);
+    assert_eq!(p.kept[0].reason, "label portreap.keep=true");
+}
+
+#[test]
+fn filters_narrow() {
+    let kind = |k| Filters {
+        kinds: vec![k],
+        ..Filters::default()
+    };
+    // An explicit kind selects suspects without --include-suspects.
+    assert_eq!(
+        names(&planned(&kind(Kind::PausedContainer))),
+        ["remove container admin"]
+    );
+    assert_eq!(
+        names(&planned(&kind(Kind::OrphanedProxy))),
+        ["kill docker-proxy pid 50"]
+    );
+    let port = Filters {
+        ports: Some("8081".parse().unwrap()),
+        ..Filters::default()
+    };
+    assert_eq!(names(&planned(&port)), ["remove container old"]);
+    // Label and project filters select containers only: never the proxy.
+    let label = Filters {
+        include_suspects: true,
+        labels: vec![("team".into(), Some("db".into()))],
+        ..Filters::default()
+    };
+    let p = planned(&label);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.kept.len(), 1);
+    let project = Filters {
+        project: Some("shop".into()),
+        ..Filters::default()
+    };
+    assert!(planned(&project).actions.is_empty());
+}
+
+#[test]
+fn stop_only_keeps_containers_but_a_dead_one_can_only_be_removed() {
+    let p = planned(&Filters {
+        include_suspects: true,
+        stop_only: true,
+        ..Filters::default()
+    });
+    let steps: Vec<(String, ContainerStep)> = p
+        .actions
+        .iter()
+        .filter_map(|a| match &a.target {
+            Target::Container { name, step, .. } => Some((name.clone(), *step)),
+            Target::Process { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("admin".to_owned(), ContainerStep::Stop),
+            ("old".to_owned(), ContainerStep::Remove)
+        ]
+    );
+}
+
+#[test]
+fn never_act_processes_are_refused_not_planned() {
+    let mut snap = scene();
+    let mut init = proxy_process(1, 5432);
+    init.pid = 1;
+    snap.host.processes.clear();
+    snap.host.processes.insert(1, init);
+    snap.host.sockets[0].pids = vec![1];
+    let p = super::prune(&snap, &analyze(&snap), &Filters::default());
+    assert_eq!(names(&p), ["remove container old"]);
+    assert_eq!(p.refused.len(), 1);
+    assert!(p.refused[0]
+        .reason
+        .contains("pid 1 (docker-proxy) is never signalled"));
+}
+
+#[test]
+fn free_refuses_what_it_must_never_touch() {
+    let mut snap = scene();
+    let mut add = |pid: u32, name: &str, line: &str, uid: u32, port: u16| {
+        let mut p = proxy_process(pid, port);
+        p.name = name.into();
+        p.cmdline = line.split(' ').map(str::to_owned).collect();
+        p.uid = Some(uid);
+        snap.host.processes.insert(pid, p);
+        snap.host.sockets.push(Socket {
+            proto: Proto::Tcp,
+            ip: ip("0.0.0.0"),
+            port,
+            inode: u32::from(port),
+            uid,
+            pids: vec![pid],
+            v6only: None,
+        });
+    };
+    add(
+        70,
+        "com.docker.back",
+        "/opt/docker-desktop/bin/com.docker.backend",
+        1000,
+        9001,
+    );
+    add(71, "dockerd", "/usr/sbin/dockerd", 0, 9002);
+    add(72, "python3", "python3 -m http.server 9003", 1000, 9003);
+    add(73, "nginx", "nginx", 33, 9004);
+    let analysis = analyze(&snap);
+    let free = |spec: &str, kill: bool, euid: u32| {
+        super::free(
+            &snap,
+            &analysis,
+            &spec.parse().unwrap(),
+            super::FreeOptions {
+                kill_processes: kill,
+                stop_only: false,
+                euid,
+            },
+        )
+    };
+    let p = free("9001,9002,9003", false, 1000);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    let reasons: Vec<&str> = p.refused.iter().map(|h| h.reason.as_str()).collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("Docker Desktop's port forwarder holds it")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("dockerd (pid 71) is never signalled")
+                || r.contains("the engine (dockerd)")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("pass --kill-processes")),
+        "{reasons:?}"
+    );
+    // With --kill-processes: our own process, yes; another user's, only as root.
+    let p = free("9003,9004", true, 1000);
+    assert_eq!(names(&p), ["kill python3 pid 72"]);
+    assert!(p.refused[0]
+        .reason
+        .contains("nginx (pid 73) belongs to another user"));
+    let p = free("9003,9004", true, 0);
+    assert_eq!(names(&p), ["kill python3 pid 72", "kill nginx pid 73"]);
+    // A healthy container is freed too; a kept one is not.
+    let p = free("8080,8082", false, 0);
+    assert_eq!(names(&p), ["remove container admin"]);
+    assert_eq!(p.kept.len(), 1);
+}
+
+#[test]
+fn the_grace_age_keeps_young_containers() {
+    let mut snap = scene();
+    snap.taken_at = Some(1_795_614_697); // 2026-11-25T13:51:37Z
+    snap.containers[0].created = crate::model::Timestamp::parse("2026-11-25T13:51:30Z"); // 7 s old
+    snap.containers[1].created = crate::model::Timestamp::parse("2026-11-25T12:00:00Z");
+    let young = Filters {
+        include_suspects: true,
+        min_age: Duration::from_secs(30),
+        ..Filters::default()
+    };
+    let p = super::prune(&snap, &analyze(&snap), &young);
+    assert_eq!(
+        names(&p),
+        ["kill docker-proxy pid 50", "remove container old"]
+    );
+    assert!(p.kept.iter().any(|k| k
+        .reason
+        .starts_with("created 7s ago, younger than --min-age 30s")));
+    // Unknown creation time: not shown old enough.
+    snap.containers[1].created = None;
+    let p = super::prune(&snap, &analyze(&snap), &young);
+    assert_eq!(names(&p), ["kill docker-proxy pid 50"]);
+}
+
+#[test]
+fn older_than_keeps_fresh_holders_containers_and_processes() {
+    let mut snap = scene();
+    snap.taken_at = Some(1_795_614_697); // 2026-11-25T13:51:37Z
+    snap.containers[1].created = crate::model::Timestamp::parse("2026-11-25T13:00:00Z"); // 51 min old
+    snap.host.processes.get_mut(&50).unwrap().started = Some(1_795_614_697 - 600); // 10 min
+    let policy = |limit: u64| Filters {
+        older_than: Some(Duration::from_secs(limit)),
+        ..Filters::default()
+    };
+    let p = super::prune(&snap, &analyze(&snap), &policy(1800));
+    assert_eq!(names(&p), ["remove container old"]);
+    assert!(
+        p.kept.iter().any(|k| k.reason
+            == "docker-proxy pid 50 started 10 min ago, not older than --older-than 1800s"),
+        "{:?}",
+        p.kept
+    );
+    let p = super::prune(&snap, &analyze(&snap), &policy(3600));
+    assert!(names(&p).is_empty());
+    assert!(
+        p.kept
+            .iter()
+            .any(|k| k.reason == "created 51 min ago, not older than --older-than 3600s"),
+        "{:?}",
+        p.kept
+    );
+    let p = super::prune(&snap, &analyze(&snap), &policy(60));
+    assert_eq!(
+        names(&p),
+        ["kill docker-proxy pid 50", "remove container old"]
+    );
+}
+
+#[test]
+fn since_baseline_acts_on_what_is_new_and_keeps_the_rest() {
+    use super::baseline::{plan_since, record};
+    let snap = scene();
+    let analysis = analyze(&snap);
+    // Everything existed at the baseline: nothing to do, containers holding ports kept.
+    let p = plan_since(&snap, &analysis, &record(&snap), false, &Filters::default());
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(p
+        .kept
+        .iter()
+        .all(|k| k.reason == "in the baseline: not created by this job"));
+    // An empty baseline: every holder is the job's, healthy or not; the keep label still
+    // protects...
+    let empty = super::baseline::Baseline::default();
+    let p = plan_since(&snap, &analysis, &empty, false, &Filters::default());
+    let mut got = names(&p);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "kill docker-proxy pid 50",
+            "remove container admin",
+            "remove container old"
+        ]
+    );
+    assert!(p
+        .kept
+        .iter()
+        .any(|k| k.reason == "label portreap.keep=true"));
+    // ...and label narrowing leaves processes out.
+    let team = Filters {
+        labels: vec![("team".into(), Some("db".into()))],
+        ..Filters::default()
+    };
+    let p = plan_since(&snap, &analysis, &empty, false, &team);
+    assert!(names(&p).is_empty());
+    assert_eq!(p.kept.len(), 1);
+}
