@@ -145,6 +145,15 @@ pub struct PortEntry {
 }
 
 impl PortEntry {
+    /// The address and port, as findings and plans name them.
+    pub fn port_ref(&self) -> findings::PortRef {
+        findings::PortRef {
+            proto: self.proto,
+            ip: self.ip,
+            port: self.port,
+        }
+    }
+
     /// The binding addresses it backs: its own, and IPv4's wildcard too for a dual-stack
     /// `::` socket. A finding names its container's bindings, so this is how an entry is
     /// told to be the one a finding concerns.

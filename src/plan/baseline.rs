@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    container_action, container_selected, keep_label, process_action, Expect, Filters, Held, Plan,
-    KEEP_LABEL,
+    container_action, container_selected, kept_by_label, process_action, Expect, Filters, Held,
+    Plan,
 };
 use crate::analyze::findings::{never_act, PortRef};
 use crate::analyze::{Analysis, Owner};
@@ -67,11 +67,7 @@ pub fn plan_since(
         {
             continue;
         }
-        let port = PortRef {
-            proto: entry.proto,
-            ip: entry.ip,
-            port: entry.port,
-        };
+        let port = entry.port_ref();
         match &entry.owner {
             Owner::Container { index, .. } => {
                 let c = &snapshot.containers[*index];
@@ -129,12 +125,12 @@ pub fn plan_since(
         if new_containers.contains_key(&index) {
             continue;
         }
-        out.kept.push(Held {
-            kinds: Vec::new(),
+        out.keep(
+            Vec::new(),
             ports,
-            container: Some(index),
-            reason: "in the baseline: not created by this job".into(),
-        });
+            Some(index),
+            "in the baseline: not created by this job".into(),
+        );
     }
     for (pid, ports) in new_processes {
         out.actions.push(process_action(
@@ -145,13 +141,8 @@ pub fn plan_since(
     }
     for (index, ports) in new_containers {
         let c = &snapshot.containers[index];
-        if let Some(value) = keep_label(c) {
-            out.kept.push(Held {
-                kinds: Vec::new(),
-                ports,
-                container: Some(index),
-                reason: format!("label {KEEP_LABEL}={value}"),
-            });
+        if let Some(reason) = kept_by_label(c) {
+            out.keep(Vec::new(), ports, Some(index), reason);
             continue;
         }
         out.actions.push(container_action(

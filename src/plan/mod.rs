@@ -69,12 +69,7 @@ impl Protect {
         if self.images.contains(&c.image) {
             return Some(format!("protected by the config file: image {}", c.image));
         }
-        let labelled = |(k, v): &&(String, Option<String>)| match (c.labels.get(k), v) {
-            (Some(_), None) => true,
-            (Some(have), Some(want)) => have == want,
-            (None, _) => false,
-        };
-        if let Some((k, _)) = self.labels.iter().find(labelled) {
+        if let Some((k, _)) = self.labels.iter().find(|l| has_label(c, l)) {
             return Some(format!("protected by the config file: label {k}"));
         }
         self.ports(ports)
@@ -313,14 +308,17 @@ pub(crate) fn container_selected(c: &Container, filters: &Filters) -> bool {
             return false;
         }
     }
-    filters
-        .labels
-        .iter()
-        .all(|(key, value)| match (c.labels.get(key), value) {
-            (Some(_), None) => true,
-            (Some(have), Some(want)) => have == want,
-            (None, _) => false,
-        })
+    filters.labels.iter().all(|l| has_label(c, l))
+}
+
+/// Whether `c` carries the label `KEY` (with `VALUE`, when one is given): the one reading
+/// of `--label` and of the config file's `keep_labels`.
+fn has_label(c: &Container, (key, value): &(String, Option<String>)) -> bool {
+    match (c.labels.get(key), value) {
+        (Some(_), None) => true,
+        (Some(have), Some(want)) => have == want,
+        (None, _) => false,
+    }
 }
 
 fn merge(ports: &mut Vec<PortRef>, more: &[PortRef]) {
@@ -330,6 +328,48 @@ fn merge(ports: &mut Vec<PortRef>, more: &[PortRef]) {
         }
     }
     ports.sort();
+}
+
+/// What each holder (a container's index, a PID) is planned for: the finding kinds and
+/// the ports, gathered across entries and findings, each once.
+struct Holdings<K>(std::collections::BTreeMap<K, (Vec<Kind>, Vec<PortRef>)>);
+
+impl<K: Ord> Holdings<K> {
+    fn new() -> Self {
+        Holdings(std::collections::BTreeMap::new())
+    }
+
+    fn add(&mut self, holder: K, kinds: &[Kind], ports: &[PortRef]) {
+        let (have, held) = self.0.entry(holder).or_default();
+        for k in kinds {
+            if !have.contains(k) {
+                have.push(*k);
+            }
+        }
+        merge(held, ports);
+    }
+}
+
+impl Plan {
+    fn keep(
+        &mut self,
+        kinds: Vec<Kind>,
+        ports: Vec<PortRef>,
+        container: Option<usize>,
+        reason: String,
+    ) {
+        self.kept.push(Held {
+            kinds,
+            ports,
+            container,
+            reason,
+        });
+    }
+}
+
+/// Why the keep label protects `c`, if it does: it wins over every verb and option.
+fn kept_by_label(c: &Container) -> Option<String> {
+    keep_label(c).map(|value| format!("label {KEEP_LABEL}={value}"))
 }
 
 /// What `free` may touch.

@@ -1,18 +1,18 @@
 //! `prune`'s plan: the selected findings, one action per holder, the rest kept with why.
 
-use std::collections::BTreeMap;
+use std::time::Duration;
 
-use super::{container_action, container_selected, keep_label, merge, process_action};
-use super::{Expect, Filters, Held, Orphan, Plan, KEEP_LABEL};
+use super::{container_action, container_selected, kept_by_label, process_action};
+use super::{Expect, Filters, Held, Holdings, Orphan, Plan};
 use crate::analyze::findings::{Action, Finding, Kind, PortRef, Severity};
-use crate::analyze::{Analysis, Owner};
-use crate::model::{Container, ContainerState, Snapshot};
+use crate::analyze::{Analysis, Owner, PortEntry};
+use crate::model::{Container, ContainerState, Process, Snapshot};
 
 /// Builds the plan: one action per container (whatever number of findings it has) and per
 /// process, the keep label honoured, never-act findings listed as refused.
 pub fn prune(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Plan {
     let mut out = Plan::default();
-    let mut by_container: BTreeMap<usize, (Vec<Kind>, Vec<PortRef>)> = BTreeMap::new();
+    let mut by_container = Holdings::new();
     for f in analysis
         .findings
         .iter()
@@ -28,126 +28,111 @@ pub fn prune(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Pla
             continue;
         }
         match f.container {
-            Some(index) => {
-                let (kinds, ports) = by_container.entry(index).or_default();
-                if !kinds.contains(&f.kind) {
-                    kinds.push(f.kind);
-                }
-                merge(ports, &f.ports);
-            }
-            None => {
-                for &pid in &f.pids {
-                    let Some(process) = snapshot.host.processes.get(&pid) else {
-                        continue;
-                    };
-                    // The ports this very process holds.
-                    let ports: Vec<PortRef> = analysis
-                        .ports
-                        .iter()
-                        .filter(|e| {
-                            e.pids.contains(&pid)
-                                && matches!(e.owner, Owner::Proxy { .. } | Owner::Conmon { .. })
-                        })
-                        .map(|e| PortRef {
-                            proto: e.proto,
-                            ip: e.ip,
-                            port: e.port,
-                        })
-                        .collect();
-                    if let Some(why) = filters.protect.ports(&ports) {
-                        out.kept.push(Held {
-                            kinds: vec![f.kind],
-                            ports,
-                            container: None,
-                            reason: why,
-                        });
-                        continue;
-                    }
-                    if let Some(limit) = filters.older_than {
-                        let age = process
-                            .started
-                            .zip(snapshot.taken_at)
-                            .map(|(s, now)| now - s);
-                        if age.is_none_or(|a| a < secs(limit)) {
-                            out.kept.push(Held {
-                                kinds: vec![f.kind],
-                                ports,
-                                container: None,
-                                reason: format!(
-                                    "{} pid {pid} started {} ago, not older than --older-than {}s",
-                                    process.name,
-                                    age.map_or("an unknown time".into(), crate::time::human),
-                                    limit.as_secs()
-                                ),
-                            });
-                            continue;
-                        }
-                    }
-                    out.actions
-                        .push(process_action(process, vec![f.kind], ports));
-                }
-            }
+            Some(index) => by_container.add(index, &[f.kind], &f.ports),
+            None => plan_processes(snapshot, analysis, filters, f, &mut out),
         }
     }
-    for (index, (kinds, ports)) in by_container {
+    for (index, (kinds, ports)) in by_container.0 {
         let c = &snapshot.containers[index];
-        if let Some(label) = keep_label(c) {
-            out.kept.push(Held {
-                kinds,
-                ports,
-                container: Some(index),
-                reason: format!("label {KEEP_LABEL}={label}"),
-            });
-            continue;
-        }
-        if let Some(why) = filters.protect.container(c, &ports) {
-            out.kept.push(Held {
-                kinds,
-                ports,
-                container: Some(index),
-                reason: why,
-            });
-            continue;
-        }
-        if let Some(limit) = filters.older_than {
-            if let Some(age) = too_young(snapshot, c, limit) {
-                out.kept.push(Held {
+        match held_back(snapshot, c, &ports, filters) {
+            Some(reason) => out.keep(kinds, ports, Some(index), reason),
+            None => {
+                let expect = expectation(snapshot, c, &kinds);
+                out.actions.push(container_action(
+                    c,
+                    index,
                     kinds,
                     ports,
-                    container: Some(index),
-                    reason: format!(
-                        "created {} ago, not older than --older-than {}s",
-                        crate::time::human(age),
-                        limit.as_secs()
-                    ),
-                });
-                continue;
+                    filters.stop_only,
+                    expect,
+                ));
             }
         }
-        if let Some(age) = too_young(snapshot, c, filters.min_age) {
-            out.kept.push(Held {
-                kinds,
-                ports,
-                container: Some(index),
-                reason: format!(
-                    "created {} ago, younger than --min-age {}s: it may still be starting",
-                    crate::time::human(age),
-                    filters.min_age.as_secs()
-                ),
-            });
-            continue;
-        }
-        let expect = expectation(snapshot, c, &kinds);
-        out.actions.push(container_action(
-            c,
-            index,
-            kinds,
-            ports,
-            filters.stop_only,
-            expect,
-        ));
     }
     out
+}
+
+/// The processes of a finding without a container (a forwarder whose container is gone):
+/// each signalled for the ports it holds itself, unless the config protects them or it is
+/// younger than `--older-than`.
+fn plan_processes(
+    snapshot: &Snapshot,
+    analysis: &Analysis,
+    filters: &Filters,
+    f: &Finding,
+    out: &mut Plan,
+) {
+    for &pid in &f.pids {
+        let Some(process) = snapshot.host.processes.get(&pid) else {
+            continue;
+        };
+        let ports: Vec<PortRef> = analysis
+            .ports
+            .iter()
+            .filter(|e| {
+                e.pids.contains(&pid)
+                    && matches!(e.owner, Owner::Proxy { .. } | Owner::Conmon { .. })
+            })
+            .map(PortEntry::port_ref)
+            .collect();
+        let why = filters
+            .protect
+            .ports(&ports)
+            .or_else(|| too_fresh(snapshot, process, filters.older_than?));
+        match why {
+            Some(reason) => out.keep(vec![f.kind], ports, None, reason),
+            None => out
+                .actions
+                .push(process_action(process, vec![f.kind], ports)),
+        }
+    }
+}
+
+/// Why `--older-than` keeps a process, if it does: it started too recently, or when is
+/// not known.
+fn too_fresh(snapshot: &Snapshot, process: &Process, limit: Duration) -> Option<String> {
+    let age = process
+        .started
+        .zip(snapshot.taken_at)
+        .map(|(s, now)| now - s);
+    if age.is_some_and(|a| a >= secs(limit)) {
+        return None;
+    }
+    Some(format!(
+        "{} pid {} started {} ago, not older than --older-than {}s",
+        process.name,
+        process.pid,
+        age.map_or("an unknown time".into(), crate::time::human),
+        limit.as_secs()
+    ))
+}
+
+/// Why a selected container is left alone, if it is: the keep label, the config file's
+/// protection, `--older-than`, or `--min-age` (it may still be starting), in that order.
+fn held_back(
+    snapshot: &Snapshot,
+    c: &Container,
+    ports: &[PortRef],
+    filters: &Filters,
+) -> Option<String> {
+    if let Some(why) = kept_by_label(c).or_else(|| filters.protect.container(c, ports)) {
+        return Some(why);
+    }
+    if let Some(limit) = filters.older_than {
+        if let Some(age) = too_young(snapshot, c, limit) {
+            return Some(format!(
+                "created {} ago, not older than --older-than {}s",
+                crate::time::human(age),
+                limit.as_secs()
+            ));
+        }
+    }
+    let age = too_young(snapshot, c, filters.min_age)?;
+    Some(format!(
+        "created {} ago, younger than --min-age {}s: it may still be starting",
+        crate::time::human(age),
+        filters.min_age.as_secs()
+    ))
 }
 
 fn secs(d: std::time::Duration) -> i64 {

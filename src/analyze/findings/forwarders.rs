@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use super::{describe, list, never_act, port_ref, Action, Finding, Kind, PortRef};
+use super::{describe, list, never_act, Action, Finding, Kind, PortRef};
 use crate::analyze::{Owner, PortEntry, Via};
 use crate::model::{ContainerState, Process, Proto, Snapshot};
 
@@ -84,7 +84,7 @@ fn orphaned_forwarder(
     Finding {
         kind: Kind::OrphanedProxy,
         severity: Kind::OrphanedProxy.severity(),
-        ports: entries.iter().map(|e| port_ref(e)).collect(),
+        ports: entries.iter().map(|e| e.port_ref()).collect(),
         container: None,
         pids,
         reason,
@@ -165,13 +165,13 @@ pub(super) fn engine_reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> V
                 out.push(Finding {
                     kind: Kind::EngineReservation,
                     severity: Kind::EngineReservation.severity(),
-                    ports: vec![port_ref(entry)],
+                    ports: vec![entry.port_ref()],
                     container: None,
                     pids: entry.pids.clone(),
                     reason: format!(
                         "the engine (dockerd pid {}) holds {} for no container; only an engine restart releases it",
                         entry.pids.first().map_or("?".into(), u32::to_string),
-                        port_ref(entry)
+                        entry.port_ref()
                     ),
                     action: Action::None,
                 });
@@ -193,7 +193,7 @@ pub(super) fn engine_reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> V
         } else {
             "docker-proxy"
         };
-        let refs: Vec<PortRef> = entries.iter().map(|e| port_ref(e)).collect();
+        let refs: Vec<PortRef> = entries.iter().map(|e| e.port_ref()).collect();
         let reason = if matches!(
             c.state,
             ContainerState::Running | ContainerState::Paused | ContainerState::Restarting

@@ -239,14 +239,6 @@ pub fn find(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
     out
 }
 
-fn port_ref(entry: &PortEntry) -> PortRef {
-    PortRef {
-        proto: entry.proto,
-        ip: entry.ip,
-        port: entry.port,
-    }
-}
-
 /// The ports a container holds now, or else the ones it asks for.
 pub(super) fn container_ports(c: &Container) -> Vec<PortRef> {
     let mut refs: Vec<PortRef> = if c.live.is_empty() {
