@@ -38,7 +38,7 @@ pub enum Exited {
 /// reuses its PID.
 pub trait Pinned {
     /// Sends a signal.
-    fn signal(&self, signal: Signal) -> Result<(), String>;
+    fn signal(&self, signal: Signal) -> std::io::Result<()>;
     /// Waits up to `limit` for the process to exit.
     fn wait_exit(&self, limit: Duration) -> impl std::future::Future<Output = Exited>;
 }
@@ -58,7 +58,7 @@ pub trait Ops {
     /// is restarting. `Ok(false)`: there was no such container.
     async fn remove(&self, engine: usize, id: &str, force: bool) -> Result<bool, EngineError>;
     /// Pins the process with this PID, if it exists.
-    fn pin(&self, pid: u32) -> Result<Option<Self::Pin>, String>;
+    fn pin(&self, pid: u32) -> std::io::Result<Option<Self::Pin>>;
     /// Reads the process with this PID now (after pinning, so it is the pinned one).
     fn process(&self, pid: u32) -> Option<Process>;
     /// Whether a path exists on the host of engine `engine` (see
@@ -366,7 +366,7 @@ async fn act_on_process<O: Ops>(ops: &O, pid: u32, planned: &Target, timing: Tim
     let pinned = match ops.pin(pid) {
         Ok(Some(pinned)) => pinned,
         Ok(None) => return Outcome::Skipped(format!("pid {pid} has already exited")),
-        Err(e) => return Outcome::Failed(e),
+        Err(e) => return Outcome::Failed(format!("cannot pin pid {pid}: {e}")),
     };
     let Some(now) = ops.process(pid) else {
         return Outcome::Skipped(format!("pid {pid} has already exited"));

@@ -2,12 +2,15 @@
 //! The lock is taken before the facts are gathered, so the second prune plans from what
 //! the first left behind.
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use rustix::fs::{flock, FlockOperation};
+use rustix::process::geteuid;
 
 /// Held while alive; the kernel releases it when the process exits, however it exits.
 pub struct Lock {
@@ -24,11 +27,63 @@ pub const SHARED: &str = "/run/portreap.lock";
 /// Sockets whose group says who may act on the system engine.
 const SYSTEM_SOCKETS: [&str; 2] = ["/var/run/docker.sock", "/run/podman/podman.sock"];
 
+/// Why the lock could not be taken.
+#[derive(Debug)]
+pub enum Error {
+    /// The lock file could not be opened or read.
+    Open(PathBuf, io::Error),
+    /// Another user's lock file: they could hold it for ever.
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+    },
+    /// flock failed for another reason than another holder.
+    Lock(PathBuf, io::Error),
+    /// Another portreap held it for all of `wait`.
+    Held {
+        /// The file.
+        path: PathBuf,
+        /// The PID the holder wrote, if it did.
+        holder: Option<String>,
+        /// How long portreap waited.
+        wait: Duration,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Open(path, e) => write!(f, "cannot open lock file {}: {e}", path.display()),
+            Error::Foreign { path, owner } => write!(
+                f,
+                "lock file {} belongs to uid {owner}, not to you: remove it, or set XDG_RUNTIME_DIR to a directory of your own",
+                path.display()
+            ),
+            Error::Lock(path, e) => write!(f, "cannot lock {}: {e}", path.display()),
+            Error::Held { path, holder, wait } => {
+                let who = holder
+                    .as_ref()
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default();
+                write!(
+                    f,
+                    "another portreap prune{who} holds {}; gave up after {:.0}s (raise --wait)",
+                    path.display(),
+                    wait.as_secs_f64()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
 /// Takes the lock that keeps two prunes apart: [`SHARED`] for root and for the users who
 /// may open it, otherwise a lock of the user's own (their rootless engines are theirs).
-pub fn acquire_default(wait: Duration) -> Result<Lock, String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+pub fn acquire_default(wait: Duration) -> Result<Lock, Error> {
+    if geteuid().is_root() {
         let lock = acquire(PathBuf::from(SHARED), wait)?;
         share(&lock._file);
         return Ok(lock);
@@ -66,8 +121,7 @@ fn open_shared() -> Option<File> {
 
 /// A user's own lock: their runtime directory, else the temp directory.
 fn own_path() -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = geteuid().as_raw();
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("portreap.lock"),
         None => std::env::temp_dir().join(format!("portreap-{euid}.lock")),
@@ -75,7 +129,7 @@ fn own_path() -> PathBuf {
 }
 
 /// Takes the lock, waiting at most `wait`. The error names the holder's PID.
-fn acquire(path: PathBuf, wait: Duration) -> Result<Lock, String> {
+fn acquire(path: PathBuf, wait: Duration) -> Result<Lock, Error> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -84,59 +138,47 @@ fn acquire(path: PathBuf, wait: Duration) -> Result<Lock, String> {
         .mode(0o600)
         // Never follow a planted link (the fallback lives in a shared temp directory).
         .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
+        .open(&path);
+    let file = match file {
+        Ok(file) => file,
+        Err(e) => return Err(Error::Open(path, e)),
+    };
     // Another user could have created the file first (the fallback lives in a shared temp
     // directory) and hold its lock for ever: only our own or root's is taken.
-    let owner = std::os::unix::fs::MetadataExt::uid(
-        &file
-            .metadata()
-            .map_err(|e| format!("cannot read lock file {}: {e}", path.display()))?,
-    );
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if owner != euid && owner != 0 {
-        return Err(format!(
-            "lock file {} belongs to uid {owner}, not to you: remove it, or set XDG_RUNTIME_DIR to a directory of your own",
-            path.display()
-        ));
+    let owner = match file.metadata() {
+        Ok(meta) => std::os::unix::fs::MetadataExt::uid(&meta),
+        Err(e) => return Err(Error::Open(path, e)),
+    };
+    if owner != geteuid().as_raw() && owner != 0 {
+        return Err(Error::Foreign { path, owner });
     }
     take(file, path, wait)
 }
 
 /// Waits at most `wait` for `file`'s lock. The error names the holder's PID.
-fn take(mut file: File, path: PathBuf, wait: Duration) -> Result<Lock, String> {
+fn take(mut file: File, path: PathBuf, wait: Duration) -> Result<Lock, Error> {
     let start = Instant::now();
     loop {
-        // SAFETY: a valid descriptor; LOCK_NB makes this return at once.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            // Record who holds it, for the message the next prune prints.
-            let _ = file.set_len(0);
-            let _ = file.rewind();
-            let _ = write!(file, "{}", std::process::id());
-            let _ = file.flush();
-            return Ok(Lock { _file: file, path });
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(format!("cannot lock {}: {err}", path.display()));
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {
+                // Record who holds it, for the message the next prune prints.
+                let _ = file.set_len(0);
+                let _ = file.rewind();
+                let _ = write!(file, "{}", std::process::id());
+                let _ = file.flush();
+                return Ok(Lock { _file: file, path });
+            }
+            Err(e) if e != rustix::io::Errno::WOULDBLOCK => {
+                return Err(Error::Lock(path, e.into()))
+            }
+            Err(_) => {}
         }
         if start.elapsed() >= wait {
             let mut holder = String::new();
             let _ = file.rewind();
             let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let who = if holder.is_empty() {
-                String::new()
-            } else {
-                format!(" (pid {holder})")
-            };
-            return Err(format!(
-                "another portreap prune{who} holds {}; gave up after {:.0}s (raise --wait)",
-                path.display(),
-                wait.as_secs_f64()
-            ));
+            let holder = Some(holder.trim().to_owned()).filter(|h| !h.is_empty());
+            return Err(Error::Held { path, holder, wait });
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -1,10 +1,14 @@
 //! The real side effects behind [`Ops`]: the engine, `/proc`, pidfd signals, bind probes.
 
+use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::execute::{Exited, Ops, Pinned, Signal};
@@ -28,47 +32,35 @@ pub struct PidFd {
     fd: OwnedFd,
 }
 
-fn pidfd_open(pid: u32) -> Result<Option<PidFd>, String> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        let err = std::io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::ESRCH) => Ok(None),
-            _ => Err(format!("cannot pin pid {pid}: {err}")),
-        };
+fn pin_pid(pid: u32) -> io::Result<Option<PidFd>> {
+    let out_of_range = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("pid {pid} out of range"),
+        )
+    };
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(out_of_range)?;
+    match pidfd_open(pid, PidfdFlags::empty()) {
+        Ok(fd) => Ok(Some(PidFd { fd })),
+        Err(Errno::SRCH) => Ok(None),
+        Err(e) => Err(e.into()),
     }
-    // SAFETY: the syscall returned a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    Ok(Some(PidFd { fd }))
 }
 
 impl Pinned for PidFd {
-    fn signal(&self, signal: Signal) -> Result<(), String> {
+    fn signal(&self, signal: Signal) -> io::Result<()> {
         let sig = match signal {
-            Signal::Term => libc::SIGTERM,
-            Signal::Kill => libc::SIGKILL,
+            Signal::Term => rustix::process::Signal::TERM,
+            Signal::Kill => rustix::process::Signal::KILL,
         };
-        // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if rc < 0 {
-            let err = std::io::Error::last_os_error();
+        match pidfd_send_signal(&self.fd, sig) {
             // Already exited: the signal had nothing left to do.
-            if err.raw_os_error() == Some(libc::ESRCH) {
-                return Ok(());
-            }
-            return Err(err.to_string());
+            Ok(()) | Err(Errno::SRCH) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 
     async fn wait_exit(&self, limit: Duration) -> Exited {
@@ -77,14 +69,12 @@ impl Pinned for PidFd {
         let step = Duration::from_millis(50);
         let mut waited = Duration::ZERO;
         loop {
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
+            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
             };
-            // SAFETY: one valid pollfd, zero timeout.
-            let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
-            if rc > 0 {
+            if poll(&mut fds, Some(&now)).is_ok_and(|ready| ready > 0) {
                 return Exited::Yes;
             }
             if waited >= limit {
@@ -123,8 +113,8 @@ impl Ops for System {
         self.client(engine)?.remove(id, force).await
     }
 
-    fn pin(&self, pid: u32) -> Result<Option<PidFd>, String> {
-        pidfd_open(pid)
+    fn pin(&self, pid: u32) -> io::Result<Option<PidFd>> {
+        pin_pid(pid)
     }
 
     fn process(&self, pid: u32) -> Option<Process> {

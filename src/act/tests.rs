@@ -41,7 +41,7 @@ struct FakePin {
 }
 
 impl Pinned for FakePin {
-    fn signal(&self, signal: Signal) -> Result<(), String> {
+    fn signal(&self, signal: Signal) -> std::io::Result<()> {
         let mut w = self.world.0.borrow_mut();
         w.calls.push(format!("{signal:?} {}", self.pid));
         let exits = match signal {
@@ -106,7 +106,7 @@ impl Ops for Fake {
         w.held.clear();
         Ok(true)
     }
-    fn pin(&self, pid: u32) -> Result<Option<FakePin>, String> {
+    fn pin(&self, pid: u32) -> std::io::Result<Option<FakePin>> {
         Ok(self
             .0
             .borrow()

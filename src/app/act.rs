@@ -116,8 +116,7 @@ fn plan(snapshot: &Snapshot, analysis: &Analysis, verb: &Verb, options: &Act) ->
             crate::plan::FreeOptions {
                 kill_processes: *kill_processes,
                 stop_only: options.stop_only,
-                // SAFETY: geteuid has no preconditions.
-                euid: unsafe { libc::geteuid() },
+                euid: rustix::process::geteuid().as_raw(),
             },
         ),
     }

@@ -106,8 +106,7 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
             attach_uses(&mut facts, proc_root, &walk);
             facts.skipped_pids = skipped;
             facts.pid_ns = host_pid_ns(proc_root);
-            // SAFETY: geteuid has no preconditions.
-            facts.read_as = Some(unsafe { libc::geteuid() });
+            facts.read_as = Some(rustix::process::geteuid().as_raw());
             facts.engines_searched = matches!(owners, Owners::Forwarders);
             facts.engines = engines;
             attach(&mut facts, proc_root, walk, |s| {
@@ -630,9 +629,9 @@ fn boot_time() -> Option<i64> {
 
 /// Clock ticks per second, the unit of a process's start time.
 fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+    Some(rustix::param::clock_ticks_per_second())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
 }
 
 /// Whether two paths name the same file (device and inode); `None` when either cannot
