@@ -6,6 +6,7 @@ pub mod findings;
 pub mod forwarder;
 pub mod origin;
 pub mod ownership;
+pub mod why;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};

@@ -64,7 +64,7 @@ pub(super) fn why(global: &Global, args: &crate::cli::WhyArgs) -> anyhow::Result
     if args.json {
         return why_json(&snapshot, &analysis, &spec);
     }
-    let asked = report::why::asked_ports(&snapshot, &analysis, &spec);
+    let asked = crate::analyze::why::asked_ports(&snapshot, &analysis, &spec);
     if asked.is_empty() {
         write_human("Nothing holds or wants those ports.\n")?;
     } else {
@@ -78,7 +78,7 @@ fn why_json(
     analysis: &crate::analyze::Analysis,
     spec: &crate::portspec::PortSpec,
 ) -> anyhow::Result<Exit> {
-    let asked = report::why::asked_ports(snapshot, analysis, spec);
+    let asked = crate::analyze::why::asked_ports(snapshot, analysis, spec);
     let why = report::why::json_section(snapshot, analysis, &asked);
     let mut out = io::BufWriter::new(io::stdout().lock());
     report::json::write_why(

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::why::Explanation;
 use crate::model::{PortUse, Snapshot, TcpState};
 
 /// The asked port's other sockets, grouped: by the processes that hold them, and the
@@ -88,11 +89,7 @@ fn seconds(ms: u64) -> String {
 }
 
 /// The headline, lines and next steps for a port no listener holds but `uses` block.
-pub fn explain(
-    snapshot: &Snapshot,
-    port: &str,
-    uses: &Uses<'_>,
-) -> Vec<(String, Vec<String>, Vec<String>)> {
+pub fn explain(snapshot: &Snapshot, port: &str, uses: &Uses<'_>) -> Vec<Explanation> {
     let mut out = Vec::new();
     for (pids, sockets) in &uses.held {
         out.push(explain_held(snapshot, port, pids, sockets));
@@ -121,7 +118,11 @@ pub fn explain(
         } else {
             Vec::new()
         };
-        out.push((headline, lines, next));
+        out.push(Explanation {
+            headline,
+            lines,
+            next,
+        });
     }
     out
 }
@@ -131,14 +132,14 @@ fn explain_held(
     port: &str,
     pids: &[u32],
     sockets: &[&PortUse],
-) -> (String, Vec<String>, Vec<String>) {
+) -> Explanation {
     let states = states(sockets);
     if pids.is_empty() {
-        return (
-            format!("{port} is held by a process portreap cannot see ({states})"),
-            vec!["run as root to see every owner".into()],
-            Vec::new(),
-        );
+        return Explanation {
+            headline: format!("{port} is held by a process portreap cannot see ({states})"),
+            lines: vec!["run as root to see every owner".into()],
+            next: Vec::new(),
+        };
     }
     let names: Vec<&str> = pids
         .iter()
@@ -165,7 +166,11 @@ fn explain_held(
         format!("{} free {port} --kill-processes", super::portreap(snapshot)),
         format!("kill {}", list.join(" ")),
     ];
-    (headline, lines, next)
+    Explanation {
+        headline,
+        lines,
+        next,
+    }
 }
 
 /// The port's other sockets in `why --json`, grouped by state and holders.

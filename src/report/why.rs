@@ -1,148 +1,17 @@
 //! `why`: for each port, who holds it, on which addresses, whether it is a leak, and the
 //! one command that frees it; and who else wants it.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
 
 use super::table::prune_command;
-use crate::analyze::findings::{Action, Finding, Kind, PortRef};
+use crate::analyze::findings::{Action, Kind};
 use crate::analyze::origin;
+use crate::analyze::why::{holders, wanters, Asked, Holder, Index, Wanter};
 use crate::analyze::{Analysis, Owner, PortEntry, Via};
 use crate::model::{Container, ContainerState, Process, Proto, Snapshot};
 use crate::time::human;
-
-/// One port to explain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Asked {
-    /// Protocol.
-    pub proto: Proto,
-    /// Port.
-    pub port: u16,
-}
-
-/// The entries (sockets, reservations) on a port, grouped by holder.
-struct Holder<'a> {
-    entries: Vec<&'a PortEntry>,
-}
-
-/// What `why` looks up for each asked port, indexed once per answer: a container that
-/// publishes or asks for tens of thousands of ports must not make each port a walk over
-/// all of them (`why 1-65535` stays linear in sockets, bindings and findings).
-struct Index<'a> {
-    analysis: &'a Analysis,
-    /// The port entries by protocol and port.
-    entries: HashMap<(Proto, u16), Vec<&'a PortEntry>>,
-    /// The findings by each address and port they concern.
-    findings: HashMap<PortRef, Vec<&'a Finding>>,
-    /// Containers that could hold no port (not running) but ask for this one.
-    wanting: HashMap<(Proto, u16), Vec<usize>>,
-    /// The findings of each container by protocol and port, whatever the address.
-    of_container: HashMap<(usize, Proto, u16), Vec<&'a Finding>>,
-}
-
-impl<'a> Index<'a> {
-    fn new(snapshot: &'a Snapshot, analysis: &'a Analysis) -> Self {
-        let mut entries: HashMap<(Proto, u16), Vec<&PortEntry>> = HashMap::new();
-        for e in &analysis.ports {
-            entries.entry((e.proto, e.port)).or_default().push(e);
-        }
-        let mut findings: HashMap<PortRef, Vec<&Finding>> = HashMap::new();
-        let mut of_container: HashMap<(usize, Proto, u16), Vec<&Finding>> = HashMap::new();
-        for f in &analysis.findings {
-            for p in &f.ports {
-                let list = findings.entry(*p).or_default();
-                if !list.iter().any(|g| std::ptr::eq(*g, f)) {
-                    list.push(f);
-                }
-                if let Some(c) = f.container {
-                    let list = of_container.entry((c, p.proto, p.port)).or_default();
-                    if !list.iter().any(|g| std::ptr::eq(*g, f)) {
-                        list.push(f);
-                    }
-                }
-            }
-        }
-        let mut wanting: HashMap<(Proto, u16), Vec<usize>> = HashMap::new();
-        for (index, c) in snapshot.containers.iter().enumerate() {
-            // A crash loop holds its ports only while up: between restarts it still
-            // takes them back, so it wants them like a stopped container does.
-            let looping = analysis
-                .findings
-                .iter()
-                .any(|f| f.container == Some(index) && f.kind == Kind::RestartingContainer);
-            if matches!(c.state, ContainerState::Running | ContainerState::Paused) && !looping {
-                continue;
-            }
-            for r in &c.requested {
-                for port in r
-                    .host_ports
-                    .iter()
-                    .flat_map(|range| range.start..=range.end)
-                {
-                    let list = wanting.entry((r.proto, port)).or_default();
-                    if list.last() != Some(&index) {
-                        list.push(index);
-                    }
-                }
-            }
-        }
-        Index {
-            analysis,
-            entries,
-            findings,
-            wanting,
-            of_container,
-        }
-    }
-
-    fn on(&self, asked: Asked) -> &[&'a PortEntry] {
-        self.entries
-            .get(&(asked.proto, asked.port))
-            .map_or(&[], Vec::as_slice)
-    }
-}
-
-fn holders<'a>(index: &Index<'a>, asked: Asked) -> Vec<Holder<'a>> {
-    let mut out: Vec<Holder<'a>> = Vec::new();
-    for e in index.on(asked).iter().copied().filter(|e| {
-        !matches!(
-            e.owner,
-            Owner::Container {
-                via: Via::Requested,
-                ..
-            }
-        )
-    }) {
-        let same = |h: &Holder<'a>| {
-            let first = h.entries[0];
-            match (&first.owner, &e.owner) {
-                (Owner::Container { index: a, .. }, Owner::Container { index: b, .. }) => a == b,
-                (Owner::Proxy { target: a }, Owner::Proxy { target: b }) => a == b,
-                (
-                    Owner::Conmon {
-                        container_id: a, ..
-                    },
-                    Owner::Conmon {
-                        container_id: b, ..
-                    },
-                ) => a == b,
-                (Owner::Engine, Owner::Engine) => true,
-                (Owner::NotJudged { reason: a }, Owner::NotJudged { reason: b }) => a == b,
-                (Owner::Forwarder { product: a }, Owner::Forwarder { product: b }) => a == b,
-                (Owner::Process, Owner::Process) => first.holder_pid == e.holder_pid,
-                (Owner::Unknown { .. }, Owner::Unknown { .. }) => true,
-                _ => false,
-            }
-        };
-        match out.iter_mut().find(|h| same(h)) {
-            Some(h) => h.entries.push(e),
-            None => out.push(Holder { entries: vec![e] }),
-        }
-    }
-    out
-}
 
 fn address_phrase(ip: IpAddr, dual_stack: bool) -> String {
     match ip {
@@ -266,34 +135,6 @@ fn remove_orphans_hint(snapshot: &Snapshot, c: &Container) -> Option<String> {
     ))
 }
 
-fn findings_for<'a>(index: &Index<'a>, entries: &[&PortEntry]) -> Vec<&'a Finding> {
-    let mut out: Vec<&'a Finding> = Vec::new();
-    for e in entries {
-        for ip in e.served() {
-            let here = PortRef {
-                proto: e.proto,
-                ip,
-                port: e.port,
-            };
-            for f in index.findings.get(&here).into_iter().flatten() {
-                if e.findings.contains(&f.kind) && !out.iter().any(|g| std::ptr::eq(*g, *f)) {
-                    out.push(f);
-                }
-            }
-        }
-    }
-    // In catalogue order, as the analysis sorted them.
-    let order = |f: &&Finding| {
-        index
-            .analysis
-            .findings
-            .iter()
-            .position(|g| std::ptr::eq(g, *f))
-    };
-    out.sort_by_key(order);
-    out
-}
-
 /// Explains one holder: lines, and the next steps.
 /// Where an ordinary holder runs and who started it (see [`origin::origin`]).
 fn origin_lines(snapshot: &Snapshot, pid: u32) -> Vec<String> {
@@ -353,17 +194,23 @@ fn command_of(p: &Process) -> String {
     }
 }
 
-fn explain_holder(
-    snapshot: &Snapshot,
-    index: &Index<'_>,
-    asked: Asked,
-    h: &Holder<'_>,
-) -> (String, Vec<String>, Vec<String>) {
+/// One holder explained: a headline, the facts under it, and the commands that free it
+/// (each runs when pasted). Rendered as text by `why`, its steps listed by `why --json`.
+pub struct Explanation {
+    /// What holds the port, in a sentence.
+    pub headline: String,
+    /// The facts behind it.
+    pub lines: Vec<String>,
+    /// Ways to free the port, best first.
+    pub next: Vec<String>,
+}
+
+fn explain_holder(snapshot: &Snapshot, asked: Asked, h: &Holder<'_>) -> Explanation {
     let first = h.entries[0];
     let port = format!("{}/{}", asked.port, asked.proto);
     let mut lines = Vec::new();
     let mut next = Vec::new();
-    let findings = findings_for(index, &h.entries);
+    let findings = &h.findings;
     let headline = match &first.owner {
         Owner::Container { via, .. } => {
             // Owner::Container indexes come from this snapshot's container list.
@@ -504,7 +351,7 @@ fn explain_holder(
             _ => "no finding".into(),
         });
     }
-    for f in &findings {
+    for f in findings {
         lines.push(format!(
             "{} ({}): {}",
             f.severity.as_str(),
@@ -541,64 +388,34 @@ fn explain_holder(
             );
         }
     }
-    (headline, lines, next)
-}
-
-/// A container that asks for the port without holding it, and what that means.
-struct Wanter<'a> {
-    container: &'a Container,
-    why: String,
-    next: Option<String>,
-}
-
-fn wanters<'a>(snapshot: &'a Snapshot, index: &Index<'_>, asked: Asked) -> Vec<Wanter<'a>> {
-    let mut out = Vec::new();
-    let wanting = index.wanting.get(&(asked.proto, asked.port));
-    for &i in wanting.into_iter().flatten() {
-        let holds = index.on(asked).iter().any(|e| {
-            matches!(e.owner, Owner::Container { index, via } if index == i && via != Via::Requested)
-        });
-        if holds {
-            continue;
-        }
-        let c = &snapshot.containers[i];
-        let finding = index
-            .of_container
-            .get(&(i, asked.proto, asked.port))
-            .into_iter()
-            .flatten()
-            .find(|f| {
-                matches!(
-                    f.kind,
-                    Kind::BlockedStart
-                        | Kind::DormantBinding
-                        | Kind::DeadContainer
-                        | Kind::RestartingContainer
-                )
-            });
-        let why = match finding {
-            Some(f) => format!("{} ({}): {}", f.severity.as_str(), f.kind, f.reason),
-            None => format!(
-                "{}: would need the port if started{}",
-                c.state,
-                match c.restart_policy {
-                    Some(crate::model::RestartPolicy::Always) => {
-                        ", and will take it when the engine restarts"
-                    }
-                    _ => "",
-                }
-            ),
-        };
-        let next = finding
-            .filter(|f| f.action != Action::None)
-            .map(|f| prune_command(snapshot, f));
-        out.push(Wanter {
-            container: c,
-            why,
-            next,
-        });
+    Explanation {
+        headline,
+        lines,
+        next,
     }
-    out
+}
+
+/// Why a wanter wants the port, and the command that settles it, if one does.
+fn wanter_lines(snapshot: &Snapshot, w: &Wanter<'_>) -> (String, Option<String>) {
+    let c = &snapshot.containers[w.container];
+    let why = match w.finding {
+        Some(f) => format!("{} ({}): {}", f.severity.as_str(), f.kind, f.reason),
+        None => format!(
+            "{}: would need the port if started{}",
+            c.state,
+            match c.restart_policy {
+                Some(crate::model::RestartPolicy::Always) => {
+                    ", and will take it when the engine restarts"
+                }
+                _ => "",
+            }
+        ),
+    };
+    let next = w
+        .finding
+        .filter(|f| f.action != Action::None)
+        .map(|f| prune_command(snapshot, f));
+    (why, next)
 }
 
 /// Appends `text` wrapped for 100 columns; commands are never wrapped (they are copied).
@@ -630,7 +447,7 @@ pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String
         }
         let port = format!("{}/{}", a.port, a.proto);
         let found = holders(&index, *a);
-        let wanted = wanters(snapshot, &index, *a);
+        let wanted = wanters(&index, *a);
         let uses = uses_on(snapshot, *a);
         if found.is_empty() && uses.is_empty() {
             out.push_str(&format!("{port} is free.\n"));
@@ -638,7 +455,7 @@ pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String
                 push_wrapped(&mut out, "  ", "    ", &note);
             }
             let restarts = wanted.iter().any(|w| {
-                w.container
+                snapshot.containers[w.container]
                     .restart_policy
                     .as_ref()
                     .is_some_and(crate::model::RestartPolicy::restarts)
@@ -647,14 +464,19 @@ pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String
                 out.push_str("  nothing will take it when the engine restarts.\n");
             }
         }
-        let mut explained: Vec<(String, Vec<String>, Vec<String>)> = found
+        let mut explained: Vec<Explanation> = found
             .iter()
-            .map(|h| explain_holder(snapshot, &index, *a, h))
+            .map(|h| explain_holder(snapshot, *a, h))
             .collect();
         if found.is_empty() {
             explained.extend(super::bind::explain(snapshot, &port, &uses));
         }
-        for (headline, lines, next) in explained {
+        for Explanation {
+            headline,
+            lines,
+            next,
+        } in explained
+        {
             out.push_str(&format!("{}\n", super::safe::line(&headline)));
             for line in lines {
                 push_wrapped(&mut out, "  ", "    ", &line);
@@ -665,57 +487,16 @@ pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String
             }
         }
         for w in &wanted {
-            let line = format!("also wanted by container {}: {}", w.container.name, w.why);
+            let (why, next) = wanter_lines(snapshot, w);
+            let name = &snapshot.containers[w.container].name;
+            let line = format!("also wanted by container {name}: {why}");
             push_wrapped(&mut out, "  ", "    ", &line);
-            if let Some(next) = &w.next {
+            if let Some(next) = &next {
                 out.push_str(&format!("  next: {}\n", super::safe::line(next)));
             }
         }
     }
     out
-}
-
-/// Which ports a spec asks about: every port something holds or wants, and single ports
-/// even when nothing does (so `why 3000` can say it is free).
-pub fn asked_ports(
-    snapshot: &Snapshot,
-    analysis: &Analysis,
-    spec: &crate::portspec::PortSpec,
-) -> Vec<Asked> {
-    let mut out: std::collections::BTreeSet<Asked> = std::collections::BTreeSet::new();
-    let mut push = |a: Asked| {
-        out.insert(a);
-    };
-    for e in &analysis.ports {
-        if spec.matches(e.proto, e.port) {
-            push(Asked {
-                proto: e.proto,
-                port: e.port,
-            });
-        }
-    }
-    for c in &snapshot.containers {
-        for r in &c.requested {
-            if let Some(range) = r.host_ports {
-                if range.start == range.end && spec.matches(r.proto, range.start) {
-                    push(Asked {
-                        proto: r.proto,
-                        port: range.start,
-                    });
-                }
-            }
-        }
-    }
-    for sel in &spec.0 {
-        if sel.range.start == sel.range.end {
-            // A bare port means TCP unless UDP was named or something holds it on UDP.
-            push(Asked {
-                proto: sel.proto.unwrap_or(Proto::Tcp),
-                port: sel.range.start,
-            });
-        }
-    }
-    out.into_iter().collect()
 }
 
 #[derive(Serialize)]
@@ -777,13 +558,13 @@ pub fn json_section(
             let port = format!("{}/{}", a.port, a.proto);
             let mut next: Vec<String> = found
                 .iter()
-                .flat_map(|h| explain_holder(snapshot, &index, *a, h).2)
+                .flat_map(|h| explain_holder(snapshot, *a, h).next)
                 .collect();
             if found.is_empty() {
                 next.extend(
                     super::bind::explain(snapshot, &port, &uses)
                         .into_iter()
-                        .flat_map(|e| e.2),
+                        .flat_map(|e| e.next),
                 );
             }
             WhyDoc {
@@ -800,13 +581,16 @@ pub fn json_section(
                     _ => Some(false),
                 },
                 sockets: super::bind::docs(&uses),
-                wanted_by: wanters(snapshot, &index, *a)
-                    .into_iter()
-                    .map(|w| WantedDoc {
-                        id: &w.container.id,
-                        name: &w.container.name,
-                        state: w.container.state.as_str(),
-                        reason: w.why,
+                wanted_by: wanters(&index, *a)
+                    .iter()
+                    .map(|w| {
+                        let c = &snapshot.containers[w.container];
+                        WantedDoc {
+                            id: &c.id,
+                            name: &c.name,
+                            state: c.state.as_str(),
+                            reason: wanter_lines(snapshot, w).0,
+                        }
                     })
                     .collect(),
                 next,
@@ -862,7 +646,7 @@ pub fn container_text(snapshot: &Snapshot, analysis: &Analysis, container: usize
                         if mine {
                             "held by this container".to_owned()
                         } else {
-                            explain_holder(snapshot, &index, asked, h).0
+                            explain_holder(snapshot, asked, h).headline
                         }
                     })
                     .collect::<Vec<_>>()
