@@ -1,16 +1,14 @@
-//! `why`: for each port, who holds it, on which addresses, whether it is a leak, and the
-//! one command that frees it; and who else wants it.
+//! One holder of a port in sentences: who it is, on which addresses, its findings, and the
+//! commands that free the port.
 
 use std::net::IpAddr;
 
-use serde::Serialize;
-
-use super::table::prune_command;
 use crate::analyze::findings::{Action, Kind};
 use crate::analyze::origin;
-use crate::analyze::why::{holders, wanters, Asked, Holder, Index, Wanter};
-use crate::analyze::{Analysis, Owner, PortEntry, Via};
-use crate::model::{Container, ContainerState, Process, Proto, Snapshot};
+use crate::analyze::why::{Asked, Holder, Wanter};
+use crate::analyze::{Owner, PortEntry, Via};
+use crate::model::{Container, ContainerState, Process, Snapshot};
+use crate::report::table::prune_command;
 use crate::time::human;
 
 fn address_phrase(ip: IpAddr, dual_stack: bool) -> String {
@@ -95,23 +93,28 @@ fn compose_hint(snapshot: &Snapshot, c: &Container, verb: &str) -> Option<String
 }
 
 /// `cd DIR && docker compose -p PROJECT`, for a container whose directory is there.
-/// The CLI of the engine that knows `c`, naming that engine (see [`super::command`]).
+/// The CLI of the engine that knows `c`, naming that engine (see [`crate::report::command`]).
 fn cli_for(snapshot: &Snapshot, c: &Container) -> String {
     let engine = snapshot.engine_of(c);
     let cli = if engine.is_podman() {
-        super::Cli::Podman
+        crate::report::Cli::Podman
     } else {
-        super::Cli::Docker
+        crate::report::Cli::Docker
     };
-    super::command(engine, cli)
+    crate::report::command(engine, cli)
 }
 
 fn compose_prefix(snapshot: &Snapshot, c: &Container) -> Option<String> {
     let project = c.compose_project()?;
     let engine = snapshot.engine_of(c);
     let tool = match c.labels.get("com.docker.compose.version") {
-        Some(v) if v.starts_with("1.") => super::command(engine, super::Cli::ComposeV1),
-        _ => format!("{} compose", super::command(engine, super::Cli::Docker)),
+        Some(v) if v.starts_with("1.") => {
+            crate::report::command(engine, crate::report::Cli::ComposeV1)
+        }
+        _ => format!(
+            "{} compose",
+            crate::report::command(engine, crate::report::Cli::Docker)
+        ),
     };
     let dir = c.labels.get(crate::model::labels::WORKING_DIR);
     // Compose needs its directory; where that is gone, only docker itself can help.
@@ -205,7 +208,7 @@ pub struct Explanation {
     pub next: Vec<String>,
 }
 
-fn explain_holder(snapshot: &Snapshot, asked: Asked, h: &Holder<'_>) -> Explanation {
+pub(super) fn explain_holder(snapshot: &Snapshot, asked: Asked, h: &Holder<'_>) -> Explanation {
     let first = h.entries[0];
     let port = format!("{}/{}", asked.port, asked.proto);
     let mut lines = Vec::new();
@@ -242,7 +245,7 @@ fn explain_holder(snapshot: &Snapshot, asked: Asked, h: &Holder<'_>) -> Explanat
             };
             lines.push(format!("on {}, {how}", addresses(&h.entries)));
             if findings.is_empty() {
-                next.push(format!("{} free {port}", super::portreap(snapshot)));
+                next.push(format!("{} free {port}", crate::report::portreap(snapshot)));
                 let cli = cli_for(snapshot, c);
                 match compose_hint(snapshot, c, "stop") {
                     Some(hint) => next.push(hint),
@@ -331,7 +334,7 @@ fn explain_holder(snapshot: &Snapshot, asked: Asked, h: &Holder<'_>) -> Explanat
             lines.push(format!("on {}", addresses(&h.entries)));
             next.push(format!(
                 "{} free {port} --kill-processes",
-                super::portreap(snapshot)
+                crate::report::portreap(snapshot)
             ));
             next.push(format!("kill {}", pids_of(&h.entries).replace(", ", " ")));
             format!(
@@ -396,7 +399,7 @@ fn explain_holder(snapshot: &Snapshot, asked: Asked, h: &Holder<'_>) -> Explanat
 }
 
 /// Why a wanter wants the port, and the command that settles it, if one does.
-fn wanter_lines(snapshot: &Snapshot, w: &Wanter<'_>) -> (String, Option<String>) {
+pub(super) fn wanter_lines(snapshot: &Snapshot, w: &Wanter<'_>) -> (String, Option<String>) {
     let c = &snapshot.containers[w.container];
     let why = match w.finding {
         Some(f) => format!("{} ({}): {}", f.severity.as_str(), f.kind, f.reason),
@@ -416,249 +419,4 @@ fn wanter_lines(snapshot: &Snapshot, w: &Wanter<'_>) -> (String, Option<String>)
         .filter(|f| f.action != Action::None)
         .map(|f| prune_command(snapshot, f));
     (why, next)
-}
-
-/// Appends `text` wrapped for 100 columns; commands are never wrapped (they are copied).
-fn push_wrapped(out: &mut String, first: &str, rest: &str, text: &str) {
-    for (i, line) in super::table::wrap(&super::safe::line(text), 96 - rest.len())
-        .into_iter()
-        .enumerate()
-    {
-        out.push_str(if i == 0 { first } else { rest });
-        out.push_str(&line);
-        out.push('\n');
-    }
-}
-
-/// Renders the explanation of every asked port.
-pub fn text(snapshot: &Snapshot, analysis: &Analysis, asked: &[Asked]) -> String {
-    let index = Index::new(snapshot, analysis);
-    let mut out = String::new();
-    let engine = &snapshot.engine;
-    if !engine.reachable || engine.error.is_some() {
-        out.push_str(&format!(
-            "note: {}\n\n",
-            super::table::engine_line(snapshot)
-        ));
-    }
-    for (i, a) in asked.iter().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let port = format!("{}/{}", a.port, a.proto);
-        let found = holders(&index, *a);
-        let wanted = wanters(&index, *a);
-        let uses = uses_on(snapshot, *a);
-        if found.is_empty() && uses.is_empty() {
-            out.push_str(&format!("{port} is free.\n"));
-            if let Some(note) = privileged(snapshot, *a) {
-                push_wrapped(&mut out, "  ", "    ", &note);
-            }
-            let restarts = wanted.iter().any(|w| {
-                snapshot.containers[w.container]
-                    .restart_policy
-                    .as_ref()
-                    .is_some_and(crate::model::RestartPolicy::restarts)
-            });
-            if !restarts {
-                out.push_str("  nothing will take it when the engine restarts.\n");
-            }
-        }
-        let mut explained: Vec<Explanation> = found
-            .iter()
-            .map(|h| explain_holder(snapshot, *a, h))
-            .collect();
-        if found.is_empty() {
-            explained.extend(super::bind::explain(snapshot, &port, &uses));
-        }
-        for Explanation {
-            headline,
-            lines,
-            next,
-        } in explained
-        {
-            out.push_str(&format!("{}\n", super::safe::line(&headline)));
-            for line in lines {
-                push_wrapped(&mut out, "  ", "    ", &line);
-            }
-            for (n, step) in next.iter().enumerate() {
-                let label = if n == 0 { "next:" } else { "  or:" };
-                out.push_str(&format!("  {label} {}\n", super::safe::line(step)));
-            }
-        }
-        for w in &wanted {
-            let (why, next) = wanter_lines(snapshot, w);
-            let name = &snapshot.containers[w.container].name;
-            let line = format!("also wanted by container {name}: {why}");
-            push_wrapped(&mut out, "  ", "    ", &line);
-            if let Some(next) = &next {
-                out.push_str(&format!("  next: {}\n", super::safe::line(next)));
-            }
-        }
-    }
-    out
-}
-
-#[derive(Serialize)]
-struct WantedDoc<'a> {
-    id: &'a str,
-    name: &'a str,
-    state: &'a str,
-    reason: String,
-}
-
-#[derive(Serialize)]
-struct WhyDoc<'a> {
-    proto: &'static str,
-    port: u16,
-    /// A plain bind(2) on every address would succeed now.
-    free: bool,
-    /// A bind with SO_REUSEADDR would succeed now; null when only TIME_WAIT connections
-    /// are left, which let it through only if their own socket set SO_REUSEADDR too
-    /// (the kernel does not say).
-    free_with_reuseaddr: Option<bool>,
-    /// The port's sockets that do not listen but block a plain bind.
-    sockets: Vec<super::bind::UseDoc>,
-    wanted_by: Vec<WantedDoc<'a>>,
-    next: Vec<String>,
-}
-
-/// The TCP port's non-listening sockets (none for UDP, whose bound sockets are holders).
-fn uses_on(snapshot: &Snapshot, asked: Asked) -> super::bind::Uses<'_> {
-    match asked.proto {
-        Proto::Tcp => super::bind::Uses::on(snapshot, asked.port),
-        Proto::Udp => super::bind::Uses::default(),
-    }
-}
-
-/// For a user who may not bind below `net.ipv4.ip_unprivileged_port_start`: a free port
-/// there still fails (EACCES, not EADDRINUSE).
-fn privileged(snapshot: &Snapshot, asked: Asked) -> Option<String> {
-    let start = snapshot.host.unprivileged_port_start?;
-    let uid = snapshot.host.read_as?;
-    (uid != 0 && asked.port < start).then(|| {
-        format!(
-            "binding it needs root or CAP_NET_BIND_SERVICE: ports below {start} are privileged here (net.ipv4.ip_unprivileged_port_start), so it fails with EACCES, not EADDRINUSE"
-        )
-    })
-}
-
-/// The `why` part of `why --json`: per port, whether it is free, who wants it, next steps.
-pub fn json_section(
-    snapshot: &Snapshot,
-    analysis: &Analysis,
-    asked: &[Asked],
-) -> serde_json::Value {
-    let index = Index::new(snapshot, analysis);
-    let docs: Vec<WhyDoc<'_>> = asked
-        .iter()
-        .map(|a| {
-            let found = holders(&index, *a);
-            let uses = uses_on(snapshot, *a);
-            let port = format!("{}/{}", a.port, a.proto);
-            let mut next: Vec<String> = found
-                .iter()
-                .flat_map(|h| explain_holder(snapshot, *a, h).next)
-                .collect();
-            if found.is_empty() {
-                next.extend(
-                    super::bind::explain(snapshot, &port, &uses)
-                        .into_iter()
-                        .flat_map(|e| e.next),
-                );
-            }
-            WhyDoc {
-                proto: a.proto.as_str(),
-                port: a.port,
-                free: found.is_empty() && uses.is_empty(),
-                free_with_reuseaddr: match (
-                    found.is_empty(),
-                    uses.is_empty(),
-                    uses.time_wait_only(),
-                ) {
-                    (true, true, _) => Some(true),
-                    (true, false, true) => None,
-                    _ => Some(false),
-                },
-                sockets: super::bind::docs(&uses),
-                wanted_by: wanters(&index, *a)
-                    .iter()
-                    .map(|w| {
-                        let c = &snapshot.containers[w.container];
-                        WantedDoc {
-                            id: &c.id,
-                            name: &c.name,
-                            state: c.state.as_str(),
-                            reason: wanter_lines(snapshot, w).0,
-                        }
-                    })
-                    .collect(),
-                next,
-            }
-        })
-        .collect();
-    // Serialising plain structs of strings, numbers and booleans cannot fail.
-    serde_json::to_value(docs).expect("JSON of plain data")
-}
-
-/// `why --container NAME`: the container's requested ports and who holds each now.
-pub fn container_text(snapshot: &Snapshot, analysis: &Analysis, container: usize) -> String {
-    let index = Index::new(snapshot, analysis);
-    let c = &snapshot.containers[container];
-    let mut out = format!(
-        "{}\n",
-        super::safe::line(&format!("container {}: {}", c.name, c.state))
-    );
-    if let Some(e) = &c.error {
-        let e = crate::analyze::findings::conflict_core(e);
-        push_wrapped(
-            &mut out,
-            "  ",
-            "    ",
-            &format!("last start failed: \"{e}\""),
-        );
-    }
-    if c.requested.is_empty() {
-        out.push_str("  asks for no host port.\n");
-        return out;
-    }
-    for r in &c.requested {
-        let Some(range) = r.host_ports else {
-            out.push_str(&format!(
-                "  {}/{}: any free host port\n",
-                r.container_port, r.proto
-            ));
-            continue;
-        };
-        for port in range.start..=range.end {
-            let asked = Asked {
-                proto: r.proto,
-                port,
-            };
-            let found = holders(&index, asked);
-            let now = if found.is_empty() {
-                "free now".to_owned()
-            } else {
-                found
-                    .iter()
-                    .map(|h| {
-                        let mine = matches!(h.entries[0].owner, Owner::Container { index: i, .. } if i == container);
-                        if mine {
-                            "held by this container".to_owned()
-                        } else {
-                            explain_holder(snapshot, asked, h).headline
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            };
-            out.push_str(&format!(
-                "  {port}/{} -> {}: {}\n",
-                r.proto,
-                r.container_port,
-                super::safe::line(&now)
-            ));
-        }
-    }
-    out
 }
