@@ -307,7 +307,7 @@ pub struct Container {
     pub requested: Vec<RequestedBinding>,
     /// What the engine has bound now.
     pub live: Vec<LiveBinding>,
-    /// Which queried engine knows it: 0 is [`Snapshot::engine`], `n` is
+    /// Which queried engine knows it: 0 is [`Snapshot::engine`](super::Snapshot::engine), `n` is
     /// `Snapshot::engines[n - 1]`.
     #[serde(default)]
     pub engine: usize,
@@ -377,7 +377,7 @@ impl Container {
         Some((dir, files))
     }
 
-    /// The key of its project's compose files in [`FsFacts::definitions`].
+    /// The key of its project's compose files in [`FsFacts::definitions`](super::FsFacts::definitions).
     pub fn compose_files_key(&self) -> Option<String> {
         let (_, files) = self.compose_paths()?;
         (!files.is_empty()).then(|| files.join(","))

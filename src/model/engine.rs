@@ -126,7 +126,7 @@ pub struct LocalEngine {
     /// Whether it runs in another mount namespace than portreap.
     #[serde(default)]
     pub own_mount_ns: bool,
-    /// Its mount namespace (see [`Process::mnt_ns`]), when readable.
+    /// Its mount namespace (see [`Process::mnt_ns`](super::Process::mnt_ns)), when readable.
     #[serde(default)]
     pub mnt_ns: Option<u64>,
     /// Docker's data root, when its command line or the default names it.

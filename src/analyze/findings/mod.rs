@@ -1,7 +1,7 @@
 //! The finding catalogue: one small rule per kind of leak, each over plain facts. The
-//! rules live by subject: [`containers`] (one container each), [`forwarders`] (proxies,
-//! conmons and the engine's own sockets), [`superseded`] and `analyze::compose` (compose
-//! projects and services); start errors are read in [`conflict`].
+//! rules live by subject: `containers` (one container each), `forwarders` (proxies,
+//! conmons and the engine's own sockets), `superseded` and `analyze::compose` (compose
+//! projects and services); start errors are read in `conflict`.
 //!
 //! False positives are the worst bug this tool can have: every rule requires positive
 //! evidence (a state, a missing directory, a proxy whose target is gone), never the mere
