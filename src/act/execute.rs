@@ -2,13 +2,14 @@
 //! act, then prove the port is free. The outside world is reached through [`Ops`] only,
 //! so the re-check rules are tested with fakes.
 
+use std::fmt;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
 use crate::analyze::findings::{never_act, PortRef};
 use crate::engine::Error as EngineError;
-use crate::model::{Container, ContainerState, Process};
+use crate::model::{Container, ContainerState, Health, Process};
 use crate::plan::{ContainerStep, Expect, Plan, PlannedAction, Target};
 
 /// How many actions run at once: most of an action is waiting (a stop's grace, the
@@ -193,72 +194,137 @@ async fn verify<O: Ops>(ops: &O, ports: &[PortRef], timing: Timing) -> Vec<PortR
     }
 }
 
+/// What changed since the plan, so that the action no longer holds: the target is
+/// skipped, and the report says which of these it was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// The name now belongs to another container (this id).
+    OtherContainer(String),
+    /// The container left the states that justified the action.
+    State {
+        /// The states the plan accepted.
+        was: Vec<ContainerState>,
+        /// The state now.
+        now: ContainerState,
+    },
+    /// The health check that failed passes now (or is no longer reported).
+    Recovered(Option<Health>),
+    /// A compose path that had to stay missing exists again.
+    PathBack(String),
+    /// A compose path can no longer be told missing.
+    PathUnknown {
+        /// The path.
+        path: String,
+        /// Why it cannot be checked.
+        why: String,
+    },
+    /// The orphan's service is defined again in its compose files.
+    ServiceBack(String),
+    /// The orphan's compose files can no longer be judged.
+    FilesNotJudged(String),
+    /// The PID belongs to another process than the one planned.
+    OtherProcess {
+        /// The PID.
+        pid: u32,
+        /// Its name now.
+        name: String,
+        /// What differs: another process, program, user or command line.
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for Changed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Changed::OtherContainer(id) => {
+                write!(f, "the name now belongs to another container ({id})")
+            }
+            Changed::State { was, now } => {
+                let was: Vec<&str> = was.iter().map(ContainerState::as_str).collect();
+                write!(f, "its state changed: was {}, now {now}", was.join("/"))
+            }
+            Changed::Recovered(health) => write!(
+                f,
+                "it recovered: health is now {}",
+                health.as_ref().map_or("not reported", Health::as_str)
+            ),
+            Changed::PathBack(path) => write!(f, "{path} exists again"),
+            Changed::PathUnknown { path, why } => {
+                write!(f, "{path} can no longer be checked ({why})")
+            }
+            Changed::ServiceBack(service) => {
+                write!(f, "service {service} is defined again in its compose files")
+            }
+            Changed::FilesNotJudged(reason) => {
+                write!(f, "its compose files can no longer be judged ({reason})")
+            }
+            Changed::OtherProcess { pid, name, what } => {
+                write!(f, "pid {pid} now belongs to {what} ({name}), not signalled")
+            }
+        }
+    }
+}
+
 fn recheck(
     now: &Container,
     (engine, id): (usize, &str),
     expect: &Expect,
     ops: &impl Ops,
-) -> Result<(), String> {
+) -> Result<(), Changed> {
     if now.id != id {
-        return Err(format!(
-            "the name now belongs to another container ({})",
-            now.id
-        ));
+        return Err(Changed::OtherContainer(now.id.clone()));
     }
     if !expect.states.contains(&now.state) {
-        let was: Vec<&str> = expect.states.iter().map(ContainerState::as_str).collect();
-        return Err(format!(
-            "its state changed: was {}, now {}",
-            was.join("/"),
-            now.state
-        ));
+        return Err(Changed::State {
+            was: expect.states.clone(),
+            now: now.state.clone(),
+        });
     }
     if let Some(health) = &expect.health {
         if now.health.as_ref() != Some(health) {
-            return Err(format!(
-                "it recovered: health is now {}",
-                now.health
-                    .as_ref()
-                    .map_or("not reported", crate::model::Health::as_str)
-            ));
+            return Err(Changed::Recovered(now.health.clone()));
         }
     }
-    match path_back(engine, expect, ops).or_else(|| service_back(engine, expect, ops)) {
+    match compose_back(engine, expect, ops) {
         Some(why) => Err(why),
         None => Ok(()),
     }
 }
 
+/// Why an action that rests on compose no longer holds: a missing path is back, or an
+/// orphan's service is defined again.
+fn compose_back(engine: usize, expect: &Expect, ops: &impl Ops) -> Option<Changed> {
+    path_back(engine, expect, ops).or_else(|| service_back(engine, expect, ops))
+}
+
 /// Why removing an orphan no longer holds: its service is defined again (the rename was
 /// undone), or its files can no longer be read.
-fn service_back(engine: usize, expect: &Expect, ops: &impl Ops) -> Option<String> {
+fn service_back(engine: usize, expect: &Expect, ops: &impl Ops) -> Option<Changed> {
     use crate::model::ComposeDefinition;
     let orphan = expect.orphan.as_ref()?;
     match ops.compose_definition(engine, &orphan.files) {
         ComposeDefinition::Read { services, .. } if services.contains(&orphan.service) => {
-            Some(format!(
-                "service {} is defined again in its compose files",
-                orphan.service
-            ))
+            Some(Changed::ServiceBack(orphan.service.clone()))
         }
         ComposeDefinition::Read { .. } => None,
-        ComposeDefinition::NotJudged { reason } => Some(format!(
-            "its compose files can no longer be judged ({reason})"
-        )),
+        ComposeDefinition::NotJudged { reason } => Some(Changed::FilesNotJudged(reason)),
     }
 }
 
 /// Why the action no longer holds if a path that had to stay missing is back, or can no
 /// longer be told missing.
-fn path_back(engine: usize, expect: &Expect, ops: &impl Ops) -> Option<String> {
+fn path_back(engine: usize, expect: &Expect, ops: &impl Ops) -> Option<Changed> {
     use crate::model::PathState;
     expect
         .missing_paths
         .iter()
         .find_map(|p| match ops.path_state(engine, p) {
             PathState::Gone => None,
-            PathState::Exists => Some(format!("{p} exists again")),
-            PathState::Unknown(why) => Some(format!("{p} can no longer be checked ({why})")),
+            PathState::Exists => Some(Changed::PathBack(p.clone())),
+            PathState::Unknown(why) => Some(Changed::PathUnknown {
+                path: p.clone(),
+                why,
+            }),
         })
 }
 
@@ -275,10 +341,8 @@ async fn act_on_container<O: Ops>(
         // removes a container only while it has no process, which is the state the plan
         // saw (exited, created and dead differ in history, not in what they hold). Only a
         // refusal (it was started meanwhile) needs the full re-check below.
-        if let Some(why) =
-            path_back(engine, expect, ops).or_else(|| service_back(engine, expect, ops))
-        {
-            return Outcome::Skipped(why);
+        if let Some(why) = compose_back(engine, expect, ops) {
+            return Outcome::Skipped(why.to_string());
         }
         match ops.remove(engine, id, false).await {
             Ok(true) => return Outcome::Done,
@@ -294,7 +358,7 @@ async fn act_on_container<O: Ops>(
         Err(e) => return Outcome::Failed(format!("cannot re-check the container: {e}")),
     };
     if let Err(why) = recheck(&now, (engine, id), expect, ops) {
-        return Outcome::Skipped(why);
+        return Outcome::Skipped(why.to_string());
     }
     let running = now.state.has_process();
     if running && step == ContainerStep::Remove && timing.grace.is_zero() {
@@ -329,7 +393,7 @@ async fn act_on_container<O: Ops>(
 
 /// Whether the process read now is the one the plan saw: same start (so not a reused
 /// PID), same program and user (so it did not exec another), same command line.
-fn same_process(now: &Process, planned: &Target) -> Result<(), String> {
+fn same_process(now: &Process, planned: &Target) -> Result<(), Changed> {
     let Target::Process {
         start_ticks,
         cmdline,
@@ -338,7 +402,12 @@ fn same_process(now: &Process, planned: &Target) -> Result<(), String> {
         ..
     } = planned
     else {
-        return Err("not a process".into());
+        // Only process targets reach here; anything else is never signalled.
+        return Err(Changed::OtherProcess {
+            pid: now.pid,
+            name: now.name.clone(),
+            what: "a target that is not a process",
+        });
     };
     let changed = if now.start_ticks != *start_ticks {
         Some("another process")
@@ -352,10 +421,11 @@ fn same_process(now: &Process, planned: &Target) -> Result<(), String> {
         None
     };
     match changed {
-        Some(what) => Err(format!(
-            "pid {} now belongs to {what} ({}), not signalled",
-            now.pid, now.name
-        )),
+        Some(what) => Err(Changed::OtherProcess {
+            pid: now.pid,
+            name: now.name.clone(),
+            what,
+        }),
         None => Ok(()),
     }
 }
@@ -372,7 +442,7 @@ async fn act_on_process<O: Ops>(ops: &O, pid: u32, planned: &Target, timing: Tim
         return Outcome::Skipped(format!("pid {pid} has already exited"));
     };
     if let Err(why) = same_process(&now, planned) {
-        return Outcome::Skipped(why);
+        return Outcome::Skipped(why.to_string());
     }
     if let Some(why) = never_act(&now) {
         return Outcome::Skipped(why);
