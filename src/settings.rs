@@ -88,40 +88,67 @@ fn default_path() -> Option<PathBuf> {
 /// The most a config file may hold; real ones are a few hundred bytes.
 const MAX_CONFIG: u64 = 1024 * 1024;
 
+/// Why a config file is not read.
+#[derive(Debug)]
+enum Unfit {
+    Io(std::io::Error),
+    NotRegular,
+    Foreign { owner: u32, euid: u32 },
+    WorldWritable,
+    TooLarge,
+}
+
+impl From<std::io::Error> for Unfit {
+    fn from(e: std::io::Error) -> Self {
+        Unfit::Io(e)
+    }
+}
+
+impl std::fmt::Display for Unfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unfit::Io(e) => e.fmt(f),
+            Unfit::NotRegular => f.write_str("not a regular file"),
+            Unfit::Foreign { owner, euid } => write!(
+                f,
+                "it belongs to uid {owner}, neither you (uid {euid}) nor root"
+            ),
+            Unfit::WorldWritable => f.write_str("anyone may write it"),
+            Unfit::TooLarge => write!(f, "larger than {} KiB", MAX_CONFIG / 1024),
+        }
+    }
+}
+
 /// Reads a config file that must be a regular file, of at most [`MAX_CONFIG`] bytes, owned
 /// by the user running portreap or by root: under `sudo -E` the default path is in the
 /// invoking user's home, and a file someone else could write must not steer root's prune.
-fn read_bounded(path: &Path) -> Result<String, String> {
+fn read_bounded(path: &Path) -> Result<String, Unfit> {
     use std::io::Read;
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     // O_NONBLOCK: opening a FIFO must not wait for a writer.
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
+        .open(path)?;
+    let meta = file.metadata()?;
     if !meta.file_type().is_file() {
-        return Err("not a regular file".into());
+        return Err(Unfit::NotRegular);
     }
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
+    let euid = rustix::process::geteuid().as_raw();
     if meta.uid() != euid && meta.uid() != 0 {
-        return Err(format!(
-            "it belongs to uid {}, neither you (uid {euid}) nor root",
-            meta.uid()
-        ));
+        return Err(Unfit::Foreign {
+            owner: meta.uid(),
+            euid,
+        });
     }
     if meta.mode() & 0o002 != 0 {
-        return Err("anyone may write it".into());
+        return Err(Unfit::WorldWritable);
     }
     if meta.len() > MAX_CONFIG {
-        return Err(format!("larger than {} KiB", MAX_CONFIG / 1024));
+        return Err(Unfit::TooLarge);
     }
     let mut text = String::new();
-    file.take(MAX_CONFIG + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
+    file.take(MAX_CONFIG + 1).read_to_string(&mut text)?;
     Ok(text)
 }
 

@@ -85,7 +85,7 @@ pub fn compose_facts(containers: &[Container], engines: &[(&EngineStatus, Roots)
                 check_paths(&own, roots, &mut facts);
                 read_definitions(&own, roots, &mut facts);
             }
-            Err(note) if engines.len() == 1 => notes.push(note),
+            Err(note) if engines.len() == 1 => notes.push(note.to_string()),
             Err(note) => notes.push(format!("{}: {note}", engine.endpoint)),
         }
     }
@@ -97,14 +97,11 @@ pub fn compose_facts(containers: &[Container], engines: &[(&EngineStatus, Roots)
 
 /// Whether the filesystem `engine`'s containers (`own`) name is the one under `roots`,
 /// or why it is not judged.
-fn visibility(own: &[&Container], engine: &EngineStatus, roots: &Roots) -> Result<(), String> {
+fn visibility(own: &[&Container], engine: &EngineStatus, roots: &Roots) -> Result<(), Hidden> {
     let host_root = roots.host.as_path();
     let explicit = host_root != Path::new("/");
     if explicit && !host_root.is_dir() {
-        return Err(format!(
-            "--host-root {} is not a directory; compose directories were not checked",
-            host_root.display()
-        ));
+        return Err(Hidden::BadHostRoot(host_root.to_owned()));
     }
     let engine_dir_visible = engine.root_dir.as_deref().is_some_and(|root| {
         [Some(host_root), roots.engine.as_deref()]
@@ -119,7 +116,29 @@ fn visibility(own: &[&Container], engine: &EngineStatus, roots: &Roots) -> Resul
     if explicit || engine_dir_visible || local_engine {
         Ok(())
     } else {
-        Err("the engine's filesystem is not visible from here (portreap runs in a container, or the engine is remote); compose directories were not checked: mount the host root and pass --host-root".into())
+        Err(Hidden::EngineFilesystem)
+    }
+}
+
+/// Why compose paths are not judged for an engine.
+#[derive(Debug)]
+enum Hidden {
+    /// `--host-root` names no directory.
+    BadHostRoot(std::path::PathBuf),
+    /// Nothing shows that the engine's filesystem is the one seen from here.
+    EngineFilesystem,
+}
+
+impl std::fmt::Display for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hidden::BadHostRoot(root) => write!(
+                f,
+                "--host-root {} is not a directory; compose directories were not checked",
+                root.display()
+            ),
+            Hidden::EngineFilesystem => f.write_str("the engine's filesystem is not visible from here (portreap runs in a container, or the engine is remote); compose directories were not checked: mount the host root and pass --host-root"),
+        }
     }
 }
 
