@@ -49,11 +49,11 @@ pub fn free(
         mut out,
         ..
     } = free;
-    for (pid, (kinds, ports)) in by_pid.0 {
+    for (pid, (kinds, ports)) in by_pid {
         out.actions
             .push(process_action(&snapshot.host.processes[&pid], kinds, ports));
     }
-    for (index, (kinds, ports)) in by_container.0 {
+    for (index, (kinds, ports)) in by_container {
         let c = &snapshot.containers[index];
         match kept_by_label(c) {
             Some(reason) => out.keep(kinds, ports, Some(index), reason),
@@ -220,13 +220,13 @@ fn may_signal(process: &Process, forwarder: bool, options: FreeOptions) -> Resul
     if let Some(why) = never_act(process) {
         return Err(Refusal::NeverAct(why));
     }
-    let who = || (process.name.clone(), process.pid);
+    let (name, pid) = (&process.name, process.pid);
     if !forwarder && !options.kill_processes {
-        let (name, pid) = who();
+        let name = name.clone();
         return Err(Refusal::PlainProcess { name, pid });
     }
     if options.euid != 0 && process.uid.is_some_and(|u| u != options.euid) {
-        let (name, pid) = who();
+        let name = name.clone();
         return Err(Refusal::OtherUser { name, pid });
     }
     Ok(())

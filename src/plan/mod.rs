@@ -245,14 +245,6 @@ pub struct Plan {
     pub refused: Vec<Held>,
 }
 
-/// The keep label's value, when it protects the container.
-pub(crate) fn keep_label(c: &Container) -> Option<&str> {
-    c.labels
-        .get(KEEP_LABEL)
-        .map(String::as_str)
-        .filter(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
-}
-
 pub(crate) fn process_action(
     process: &crate::model::Process,
     kinds: Vec<Kind>,
@@ -350,6 +342,15 @@ impl<K: Ord> Holdings<K> {
     }
 }
 
+impl<K> IntoIterator for Holdings<K> {
+    type Item = (K, (Vec<Kind>, Vec<PortRef>));
+    type IntoIter = std::collections::btree_map::IntoIter<K, (Vec<Kind>, Vec<PortRef>)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
 impl Plan {
     fn keep(
         &mut self,
@@ -369,7 +370,10 @@ impl Plan {
 
 /// Why the keep label protects `c`, if it does: it wins over every verb and option.
 fn kept_by_label(c: &Container) -> Option<String> {
-    keep_label(c).map(|value| format!("label {KEEP_LABEL}={value}"))
+    c.labels
+        .get(KEEP_LABEL)
+        .filter(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+        .map(|value| format!("label {KEEP_LABEL}={value}"))
 }
 
 /// What `free` may touch.

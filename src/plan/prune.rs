@@ -32,7 +32,7 @@ pub fn prune(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Pla
             None => plan_processes(snapshot, analysis, filters, f, &mut out),
         }
     }
-    for (index, (kinds, ports)) in by_container.0 {
+    for (index, (kinds, ports)) in by_container {
         let c = &snapshot.containers[index];
         match held_back(snapshot, c, &ports, filters) {
             Some(reason) => out.keep(kinds, ports, Some(index), reason),
