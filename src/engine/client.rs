@@ -119,6 +119,16 @@ impl Client {
 }
 
 pub(super) fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, Error> {
+    connect_to(endpoint, timeout).map(|(docker, _)| docker)
+}
+
+/// A client for `endpoint`, and the target of portreap's own transport when that carries
+/// its calls (everything but TLS), for the calls bollard cannot make (see
+/// [`transport::ping_headers`]).
+pub(super) fn connect_to(
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> Result<(Docker, Option<transport::Target>), Error> {
     // bollard keeps its timeout in whole seconds and treats 0 as "fail at once"; the real
     // bound is the tokio timeout around each call, this is only a backstop.
     let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
@@ -131,16 +141,24 @@ pub(super) fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, 
                     path.display()
                 )));
             }
-            transport::docker(transport::Target::Unix(path), secs)
+            own(transport::Target::Unix(path), secs)
         }
         Transport::Tcp(addr) => match endpoint::tls_files(endpoint, &endpoint::ProcessEnv)? {
             Some(tls) => {
                 Docker::connect_with_ssl(&addr, &tls.key, &tls.cert, &tls.ca, secs, version)
+                    .map(|docker| (docker, None))
             }
-            None => transport::docker(transport::Target::Tcp(addr), secs),
+            None => own(transport::Target::Tcp(addr), secs),
         },
     };
     result.map_err(|e| Error::Unreachable(describe(&e, timeout)))
+}
+
+fn own(
+    target: transport::Target,
+    secs: u64,
+) -> Result<(Docker, Option<transport::Target>), bollard::errors::Error> {
+    transport::docker(target.clone(), secs).map(|docker| (docker, Some(target)))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod client;
 mod convert;
 pub mod endpoint;
 mod error;
+mod identity;
 mod list;
 mod raw;
 mod transport;
@@ -15,12 +16,12 @@ pub use error::Error;
 
 use std::time::Duration;
 
-use client::connect;
+use client::connect_to;
 use endpoint::Endpoint;
 use error::bounded;
 use list::list_and_inspect;
 
-use crate::model::{Container, EngineKind, EngineStatus};
+use crate::model::{Container, EngineStatus};
 use crate::portspec::PortSpec;
 
 /// The engine's side of a snapshot.
@@ -108,34 +109,25 @@ async fn collect_async(
     ports: Option<&PortSpec>,
     mut status: EngineStatus,
 ) -> EngineFacts {
-    let docker = match connect(endpoint, timeout) {
-        Ok(docker) => docker,
+    let (docker, target) = match connect_to(endpoint, timeout) {
+        Ok(connected) => connected,
         Err(e) => return EngineFacts::unanswered(status, e.to_string()),
     };
-    // The version and the containers are asked at once: nothing in the list depends on
-    // the version, and each round trip costs a busy engine CPU that the host walk needs.
-    let (version, listed) = futures_util::future::join(
-        bounded(timeout, docker.version()),
+    // Who the engine is and its containers are asked at once: nothing in the list depends
+    // on the answer, and each round trip costs a busy engine CPU that the host walk needs.
+    let (identity, listed) = futures_util::future::join(
+        identity::identify(&docker, target.as_ref(), timeout),
         list_and_inspect(&docker, endpoint, timeout, ports),
     )
     .await;
-    let version = match version {
-        Ok(v) => v,
+    let identity = match identity {
+        Ok(identity) => identity,
         Err(e) => return EngineFacts::unanswered(status, e.to_string()),
     };
     status.reachable = true;
-    let podman = version
-        .components
-        .iter()
-        .flatten()
-        .any(|c| c.name.contains("Podman"));
-    status.kind = Some(if podman {
-        EngineKind::Podman
-    } else {
-        EngineKind::Docker
-    });
-    status.version = version.version;
-    status.api_version = version.api_version;
+    status.kind = Some(identity.kind);
+    status.version = identity.version;
+    status.api_version = identity.api_version;
     let (inspected, root_hint) = match listed {
         Ok(listed) => listed,
         Err(reason) => {
