@@ -59,28 +59,7 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
             Ok::<_, anyhow::Error>((list_sockets(owners)?, uses))
         });
         let walked = list_pids(proc_root).map(|pids| {
-            let (walk, skipped, engines): (Vec<u32>, Vec<u32>, _) = match owners {
-                // Engines are then found from the sockets' holders (see `attach`) and
-                // from the endpoints asked (see `engines::prove`): reading every
-                // process's name would cost more than the answer needs.
-                Owners::All | Owners::OnPorts(_) => (pids, Vec::new(), Vec::new()),
-                Owners::Forwarders => {
-                    // The sieve reads every name anyway: every engine is found with it.
-                    let comms: Vec<(u32, Option<String>)> = pids
-                        .iter()
-                        .map(|&pid| (pid, read_comm(proc_root, pid)))
-                        .collect();
-                    let engines = engines::discover(proc_root, &comms);
-                    let (walk, skipped): (Vec<_>, Vec<_>) = comms
-                        .iter()
-                        .partition(|(pid, comm)| may_forward(proc_root, *pid, comm.as_deref()));
-                    (
-                        walk.into_iter().map(|(pid, _)| *pid).collect(),
-                        skipped.into_iter().map(|(pid, _)| *pid).collect(),
-                        engines,
-                    )
-                }
-            };
+            let (walk, skipped, engines) = split(proc_root, owners, pids);
             (walk_fds(proc_root, &walk, None), skipped, engines)
         });
         match sockets.join() {
@@ -115,6 +94,10 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
                     .is_none_or(|spec| spec.matches(s.proto, s.port))
             });
             if owners.ports().is_some() {
+                // Every socket and connection on the ports is owned by the processes
+                // that hold it: those the first walk did not find are looked for in
+                // every other process.
+                resolve_more(&mut facts, proc_root, |_| true);
                 read_contexts(&mut facts, proc_root);
             }
         }
@@ -123,22 +106,86 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
     Ok(facts)
 }
 
-/// Finds the owners of the sockets `wanted` selects among the processes a
-/// [`Owners::Forwarders`] collection skipped (a plain process on a port a container asks
-/// for must be named, not guessed). Does nothing when nothing wanted lacks an owner.
+/// Which processes the first walk reads, which it leaves for [`resolve_more`], and the
+/// engines found on the way. Reading descriptor links dominates: busy hosts have
+/// thousands that are not Docker's, so the views that need not see every owner read the
+/// processes that can hold a port for a container first.
+fn split(
+    proc_root: &Path,
+    owners: Owners<'_>,
+    pids: Vec<u32>,
+) -> (Vec<u32>, Vec<u32>, Vec<crate::model::LocalEngine>) {
+    let comms = || -> Vec<(u32, Option<String>)> {
+        pids.iter()
+            .map(|&pid| (pid, read_comm(proc_root, pid)))
+            .collect()
+    };
+    fn pids_of(list: Vec<&(u32, Option<String>)>) -> Vec<u32> {
+        list.into_iter().map(|(pid, _)| *pid).collect()
+    }
+    match owners {
+        // Engines are then found from the sockets' holders (see `attach`) and from the
+        // endpoints asked (see `engines::prove`).
+        Owners::All => (pids, Vec::new(), Vec::new()),
+        // A container's port is most often held by a forwarder: those are read first,
+        // and the rest only for the sockets still without an owner. The engine (with
+        // its hundreds of descriptors) and a host-network container's process are found
+        // in that second walk when they hold one.
+        // A docker-proxy's arguments name its port: those naming none of the asked ones
+        // wait for the second walk too. Only an order: a name or arguments that lie
+        // cost a second walk, never an owner.
+        Owners::OnPorts(spec) => {
+            let comms = comms();
+            let (walk, skipped): (Vec<_>, Vec<_>) =
+                comms.iter().partition(|(pid, comm)| match comm.as_deref() {
+                    Some(known::DOCKER_PROXY) => proxy_names_port(proc_root, *pid, spec),
+                    Some(c) => known::may_forward(c) && !known::may_be_engine(c),
+                    None => false,
+                });
+            (pids_of(walk), pids_of(skipped), Vec::new())
+        }
+        Owners::Forwarders => {
+            let comms = comms();
+            // The sieve reads every name anyway: every engine is found with it.
+            let engines = engines::discover(proc_root, &comms);
+            let (walk, skipped): (Vec<_>, Vec<_>) = comms
+                .iter()
+                .partition(|(pid, comm)| may_forward(proc_root, *pid, comm.as_deref()));
+            (pids_of(walk), pids_of(skipped), engines)
+        }
+    }
+}
+
+/// Whether a docker-proxy's command line names one of the ports of `spec` (as the value
+/// of `-host-port`, or anywhere: this only orders the walk).
+fn proxy_names_port(proc_root: &Path, pid: u32, spec: &PortSpec) -> bool {
+    let Some(raw) = read_small(&proc_root.join(format!("{pid}/cmdline"))) else {
+        return false;
+    };
+    raw.split(|&b| b == 0 || b == b'=')
+        .filter_map(|arg| std::str::from_utf8(arg).ok()?.parse::<u16>().ok())
+        .any(|port| spec.matches(Proto::Tcp, port) || spec.matches(Proto::Udp, port))
+}
+
+/// Finds the owners of the sockets `wanted` selects (and of the asked ports' other
+/// sockets) among the processes the first walk skipped (a plain process on a port a
+/// container asks for must be named, not guessed). Does nothing when nothing wanted
+/// lacks an owner.
 pub fn resolve_more(facts: &mut HostFacts, proc_root: &Path, wanted: impl Fn(&Socket) -> bool) {
     let select = |s: &Socket| s.pids.is_empty() && wanted(s);
-    let inodes: HashSet<u32> = facts
-        .sockets
+    let sockets = facts.sockets.iter().filter(|s| select(s)).map(|s| s.inode);
+    let uses = facts
+        .port_uses
         .iter()
-        .filter(|s| select(s))
-        .map(|s| s.inode)
-        .collect();
-    if inodes.is_empty() {
+        .filter(|u| u.inode != 0 && u.pids.is_empty())
+        .map(|u| u.inode);
+    let inodes: HashSet<u32> = sockets.chain(uses).collect();
+    if inodes.is_empty() || facts.skipped_pids.is_empty() {
         return;
     }
     let skipped = std::mem::take(&mut facts.skipped_pids);
     let walk = walk_fds(proc_root, &skipped, Some(&inodes));
+    attach_uses(facts, proc_root, &walk);
     attach(facts, proc_root, walk, select);
 }
 
@@ -345,17 +392,40 @@ fn may_forward(proc_root: &Path, pid: u32, comm: Option<&str>) -> bool {
     if comm.is_some_and(known::may_forward) {
         return true;
     }
-    fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup"))
-        .ok()
-        .and_then(|raw| procfs::parse_cgroup_container_id(&raw))
+    read_small(&proc_root.join(format!("{pid}/cgroup")))
+        .and_then(|raw| procfs::parse_cgroup_container_id(&String::from_utf8_lossy(&raw)))
         .is_some()
 }
 
-/// The kernel's name of a process (`comm`), if it still runs.
+/// The kernel's name of a process (`comm`), if it still runs. Read once for all
+/// processes by the sieves: one open, one read (the kernel gives the at most 16 bytes
+/// whole), one close.
 fn read_comm(proc_root: &Path, pid: u32) -> Option<String> {
-    let mut comm = fs::read_to_string(proc_root.join(pid.to_string()).join("comm")).ok()?;
-    comm.truncate(comm.trim_end_matches('\n').len());
-    Some(comm)
+    use rustix::fs::{open, Mode, OFlags};
+    let path = proc_root.join(format!("{pid}/comm"));
+    let fd = open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut raw = [0u8; 64];
+    let n = rustix::io::read(&fd, &mut raw).ok()?;
+    let raw = raw[..n].strip_suffix(b"\n").unwrap_or(&raw[..n]);
+    Some(String::from_utf8_lossy(raw).into_owned())
+}
+
+/// A small `/proc` file whole. The sieves read one or two of these per process, so the
+/// system calls count: std's `fs::read` asks the file's size first (and `/proc` reports
+/// none) and reads twice; this opens, reads until the end and closes.
+fn read_small(path: &Path) -> Option<Vec<u8>> {
+    use rustix::fs::{open, Mode, OFlags};
+    let fd = open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match rustix::io::read(&fd, &mut chunk) {
+            Ok(0) => return Some(out),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// The port ranges of `spec` that select `proto`.
