@@ -9,9 +9,12 @@ Everything it creates is named prt-bench-<pid>-*; prune is confined to those con
 a label.
 
 Needs root, the engine running (bash .ci/setup), GNU time for peak memory (apt-get
-install time) and a release build (made here).
+install time) and a release build (made here). killport 2.0.2 is the reference for
+`why` on a container-held port; its row is skipped with a note when it is absent
+(`cargo install killport --version 2.0.2 --root DIR`, then `--killport DIR/bin/killport`).
 
     python3 docker/bench.py compare [--sockets 5000] [--procs 50] [--containers 30]
+                                    [--setup fixed,random]
     python3 docker/bench.py growth         # 1k/5k/20k sockets x 10/100/300 containers
     python3 docker/bench.py prune [--leaks 100] [--leak-kinds exited,paused,paused-grace]
     python3 docker/bench.py all
@@ -23,6 +26,7 @@ import concurrent.futures
 import os
 import random
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -35,16 +39,18 @@ IMAGE = os.environ.get("PORTREAP_TEST_IMAGE", "portreap-test-busybox:1")
 FIRST_LISTEN_PORT = 10000
 FIRST_CONTAINER_PORT = 31000
 
+# Listens on `n` ports from `first`, or with `first` 0 on `n` ports the kernel picks from
+# the ephemeral range (where the engine also picks a `-p 0:80` container's host port).
 LISTENER = """
 import resource, socket, sys, time
 n, first = int(sys.argv[1]), int(sys.argv[2])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 64), hard))
 held = []
-for port in range(first, first + n):
+for i in range(n):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", port))
+    s.bind(("127.0.0.1", first + i if first else 0))
     s.listen(1)
     held.append(s)
 print("ready", flush=True)
@@ -70,16 +76,20 @@ def parallel(fn, items, workers=8):
 class Load:
     """Listening sockets in processes, and containers publishing ports."""
 
-    def __init__(self):
+    def __init__(self, random_ports=False):
         self.listeners = []
         self.containers = 0
+        # Random: containers publish `-p 0:80` and listeners take ephemeral ports, so both
+        # share one range; fixed: each has its own block of ports.
+        self.random_ports = random_ports
 
     def listen(self, sockets, procs):
         self.stop_listeners()
         per = -(-sockets // procs)
         for i in range(procs):
+            first = 0 if self.random_ports else FIRST_LISTEN_PORT + i * per
             p = subprocess.Popen(
-                [sys.executable, "-c", LISTENER, str(per), str(FIRST_LISTEN_PORT + i * per)],
+                [sys.executable, "-c", LISTENER, str(per), str(first)],
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -99,8 +109,9 @@ class Load:
         new = range(self.containers + 1, total + 1)
 
         def run(i):
+            host_port = 0 if self.random_ports else FIRST_CONTAINER_PORT + i
             docker("run", "-d", "--name", f"{PREFIX}-{i}", "-l", LABEL,
-                   "-p", f"{FIRST_CONTAINER_PORT + i}:80", IMAGE, "httpd", "-f", "-p", "80")
+                   "-p", f"{host_port}:80", IMAGE, "httpd", "-f", "-p", "80")
 
         parallel(run, new)
         if self.containers == 0 and total > 0:
@@ -109,6 +120,24 @@ class Load:
         if stop:
             docker("stop", "-t", "0", *stop)
         self.containers = total
+
+    def listener_port(self):
+        """A port one of the listeners holds."""
+        out = subprocess.run(["ss", "-ltnpH", "src", "127.0.0.1"], stdout=subprocess.PIPE,
+                             text=True, check=True).stdout
+        pid = str(self.listeners[len(self.listeners) // 2].pid)
+        for line in out.splitlines():
+            if f"pid={pid}," in line:
+                return int(line.split()[3].rsplit(":", 1)[1])
+        raise SystemExit("bench: no listener socket found")
+
+    def container_port(self):
+        """The host port a running container of the load publishes."""
+        for i in range(self.containers, 0, -1):
+            if i % 3 and i != 1:
+                out = docker("port", f"{PREFIX}-{i}", "80/tcp").split()
+                return int(out[0].rsplit(":", 1)[1])
+        raise SystemExit("bench: no running container publishes a port")
 
     def cleanup(self):
         self.stop_listeners()
@@ -164,42 +193,71 @@ def mib(kib):
     return "n/a" if kib is None else f"{kib / 1024:.1f} MiB"
 
 
-def reference_and_portreap(bin_path, port):
-    return {
+def reference_and_portreap(args, plain, held):
+    """The commands compared: `plain` is a port a plain process listens on, `held` one a
+    running container publishes."""
+    bin_path = args.bin
+    commands = {
         "ss -ltnpH": ["ss", "-ltnpH"],
         "portreap scan --json": [bin_path, "scan", "--json"],
         "docker ps -a": ["docker", "ps", "-a"],
         "portreap scan --all --json": [bin_path, "scan", "--all", "--json"],
-        f"ss -ltnpH 'sport = :{port}'": ["ss", "-ltnpH", f"sport = :{port}"],
-        f"portreap why {port}": [bin_path, "why", str(port)],
+        f"ss -ltnpH 'sport = :{plain}'": ["ss", "-ltnpH", f"sport = :{plain}"],
+        f"portreap why {plain}": [bin_path, "why", str(plain)],
+        f"ss -ltnpH 'sport = :{held}'": ["ss", "-ltnpH", f"sport = :{held}"],
     }
+    if args.killport:
+        commands[f"killport --dry-run {held}"] = [args.killport, "--dry-run", str(held)]
+    commands[f"portreap why {held}"] = [bin_path, "why", str(held)]
+    return commands
+
+
+def targets(names, med, plain, held):
+    """name -> (ratio, what it is measured against, goal): the issue's targets."""
+    ss, ps = med["ss -ltnpH"], med["docker ps -a"]
+    out = {
+        "portreap scan --json": (med["portreap scan --json"] / ss, "`ss -ltnpH`", 0.35),
+        "portreap scan --all --json": (med["portreap scan --all --json"] / (ss + ps),
+                                       "`ss -ltnpH` + `docker ps -a`", 0.6),
+    }
+    for port in (plain, held):
+        ref = f"ss -ltnpH 'sport = :{port}'"
+        out[f"portreap why {port}"] = (med[f"portreap why {port}"] / med[ref], f"`{ref}`", 0.3)
+    killport = f"killport --dry-run {held}"
+    if killport in med:
+        out[f"portreap why {held} "] = (med[f"portreap why {held}"] / med[killport], f"`{killport}`", 1.2)
+    return out
 
 
 def compare(load, args):
-    say(f"bench: {args.sockets} sockets in {args.procs} processes, {args.containers} containers")
-    load.listen(args.sockets, args.procs)
-    load.grow_containers(args.containers)
-    port = FIRST_LISTEN_PORT + args.sockets // 2
-    results = measure(reference_and_portreap(args.bin, port), args.runs)
-    med = {n: ms for n, (ms, _) in results.items()}
-    names = list(results)
-    targets = {
-        names[1]: (med[names[1]] / med[names[0]], "`ss -ltnpH`", 0.5),
-        names[3]: (med[names[3]] / (med[names[0]] + med[names[2]]), "`ss -ltnpH` + `docker ps -a`", 1.0),
-        names[5]: (med[names[5]] / med[names[4]], f"`{names[4]}`", 0.5),
-    }
-    print(f"\n{args.sockets} sockets / {args.procs} processes / {args.containers} containers, "
-          f"median of {args.runs} alternating runs\n")
-    print("| command | median | peak RSS | ratio | target |")
-    print("|---|---:|---:|---|---|")
-    for name in names:
-        ms, kib = results[name]
-        ratio, ref, goal = targets.get(name, (None, "", None))
-        ratio_text = f"{ratio:.2f}x {ref}" if ratio is not None else ""
-        goal_text = f"<= {goal}x {'met' if ratio <= goal else 'NOT met'}" if goal else ""
-        if name.startswith("portreap"):
-            goal_text += ("; " if goal_text else "") + rss_verdict(kib)
-        print(f"| `{name}` | {ms:.1f} ms | {mib(kib)} | {ratio_text} | {goal_text} |")
+    for setup in args.setup.split(","):
+        load.random_ports = setup == "random"
+        what = ("containers publishing `-p 0:80`, listeners on ephemeral ports" if load.random_ports
+                else "containers and listeners on ports of their own")
+        say(f"bench: {args.sockets} sockets in {args.procs} processes, {args.containers} containers ({setup})")
+        load.listen(args.sockets, args.procs)
+        load.grow_containers(args.containers)
+        plain, held = load.listener_port(), load.container_port()
+        results = measure(reference_and_portreap(args, plain, held), args.runs)
+        med = {n: ms for n, (ms, _) in results.items()}
+        goals = targets(list(results), med, plain, held)
+        print(f"\n{args.sockets} sockets / {args.procs} processes / {args.containers} containers, "
+              f"{what}; median of {args.runs} alternating runs\n")
+        print("| command | median | peak RSS | ratio | target |")
+        print("|---|---:|---:|---|---|")
+        for name, (ms, kib) in results.items():
+            rows = [k for k in goals if k.strip() == name] or [None]
+            for i, key in enumerate(rows):
+                ratio, ref, goal = goals[key] if key else (None, "", None)
+                ratio_text = f"{ratio:.2f}x {ref}" if ratio is not None else ""
+                goal_text = f"<= {goal}x {'met' if ratio <= goal else 'NOT met'}" if goal else ""
+                if name.startswith("portreap") and i == 0:
+                    goal_text += ("; " if goal_text else "") + rss_verdict(kib)
+                shown = (f"{ms:.1f} ms", mib(kib)) if i == 0 else ("", "")
+                print(f"| `{name}` | {shown[0]} | {shown[1]} | {ratio_text} | {goal_text} |")
+        if not args.killport:
+            print("\n(killport not found: its row is left out; see --killport)")
+        load.cleanup()
 
 
 # Peak memory budget of every portreap run measured (the tests assert no absolute bound).
@@ -212,7 +270,10 @@ def rss_verdict(kib):
 
 def growth(load, args):
     columns = ["ss -ltnpH", "scan --json", "docker ps -a", "scan --all --json",
-               "ss -ltnpH 'sport = :P'", "why P"]
+               "ss -ltnpH 'sport = :P'", "why P", "ss -ltnpH 'sport = :C'"]
+    if args.killport:
+        columns.append("killport --dry-run C")
+    columns.append("why C")
     print(f"\nGrowth: median of {args.runs} alternating runs, ms (peak RSS of portreap)\n")
     print("| sockets | containers | " + " | ".join(f"`{c}`" for c in columns) + " |")
     print("|---:|---:|" + "---:|" * len(columns), flush=True)
@@ -222,8 +283,8 @@ def growth(load, args):
         for sockets in (1000, 5000, 20000):
             say(f"bench: growth point {sockets} sockets, {containers} containers")
             load.listen(sockets, args.procs)
-            port = FIRST_LISTEN_PORT + sockets // 2
-            results = measure(reference_and_portreap(args.bin, port), args.runs, warmup=1)
+            plain, held = load.listener_port(), load.container_port()
+            results = measure(reference_and_portreap(args, plain, held), args.runs, warmup=1)
             cells = []
             for name, (ms, kib) in results.items():
                 if name.startswith("portreap"):
@@ -354,7 +415,12 @@ def main():
     parser.add_argument("--prune-rounds", type=int, default=3)
     parser.add_argument("--leak-kinds", default="exited,paused,paused-grace",
                         help="which prune cases to run (exited, paused, paused-grace)")
+    parser.add_argument("--setup", default="fixed,random",
+                        help="compare's set-ups: fixed (ports of their own), random (-p 0:80 among "
+                             "ephemeral listeners)")
     parser.add_argument("--bin", default="target/release/portreap")
+    parser.add_argument("--killport", default=shutil.which("killport") or "",
+                        help="killport 2.0.2's binary (default: from PATH)")
     args = parser.parse_args()
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     if args.bin == "target/release/portreap":
@@ -368,7 +434,6 @@ def main():
               f"{docker('version', '--format', 'Docker {{.Server.Version}}').strip()}")
         if args.mode in ("compare", "all"):
             compare(load, args)
-            load.cleanup()
         if args.mode in ("prune", "all"):
             prune(load, args)
         if args.mode in ("growth", "all"):
