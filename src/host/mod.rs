@@ -446,6 +446,16 @@ fn dump_ports(
     ranges: Option<&[PortRange]>,
 ) -> std::io::Result<Vec<diag::Entry>> {
     let filter = ranges.filter(|r| r.len() <= diag::MAX_FILTERED_RANGES);
+    let keep = |e: &diag::Entry| {
+        ranges.is_none_or(|r| r.iter().any(|range| range.contains(e.socket.port)))
+    };
+    // TCP: both families in one walk of the kernel's tables when it takes the older
+    // request, else (or when it refuses the filter) one family at a time.
+    if proto == Proto::Tcp {
+        if let Ok(found) = diag::dump_tcp_states(states, filter) {
+            return Ok(found.into_iter().filter(keep).collect());
+        }
+    }
     let mut out = Vec::new();
     for family in [libc::AF_INET, libc::AF_INET6] {
         let dump = |filter| diag::dump_states(family as u8, proto, states, filter);
@@ -454,9 +464,7 @@ fn dump_ports(
             None => Err(e),
         });
         match answer {
-            Ok(found) => out.extend(found.into_iter().filter(|e| {
-                ranges.is_none_or(|r| r.iter().any(|range| range.contains(e.socket.port)))
-            })),
+            Ok(found) => out.extend(found.into_iter().filter(keep)),
             // A kernel without IPv6 has no IPv6 sockets to list.
             Err(e)
                 if family == libc::AF_INET6
