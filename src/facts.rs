@@ -3,10 +3,12 @@
 //! planner, `report`) work from. Nothing here judges; it reads, and proves which engine
 //! process serves which endpoint.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 use anyhow::Context as _;
 
+use crate::analyze::findings::port_conflict;
 use crate::config::Global;
 use crate::engine::EngineFacts;
 use crate::host::Owners;
@@ -137,24 +139,43 @@ fn read_container_processes(global: &Global, host: &mut HostFacts, containers: &
     crate::host::read_processes(host, &global.proc_root, &main_pids);
 }
 
-/// The forwarders' view skips plain processes; one on a port some container asks for must
-/// still be named (it is what blocks that container), so the skipped processes are walked
-/// for those sockets only.
+/// The forwarders' view skips plain processes. Their sockets matter there only where the
+/// analysis reads their owner: on a port some container asks for or failed to start on
+/// (the holder is what blocks it), and on exactly the address of a live binding (an
+/// unowned socket there would be taken for the engine's). Those are walked for; a plain
+/// socket beside a live binding, on another address of its port, is neither shown nor
+/// judged, and reading every process to name it would cost the full walk.
 fn name_holders_of_asked_ports(global: &Global, host: &mut HostFacts, containers: &[Container]) {
-    let asked: HashSet<(Proto, u16)> = containers
-        .iter()
-        .flat_map(|c| {
-            let live = c.live.iter().map(|b| (b.proto, b.host_port));
-            let requested = c.requested.iter().flat_map(|r| {
-                r.host_ports
+    let mut asked: HashSet<(Proto, u16)> = HashSet::new();
+    let mut live: HashMap<(Proto, u16), Vec<IpAddr>> = HashMap::new();
+    for c in containers {
+        for b in &c.live {
+            live.entry((b.proto, b.host_port))
+                .or_default()
+                .push(b.host_ip);
+        }
+        for r in &c.requested {
+            let ports = r
+                .host_ports
+                .into_iter()
+                .flat_map(|range| range.start..=range.end);
+            asked.extend(ports.map(|p| (r.proto, p)));
+        }
+        let failed = c.error.as_deref().and_then(port_conflict);
+        if let Some((proto, _, port)) = failed {
+            asked.extend(
+                proto
+                    .map_or(vec![Proto::Tcp, Proto::Udp], |p| vec![p])
                     .into_iter()
-                    .flat_map(move |range| (range.start..=range.end).map(move |p| (r.proto, p)))
-            });
-            live.chain(requested).collect::<Vec<_>>()
-        })
-        .collect();
+                    .map(|p| (p, port)),
+            );
+        }
+    }
     crate::host::resolve_more(host, &global.proc_root, |s| {
         asked.contains(&(s.proto, s.port))
+            || live
+                .get(&(s.proto, s.port))
+                .is_some_and(|ips| ips.iter().any(|ip| s.serves(*ip)))
     });
 }
 

@@ -158,6 +158,30 @@ pub fn run_container(cleanup: &mut Cleanup, name: &str, args: &[&str], cmd: &[&s
     docker(&all)
 }
 
+/// A container of the test image serving HTTP on a host port the engine picks on
+/// 127.0.0.1, and that port. The engine picks from the ephemeral range, where the host's
+/// own sockets live too (its proxy then fails to bind): such a start is tried again.
+pub fn httpd_on_random_port(cleanup: &mut Cleanup, prefix: &str) -> u16 {
+    for _ in 0..10 {
+        let name = unique(prefix);
+        cleanup.container(&name);
+        let image = image();
+        let out = Command::new("docker")
+            .args(["run", "-d", "--name", &name, "-p", "127.0.0.1::80", &image])
+            .args(["httpd", "-f", "-p", "80"])
+            .output()
+            .expect("run docker");
+        let said = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && said.contains("address already in use") {
+            continue;
+        }
+        assert!(out.status.success(), "docker run {name} failed: {said}");
+        let port = docker(&["port", &name, "80/tcp"]);
+        return port.trim().rsplit(':').next().unwrap().parse().unwrap();
+    }
+    panic!("no free ephemeral port for a container in 10 tries");
+}
+
 /// A container of the test image serving HTTP, publishing `port` (on 0.0.0.0 and ::).
 pub fn httpd(cleanup: &mut Cleanup, name: &str, port: u16) -> String {
     run_container(

@@ -327,13 +327,31 @@ fn the_default_view_equals_the_full_walk_on_its_ports() {
     let taken = free_port();
     let _taker = std::net::TcpListener::bind(("0.0.0.0", taken)).unwrap();
     assert_blocked(&mut cleanup, &unique("walkblocked"), taken);
+    // A plain process beside a live binding, on another address of its port (the default
+    // view does not read it: neither view shows it), and one on exactly the address of a
+    // binding whose proxy died (read, or it would pass for the engine's).
+    // Random host ports (`-p 127.0.0.1::80`), as busy hosts have them: no container asks
+    // for these ports by number, only its live binding holds them.
+    let beside = httpd_on_random_port(&mut cleanup, "walkrandom");
+    let exact = httpd_on_random_port(&mut cleanup, "walkrandom");
+    let _beside = std::net::TcpListener::bind(("127.0.0.2", beside)).unwrap();
+    let proxy = scan_port(exact)["ports"][0]["pids"][0].as_u64().unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &proxy.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let _exact = eventually(Duration::from_secs(10), || {
+        std::net::TcpListener::bind(("127.0.0.1", exact)).ok()
+    })
+    .expect("the dead proxy's port");
 
     let default = json(&["scan", "--json"]);
     let full = json(&["scan", "--json", "--all"]);
     // Only this test's ports: tests running beside it change theirs between the two scans.
     let other = _other.local_addr().unwrap().port();
     let ours = |p: &serde_json::Value| {
-        [published, wanted, taken, other]
+        [published, wanted, taken, other, beside, exact]
             .iter()
             .any(|port| p["port"] == *port)
     };
@@ -371,6 +389,17 @@ fn the_default_view_equals_the_full_walk_on_its_ports() {
     assert_eq!(timeless(&default), timeless(&full));
     let f = findings_on(&default, wanted);
     assert_eq!(f[0]["kind"], "dormant-binding");
+    // The plain socket on the dead proxy's address is its holder's, in both views: the
+    // binding is a reservation with no socket, never that socket's owner.
+    let on_exact: Vec<&serde_json::Value> = shown
+        .iter()
+        .copied()
+        .filter(|p| p["port"] == exact)
+        .collect();
+    assert_eq!(on_exact.len(), 1, "{on_exact:#?}");
+    assert_eq!(on_exact[0]["bound"], false, "{on_exact:#?}");
+    assert_eq!(on_exact[0]["owner"]["via"], "reservation", "{on_exact:#?}");
+    assert!(shown.iter().all(|p| p["ip"] != "127.0.0.2"));
     // The holder of the wanted port is named in the default view's facts too.
     let why = portreap()
         .args(["why", &wanted.to_string()])
