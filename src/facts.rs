@@ -10,7 +10,7 @@ use anyhow::Context as _;
 
 use crate::analyze::findings::port_conflict;
 use crate::config::Global;
-use crate::engine::EngineFacts;
+use crate::engine::{EngineFacts, Inspect};
 use crate::host::Owners;
 use crate::model::{Container, EngineStatus, HostFacts, LocalEngine, Proto, Snapshot};
 
@@ -82,8 +82,11 @@ fn read_and_ask(
             host
         });
         let start = std::time::Instant::now();
-        let engines =
-            crate::engine::collect_all(global.endpoints(found), global.timeout, owners.ports());
+        let engines = crate::engine::collect_all(
+            global.endpoints(found),
+            global.timeout,
+            inspect_for(owners),
+        );
         for e in &engines {
             let from = if e.status.endpoint.is_empty() {
                 "nowhere"
@@ -101,6 +104,16 @@ fn read_and_ask(
     match host {
         Ok(host) => Ok((host?, engines)),
         Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Which containers the engine is asked to read in full: every one when every owner is,
+/// those that can bear on the ports, or those the forwarders' view judges.
+fn inspect_for(owners: Owners<'_>) -> Inspect<'_> {
+    match owners {
+        Owners::All => Inspect::All,
+        Owners::OnPorts(spec) | Owners::EveryHolderOn(spec) => Inspect::ForPorts(spec),
+        Owners::Forwarders => Inspect::Judged,
     }
 }
 

@@ -85,7 +85,7 @@ fn lock(options: &Act) -> Result<Option<Lock>, Exit> {
 fn owners(verb: &Verb) -> crate::host::Owners<'_> {
     match verb {
         Verb::Prune(_) => crate::host::Owners::Forwarders,
-        Verb::Free { ports, .. } => crate::host::Owners::OnPorts(ports),
+        Verb::Free { ports, .. } => crate::host::Owners::EveryHolderOn(ports),
         Verb::Since { .. } => crate::host::Owners::All,
     }
 }

@@ -113,7 +113,8 @@ fn held_by_now(global: &Global, ports: &[(Proto, u16)]) -> Vec<String> {
             })
             .collect(),
     );
-    let Ok(host) = crate::host::collect(&global.proc_root, crate::host::Owners::OnPorts(&spec))
+    let Ok(host) =
+        crate::host::collect(&global.proc_root, crate::host::Owners::EveryHolderOn(&spec))
     else {
         return Vec::new();
     };

@@ -217,6 +217,7 @@ pub fn convert(detail: &ContainerInspectResponse) -> Option<Container> {
         requested: requested_bindings(host_config.and_then(|h| h.port_bindings.as_ref())),
         live: live_bindings(network.and_then(|n| n.ports.as_ref())),
         engine: 0,
+        inspected: true,
         id,
     })
 }
@@ -248,7 +249,7 @@ pub(super) fn from_listing(
 /// ports are still worth showing.
 fn from_summary(summary: &ContainerSummary) -> Option<Container> {
     let id = summary.id.clone()?;
-    let mut live = Vec::new();
+    let mut live: Vec<LiveBinding> = Vec::new();
     for p in summary.ports.iter().flatten() {
         let (Some(host_port), Some(ip)) = (p.public_port, p.ip.as_deref()) else {
             continue;
@@ -265,17 +266,20 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
             });
         }
     }
+    live.sort_by_key(|b| (b.host_port, b.proto, b.host_ip, b.container_port));
+    live.dedup();
     let labels: BTreeMap<String, String> = summary
         .labels
         .clone()
         .unwrap_or_default()
         .into_iter()
         .collect();
-    let name = summary
-        .names
-        .as_ref()
-        .and_then(|n| n.first())
-        .map(|n| n.trim_start_matches('/').to_owned())
+    // A legacy link adds `/other/alias` beside the container's own `/name`.
+    let names = summary.names.iter().flatten();
+    let name = names
+        .map(|n| n.trim_start_matches('/'))
+        .find(|n| !n.contains('/'))
+        .map(str::to_owned)
         .unwrap_or_else(|| short(&id).to_owned());
     let state = parse_state(&summary.state.map(|s| s.to_string()).unwrap_or_default());
     Some(Container {
@@ -292,6 +296,7 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
             .unwrap_or_default(),
         labels,
         live,
+        inspected: false,
         ..Container::new(id, name, state)
     })
 }

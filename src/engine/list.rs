@@ -1,6 +1,6 @@
 //! Listing and inspecting an engine's containers, concurrently and under one bound.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bollard::models::ContainerSummary;
@@ -12,7 +12,7 @@ use super::convert::{convert, from_listing, short, summary_proto};
 use super::endpoint::Endpoint;
 use super::error::{bounded, Error};
 use super::raw;
-use crate::model::{Container, ContainerState};
+use crate::model::{labels, Container, ContainerState, Health};
 use crate::portspec::PortSpec;
 
 /// How many inspect calls run at once: enough to hide latency, few enough not to flood a
@@ -29,13 +29,27 @@ type Answer = (Option<Container>, Option<String>);
 /// revealed it.
 type Inspected = (Vec<Answer>, Option<String>);
 
-/// Lists every container and inspects them (those `ports` needs, or all) concurrently,
+/// Which containers get their full inspect; the others keep what the list call says of
+/// them ([`Container::inspected`] is then false). Each inspect is a round trip that costs
+/// a busy engine CPU; with hundreds of containers they dominate a scan.
+#[derive(Clone, Copy, Debug)]
+pub enum Inspect<'a> {
+    /// Every container (`scan --all`, `free`, `baseline`).
+    All,
+    /// Those that can bear on these ports (`why`, `scan --port`): see `inspect_for_ports`.
+    ForPorts(&'a PortSpec),
+    /// Every container the default view can judge: all but the running ones whose list
+    /// record proves that no rule applies to them (see `settled`).
+    Judged,
+}
+
+/// Lists every container and inspects them (those `inspect` asks for) concurrently,
 /// bounded: no per-container round trip waits for another.
 pub(super) async fn list_and_inspect(
     docker: &Docker,
     endpoint: &Endpoint,
     timeout: Duration,
-    ports: Option<&PortSpec>,
+    inspect: Inspect<'_>,
 ) -> Result<Inspected, Error> {
     let options = ListContainersOptionsBuilder::new().all(true).build();
     // The tolerant retry is part of the same call: it gets what is left of the bound.
@@ -47,9 +61,10 @@ pub(super) async fn list_and_inspect(
             Err(Error::Unfit(_)) => raw::list(endpoint, left()).await?,
             Err(e) => return Err(e),
         };
-    let wanted = match ports {
-        Some(ports) => inspect_for_ports(&summaries, ports),
-        None => vec![true; summaries.len()],
+    let wanted = match inspect {
+        Inspect::All => vec![true; summaries.len()],
+        Inspect::ForPorts(ports) => inspect_for_ports(&summaries, ports),
+        Inspect::Judged => inspect_judged(&summaries),
     };
     let (summaries, listed_only): (Vec<_>, Vec<_>) = summaries
         .into_iter()
@@ -57,7 +72,10 @@ pub(super) async fn list_and_inspect(
         .partition(|(_, wanted)| *wanted);
     let listed_only = listed_only
         .into_iter()
-        .filter_map(|(summary, _)| from_listing(&summary, &odd_states))
+        .filter_map(|(summary, _)| {
+            let health = summary.status.as_deref().and_then(status_health);
+            from_listing(&summary, &odd_states).map(|c| Container { health, ..c })
+        })
         .map(|c| ((Some(c), None), None));
     let inspected: Vec<(Answer, Option<String>)> =
         stream::iter(summaries.into_iter().map(|(summary, _)| summary))
@@ -118,35 +136,51 @@ pub(super) async fn list_and_inspect(
 /// call's record is exact for the others as far as those ports go. Inspected are:
 /// containers not running (their requested bindings, which make them wanters, and their
 /// exit and restart facts are only in the inspect); containers on the host's network or
-/// another container's (their processes hold host ports directly); running containers
-/// publishing one of the ports (the holders); and the compose containers started from the
-/// same directory as any of those (a superseded project is judged against its
-/// successor's creation times and requested ports).
+/// another container's; running containers publishing one of the ports (the holders);
+/// and their compose neighbours.
 fn inspect_for_ports(summaries: &[ContainerSummary], ports: &PortSpec) -> Vec<bool> {
-    let mut wanted: Vec<bool> = summaries
+    let wanted: Vec<bool> = summaries
         .iter()
         .map(|s| {
-            let running = s.state.is_some_and(|state| state.to_string() == "running");
-            let shared_network = s
-                .host_config
-                .as_ref()
-                .and_then(|h| h.network_mode.as_deref())
-                .is_some_and(|mode| mode == "host" || mode.starts_with("container:"));
             let publishes = s.ports.iter().flatten().any(|p| {
                 summary_proto(p)
                     .zip(p.public_port)
                     .is_some_and(|(proto, port)| ports.matches(proto, port))
             });
-            !running || shared_network || publishes
+            !is_running(s) || shared_network(s) || publishes
         })
         .collect();
-    let working_dir = |s: &ContainerSummary| {
-        s.labels
-            .as_ref()
-            .and_then(|l| l.get(crate::model::labels::WORKING_DIR))
-            .cloned()
-    };
-    let dirs: std::collections::HashSet<String> = summaries
+    with_compose_neighbours(summaries, wanted)
+}
+
+/// Which listed containers the default view must inspect: every one whose list record
+/// does not prove that no rule applies. Kept from the list are running containers, on a
+/// network of their own, up for two minutes at least and not unhealthy (see `settled`),
+/// outside any directory two compose projects were started from (a superseded project
+/// is judged on its members' creation times). Every rule reads only what the list
+/// record holds for those: the live bindings, addresses, labels and health.
+fn inspect_judged(summaries: &[ContainerSummary]) -> Vec<bool> {
+    let mut projects: HashMap<String, HashSet<&str>> = HashMap::new();
+    for s in summaries {
+        if let (Some(dir), Some(project)) = (working_dir(s), label(s, labels::PROJECT)) {
+            projects.entry(dir).or_default().insert(project);
+        }
+    }
+    summaries
+        .iter()
+        .map(|s| {
+            let rivals = working_dir(s).is_some_and(|dir| projects[&dir].len() > 1);
+            let settled = s.status.as_deref().is_some_and(settled);
+            !(is_running(s) && settled && !shared_network(s)) || rivals
+        })
+        .collect()
+}
+
+/// `wanted`, and the compose containers started from the same directory as any wanted
+/// one: a superseded project is judged against its successor's creation times and
+/// requested ports.
+fn with_compose_neighbours(summaries: &[ContainerSummary], mut wanted: Vec<bool>) -> Vec<bool> {
+    let dirs: HashSet<String> = summaries
         .iter()
         .zip(&wanted)
         .filter(|(_, wanted)| **wanted)
@@ -158,6 +192,68 @@ fn inspect_for_ports(summaries: &[ContainerSummary], ports: &PortSpec) -> Vec<bo
         }
     }
     wanted
+}
+
+fn is_running(s: &ContainerSummary) -> bool {
+    s.state.is_some_and(|state| state.to_string() == "running")
+}
+
+/// On the host's network or another container's: its processes hold host ports directly,
+/// and are told from impostors by its main process (only the inspect names it).
+fn shared_network(s: &ContainerSummary) -> bool {
+    s.host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.as_deref())
+        .is_some_and(|mode| mode == "host" || mode.starts_with("container:"))
+}
+
+fn label<'a>(s: &'a ContainerSummary, key: &str) -> Option<&'a str> {
+    s.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+fn working_dir(s: &ContainerSummary) -> Option<String> {
+    label(s, labels::WORKING_DIR).map(str::to_owned)
+}
+
+/// Whether a running container's list status (`Up 3 hours (healthy)`, as the engine
+/// words it: go-units' `HumanDuration`) proves it settled: up for two minutes at least
+/// (the restart-loop rule looks at containers up for less than one; the margin covers a
+/// clock that differs from the engine's), with no health check or a passing or starting
+/// one. Anything else, or any other wording, is read in full.
+fn settled(status: &str) -> bool {
+    let Some(rest) = status.strip_prefix("Up ") else {
+        return false;
+    };
+    let (uptime, health) = match rest.split_once(" (") {
+        Some((uptime, health)) => (uptime, Some(health)),
+        None => (rest, None),
+    };
+    let health_ok = health.is_none()
+        || matches!(
+            status_health(status),
+            Some(Health::Healthy | Health::Starting)
+        );
+    let long = match uptime.split_once(' ') {
+        Some(("About", "an hour")) => true,
+        Some((count, unit)) => count.parse::<u32>().is_ok_and(|n| match unit {
+            "minutes" => n >= 2,
+            "hours" | "days" | "weeks" | "months" | "years" => true,
+            _ => false,
+        }),
+        None => false,
+    };
+    long && health_ok
+}
+
+/// The health a list status names: `(healthy)`, `(unhealthy)`, `(health: starting)`.
+fn status_health(status: &str) -> Option<Health> {
+    let (_, rest) = status.split_once(" (")?;
+    match rest.strip_suffix(')')? {
+        "healthy" => Some(Health::Healthy),
+        "unhealthy" => Some(Health::Unhealthy),
+        "health: starting" => Some(Health::Starting),
+        _ => None,
+    }
 }
 
 /// Docker keeps a started container's files in `<DockerRootDir>/containers/<id>/`; its
@@ -173,6 +269,99 @@ fn root_dir_from(hostname_path: &str, id: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Docker's and Podman's wordings (go-units' `HumanDuration`).
+    #[test]
+    fn only_a_status_proving_two_quiet_minutes_is_settled() {
+        for status in [
+            "Up 2 minutes",
+            "Up 59 minutes",
+            "Up About an hour",
+            "Up 3 hours",
+            "Up 2 days",
+            "Up 5 weeks",
+            "Up 4 months",
+            "Up 2 years",
+            "Up 3 hours (healthy)",
+            "Up 3 hours (health: starting)",
+        ] {
+            assert!(settled(status), "{status}");
+        }
+        for status in [
+            "Up Less than a second",
+            "Up 1 second",
+            "Up 45 seconds",
+            "Up About a minute",
+            "Up 1 minutes",
+            "Up 3 hours (unhealthy)",
+            "Up 3 hours (Paused)",
+            "Up 3 hours (something new)",
+            "Up 3 hours (healthy",
+            "Restarting (1) 5 seconds ago",
+            "Exited (0) 3 hours ago",
+            "Created",
+            "up 3 hours",
+            "Up",
+            "",
+        ] {
+            assert!(!settled(status), "{status}");
+        }
+        assert_eq!(status_health("Up 3 hours (healthy)"), Some(Health::Healthy));
+        assert_eq!(
+            status_health("Up 3 seconds (health: starting)"),
+            Some(Health::Starting)
+        );
+        assert_eq!(
+            status_health("Up 3 hours (unhealthy)"),
+            Some(Health::Unhealthy)
+        );
+        assert_eq!(status_health("Up 3 hours"), None);
+    }
+
+    fn summary(json: serde_json::Value) -> ContainerSummary {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn the_default_view_reads_all_but_settled_running_containers() {
+        let compose = |project: &str, dir: &str| {
+            serde_json::json!({
+                "com.docker.compose.project": project,
+                "com.docker.compose.project.working_dir": dir,
+            })
+        };
+        let list = [
+            // Settled: kept from the list.
+            summary(serde_json::json!({"State": "running", "Status": "Up 3 hours"})),
+            summary(
+                serde_json::json!({"State": "running", "Status": "Up 3 hours (healthy)",
+                "Labels": compose("shop", "/src/shop")}),
+            ),
+            // Too young, unhealthy, not running, on the host's network.
+            summary(serde_json::json!({"State": "running", "Status": "Up 30 seconds"})),
+            summary(serde_json::json!({"State": "running", "Status": "Up 3 hours (unhealthy)"})),
+            summary(serde_json::json!({"State": "exited", "Status": "Exited (0) 3 hours ago"})),
+            summary(serde_json::json!({"State": "paused", "Status": "Up 3 hours (Paused)"})),
+            summary(
+                serde_json::json!({"State": "running", "Status": "Up 3 hours",
+                "HostConfig": {"NetworkMode": "host"}}),
+            ),
+            summary(serde_json::json!({"State": "running"})),
+            // Two projects from one directory: both read (creation times decide).
+            summary(
+                serde_json::json!({"State": "running", "Status": "Up 3 hours",
+                "Labels": compose("web", "/src/web")}),
+            ),
+            summary(
+                serde_json::json!({"State": "running", "Status": "Up 3 hours",
+                "Labels": compose("web-old", "/src/web")}),
+            ),
+        ];
+        assert_eq!(
+            inspect_judged(&list),
+            [false, false, true, true, true, true, true, true, true, true]
+        );
+    }
     #[test]
     fn root_dir_comes_from_a_started_containers_files() {
         let id = "a5f169ec5ea40e53aa4b049c29904c1d17d166e00291dfef830f0fa3373992fc";

@@ -13,6 +13,7 @@ mod transport;
 pub use client::Client;
 pub use convert::convert;
 pub use error::Error;
+pub use list::Inspect;
 
 use std::time::Duration;
 
@@ -22,7 +23,6 @@ use error::bounded;
 use list::list_and_inspect;
 
 use crate::model::{Container, EngineStatus};
-use crate::portspec::PortSpec;
 
 /// The engine's side of a snapshot.
 pub struct EngineFacts {
@@ -48,12 +48,12 @@ impl EngineFacts {
 /// Every call is bounded by `timeout`. The answers come back in the order asked, each
 /// container tagged with its engine's position.
 ///
-/// With `ports`, only the containers that can bear on those ports are inspected (see
-/// `inspect_for_ports`); the others keep what the list call says of them.
+/// `inspect` says which containers are read in full; the others keep what the list call
+/// says of them.
 pub fn collect_all(
     endpoints: Vec<Result<Endpoint, endpoint::Error>>,
     timeout: Duration,
-    ports: Option<&PortSpec>,
+    inspect: Inspect<'_>,
 ) -> Vec<EngineFacts> {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -84,7 +84,7 @@ pub fn collect_all(
                             source: endpoint.source.clone(),
                             ..EngineStatus::default()
                         };
-                        collect_async(&endpoint, timeout, ports, status).await
+                        collect_async(&endpoint, timeout, inspect, status).await
                     }
                     Err(e) => {
                         let status = EngineStatus {
@@ -106,7 +106,7 @@ pub fn collect_all(
 async fn collect_async(
     endpoint: &Endpoint,
     timeout: Duration,
-    ports: Option<&PortSpec>,
+    inspect: Inspect<'_>,
     mut status: EngineStatus,
 ) -> EngineFacts {
     let (docker, target) = match connect_to(endpoint, timeout) {
@@ -117,7 +117,7 @@ async fn collect_async(
     // on the answer, and each round trip costs a busy engine CPU that the host walk needs.
     let (identity, listed) = futures_util::future::join(
         identity::identify(&docker, target.as_ref(), timeout),
-        list_and_inspect(&docker, endpoint, timeout, ports),
+        list_and_inspect(&docker, endpoint, timeout, inspect),
     )
     .await;
     let identity = match identity {

@@ -32,17 +32,22 @@ pub enum Owners<'a> {
     /// descriptor links dominates a scan, and busy hosts have thousands that are not
     /// Docker's.
     Forwarders,
-    /// Every process, for the sockets on these ports only (`why PORT`, `scan --ports`). A
-    /// socket's owner depends on its own holders alone, so those sockets get the owners
-    /// the full walk gives; only the processes holding them are read.
+    /// The sockets on these ports only (`why PORT`, `scan --port`): the forwarders naming
+    /// one of the ports are read first, every other process for the sockets and
+    /// connections still without an owner. A socket found in a forwarder's table is not
+    /// looked for elsewhere (another process sharing a docker-proxy's socket goes
+    /// unnamed); a plain process's socket gets every holder.
     OnPorts(&'a PortSpec),
+    /// The sockets on these ports, with every holder of each from every process (`free`,
+    /// which signals them all).
+    EveryHolderOn(&'a PortSpec),
 }
 
 impl<'a> Owners<'a> {
     /// The ports the answer is confined to, if any.
     pub fn ports(self) -> Option<&'a PortSpec> {
         match self {
-            Owners::OnPorts(spec) => Some(spec),
+            Owners::OnPorts(spec) | Owners::EveryHolderOn(spec) => Some(spec),
             Owners::All | Owners::Forwarders => None,
         }
     }
@@ -126,7 +131,7 @@ fn split(
     match owners {
         // Engines are then found from the sockets' holders (see `attach`) and from the
         // endpoints asked (see `engines::prove`).
-        Owners::All => (pids, Vec::new(), Vec::new()),
+        Owners::All | Owners::EveryHolderOn(_) => (pids, Vec::new(), Vec::new()),
         // A container's port is most often held by a forwarder: those are read first,
         // and the rest only for the sockets still without an owner. The engine (with
         // its hundreds of descriptors) and a host-network container's process are found

@@ -311,6 +311,14 @@ pub struct Container {
     /// `Snapshot::engines[n - 1]`.
     #[serde(default)]
     pub engine: usize,
+    /// Whether the engine's full record (its inspect) was read. Without it only what the
+    /// list call says is known: no requested bindings, times, restart policy or exit.
+    #[serde(default = "yes")]
+    pub inspected: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Container {
@@ -339,6 +347,7 @@ impl Container {
             requested: Vec::new(),
             live: Vec::new(),
             engine: 0,
+            inspected: true,
         }
     }
 

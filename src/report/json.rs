@@ -197,6 +197,9 @@ struct ContainerDoc<'a> {
     addresses: Vec<String>,
     /// The endpoint of the engine that knows it.
     engine: &'a str,
+    /// Whether its full record was read; when not (a running container with nothing to
+    /// judge, in the default view), `created`, `started_at` and `restart_policy` are null.
+    inspected: bool,
 }
 
 #[derive(Serialize)]
@@ -258,6 +261,7 @@ fn container_doc<'a>(snapshot: &'a Snapshot, c: &'a Container) -> ContainerDoc<'
             .map(crate::model::RestartPolicy::as_str),
         addresses: c.addresses.iter().map(ToString::to_string).collect(),
         engine: &snapshot.engine_of(c).endpoint,
+        inspected: c.inspected,
     }
 }
 

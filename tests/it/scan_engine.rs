@@ -552,3 +552,137 @@ fn why_and_port_scans_equal_the_full_facts_on_their_ports() {
     assert!(kinds(port(5)).contains(&"orphaned-compose".to_owned()));
     assert!(kinds(port(0)).is_empty());
 }
+
+/// The default view takes running containers with nothing to judge (up two minutes, no
+/// failing health check, their own network, no second compose project beside them) from
+/// the engine's list instead of inspecting each: its ports, owners and findings must
+/// equal the full answer's, an orphaned compose container among them. Waits the two
+/// minutes the engine's status needs to say so.
+#[test]
+fn settled_containers_are_listed_not_inspected_with_the_same_answer() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let base = free_ports(3);
+    let (plain, healthy, orphan) = (base, base + 1, base + 2);
+    let names = [
+        unique("settled"),
+        unique("settledhealth"),
+        unique("settledorphan"),
+    ];
+    let serve = ["httpd", "-f", "-p", "80"];
+    run_container(
+        &mut cleanup,
+        &names[0],
+        &["-p", &format!("{plain}:80")],
+        &serve,
+    );
+    run_container(
+        &mut cleanup,
+        &names[1],
+        &["-p", &format!("{healthy}:80"), "--health-cmd", "true"],
+        &serve,
+    );
+    let gone = tempfile::tempdir().unwrap().path().join("shop");
+    let label = |key: &str, value: &str| format!("com.docker.compose.{key}={value}");
+    run_container(
+        &mut cleanup,
+        &names[2],
+        &[
+            "-p",
+            &format!("{orphan}:80"),
+            "-l",
+            &label("project", &names[2].replace('-', "")),
+            "-l",
+            &label("service", "web"),
+            "-l",
+            &label("project.working_dir", &gone.display().to_string()),
+        ],
+        &serve,
+    );
+    let settled = |name: &String| {
+        let status = docker(&[
+            "ps",
+            "--filter",
+            &format!("name=^{name}$"),
+            "--format",
+            "{{.Status}}",
+        ]);
+        status.starts_with("Up 2 minutes") && !status.contains("starting")
+    };
+    eventually(Duration::from_secs(240), || {
+        names.iter().all(settled).then_some(())
+    })
+    .expect("containers up for two minutes");
+
+    let default = json(&["scan", "--json"]);
+    let full = json(&["scan", "--json", "--all"]);
+    let ours = |p: &&Value| {
+        [plain, healthy, orphan]
+            .iter()
+            .any(|port| p["port"] == *port)
+    };
+    let mut shown: Vec<Value> = default["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(ours)
+        .cloned()
+        .collect();
+    let mut complete: Vec<Value> = full["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(ours)
+        .cloned()
+        .collect();
+    assert_eq!(shown.len(), 6, "{shown:#?}");
+    for entry in &shown {
+        assert_eq!(entry["container"]["inspected"], false, "{entry:#}");
+    }
+    for entry in &complete {
+        assert_eq!(entry["container"]["inspected"], true, "{entry:#}");
+    }
+    // What only the inspect tells; everything else must be equal.
+    for entry in shown.iter_mut().chain(complete.iter_mut()) {
+        let doc = entry["container"].as_object_mut().unwrap();
+        for key in ["inspected", "created", "started_at", "restart_policy"] {
+            doc.remove(key);
+        }
+    }
+    assert_eq!(shown, complete);
+    let health = |doc: &Value| {
+        doc["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == healthy)
+            .unwrap()["container"]["health"]
+            .clone()
+    };
+    assert_eq!(health(&default), "healthy");
+    assert_eq!(health(&full), "healthy");
+    let mut findings = [default, full].map(|doc| {
+        let mut found: Vec<Value> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["ports"].as_array().unwrap().iter().any(|p| ours(&p)))
+            .cloned()
+            .collect();
+        for f in &mut found {
+            strip_clock(f);
+            let doc = f["container"].as_object_mut().unwrap();
+            for key in ["inspected", "created", "started_at", "restart_policy"] {
+                doc.remove(key);
+            }
+        }
+        found
+    });
+    assert_eq!(findings[0], findings[1]);
+    let found = std::mem::take(&mut findings[0]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["kind"], "orphaned-compose");
+    assert_eq!(found[0]["container"]["name"], names[2].as_str());
+}
