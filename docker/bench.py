@@ -82,6 +82,7 @@ class Load:
         # Random: containers publish `-p 0:80` and listeners take ephemeral ports, so both
         # share one range; fixed: each has its own block of ports.
         self.random_ports = random_ports
+        self.created_at = 0.0
 
     def listen(self, sockets, procs):
         self.stop_listeners()
@@ -119,7 +120,18 @@ class Load:
         stop = [f"{PREFIX}-{i}" for i in new if i % 3 == 0]
         if stop:
             docker("stop", "-t", "0", *stop)
+        if new:
+            self.created_at = time.monotonic()
         self.containers = total
+
+    def settle(self, wait):
+        """Waits until the newest container has run for two minutes: hosts' containers
+        mostly have, and the default view reads a settled running container from the
+        list call alone (a fresh one could be caught between two crashes)."""
+        left = self.created_at + 125 - time.monotonic()
+        if wait and left > 0:
+            say(f"bench: waiting {left:.0f} s for the containers to settle (--no-settle skips)")
+            time.sleep(left)
 
     def listener_port(self):
         """A port one of the listeners holds."""
@@ -237,6 +249,7 @@ def compare(load, args):
         say(f"bench: {args.sockets} sockets in {args.procs} processes, {args.containers} containers ({setup})")
         load.listen(args.sockets, args.procs)
         load.grow_containers(args.containers)
+        load.settle(not args.no_settle)
         plain, held = load.listener_port(), load.container_port()
         results = measure(reference_and_portreap(args, plain, held), args.runs)
         med = {n: ms for n, (ms, _) in results.items()}
@@ -280,6 +293,7 @@ def growth(load, args):
     peak = 0
     for containers in (10, 100, 300, 500):
         load.grow_containers(containers)
+        load.settle(not args.no_settle)
         for sockets in (1000, 5000, 20000):
             say(f"bench: growth point {sockets} sockets, {containers} containers")
             load.listen(sockets, args.procs)
@@ -418,6 +432,8 @@ def main():
     parser.add_argument("--setup", default="fixed,random",
                         help="compare's set-ups: fixed (ports of their own), random (-p 0:80 among "
                              "ephemeral listeners)")
+    parser.add_argument("--no-settle", action="store_true",
+                        help="measure at once instead of waiting for the containers to run two minutes")
     parser.add_argument("--bin", default="target/release/portreap")
     parser.add_argument("--killport", default=shutil.which("killport") or "",
                         help="killport 2.0.2's binary (default: from PATH)")
