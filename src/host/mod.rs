@@ -132,13 +132,12 @@ fn split(
         // Engines are then found from the sockets' holders (see `attach`) and from the
         // endpoints asked (see `engines::prove`).
         Owners::All | Owners::EveryHolderOn(_) => (pids, Vec::new(), Vec::new()),
-        // A container's port is most often held by a forwarder: those are read first,
-        // and the rest only for the sockets still without an owner. The engine (with
-        // its hundreds of descriptors) and a host-network container's process are found
-        // in that second walk when they hold one.
-        // A docker-proxy's arguments name its port: those naming none of the asked ones
-        // wait for the second walk too. Only an order: a name or arguments that lie
-        // cost a second walk, never an owner.
+        // A container's port is most often held by a forwarder: those are read first
+        // (docker-proxies only when their arguments name an asked port), the rest only
+        // for the sockets still without an owner. The engine (with its hundreds of
+        // descriptors) and a host-network container's process are found in that second
+        // walk when they hold one. Only an order: a name or arguments that lie cost a
+        // second walk, never an owner.
         Owners::OnPorts(spec) => {
             let comms = comms();
             let (walk, skipped): (Vec<_>, Vec<_>) =

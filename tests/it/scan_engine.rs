@@ -645,12 +645,16 @@ fn settled_containers_are_listed_not_inspected_with_the_same_answer() {
         assert_eq!(entry["container"]["inspected"], true, "{entry:#}");
     }
     // What only the inspect tells; everything else must be equal.
-    for entry in shown.iter_mut().chain(complete.iter_mut()) {
+    let forget_inspect = |entry: &mut Value| {
         let doc = entry["container"].as_object_mut().unwrap();
         for key in ["inspected", "created", "started_at", "restart_policy"] {
             doc.remove(key);
         }
-    }
+    };
+    shown
+        .iter_mut()
+        .chain(complete.iter_mut())
+        .for_each(forget_inspect);
     assert_eq!(shown, complete);
     let health = |doc: &Value| {
         doc["ports"]
@@ -673,10 +677,7 @@ fn settled_containers_are_listed_not_inspected_with_the_same_answer() {
             .collect();
         for f in &mut found {
             strip_clock(f);
-            let doc = f["container"].as_object_mut().unwrap();
-            for key in ["inspected", "created", "started_at", "restart_policy"] {
-                doc.remove(key);
-            }
+            forget_inspect(f);
         }
         found
     });
