@@ -457,7 +457,7 @@ fn dump_ports(
     // request, else (or when it refuses the filter) one family at a time.
     if proto == Proto::Tcp {
         if let Ok(found) = diag::dump_tcp_states(states, filter) {
-            return Ok(found.into_iter().filter(keep).collect());
+            return Ok(once_each(found.into_iter().filter(keep).collect()));
         }
     }
     let mut out = Vec::new();
@@ -476,7 +476,16 @@ fn dump_ports(
             Err(e) => return Err(e),
         }
     }
-    Ok(out)
+    Ok(once_each(out))
+}
+
+/// A dump is not atomic: a table that changes while the kernel walks it in batches may
+/// name a socket twice. A socket's inode names it alone (TIME_WAIT has none: those are
+/// kept as they come).
+fn once_each(mut found: Vec<diag::Entry>) -> Vec<diag::Entry> {
+    let mut seen = HashSet::new();
+    found.retain(|e| e.socket.inode == 0 || seen.insert(e.socket.inode));
+    found
 }
 
 /// Every listening TCP and bound UDP socket, IPv4 and IPv6; with [`Owners::OnPorts`] only

@@ -106,7 +106,7 @@ fn hundreds_of_containers_and_twenty_thousand_sockets() {
     assert!(doc["ports"].as_array().unwrap().len() >= 20_000);
     for (name, port) in &running {
         let found = entries(&doc, "tcp", *port);
-        assert_eq!(found.len(), 2, "{name}");
+        assert_eq!(found.len(), 2, "{name}: {found:#?}");
         assert!(found
             .iter()
             .all(|e| e["container"]["name"] == name.as_str()));
