@@ -174,12 +174,12 @@ fn name_holders_of_asked_ports(global: &Global, host: &mut HostFacts, containers
                 .flat_map(|range| range.start..=range.end);
             asked.extend(ports.map(|p| (r.proto, p)));
         }
-        let failed = c.error.as_deref().and_then(port_conflict);
-        if let Some((proto, _, port)) = failed {
+        // A start error that does not say the protocol blocks on either.
+        if let Some((named, _, port)) = c.error.as_deref().and_then(port_conflict) {
+            let protos = [Proto::Tcp, Proto::Udp].into_iter();
             asked.extend(
-                proto
-                    .map_or(vec![Proto::Tcp, Proto::Udp], |p| vec![p])
-                    .into_iter()
+                protos
+                    .filter(|p| named.is_none_or(|n| n == *p))
                     .map(|p| (p, port)),
             );
         }

@@ -148,9 +148,10 @@ fn request(ask: &Ask, ports: Option<&[PortRange]>) -> Vec<u8> {
     req.extend_from_slice(&flags.to_ne_bytes());
     req.extend_from_slice(&1u32.to_ne_bytes()); // sequence
     req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
-                                                // One TCP port asked: the socket id's source port too, which the kernel compares
-                                                // before running the filter. (UDP's dump compares it in another byte order on some
-                                                // kernels: the filter alone does there.)
+
+    // One TCP port asked: the socket id's source port too, which the kernel compares
+    // before running the filter. (UDP's dump compares it in another byte order on some
+    // kernels: the filter alone does there.)
     let mut id = [0u8; 48];
     if let (Some([only]), Proto::Tcp) = (ports, ask.proto) {
         if only.start == only.end {
