@@ -6,6 +6,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::analyze::findings::{Kind, Severity};
 use crate::portspec::PortSpec;
+use crate::time::{parse_duration, parse_duration_or_zero};
+use std::time::Duration;
 
 /// Who is holding my port, and is it a leak?
 ///
@@ -63,8 +65,8 @@ pub struct GlobalArgs {
     pub config: Option<std::path::PathBuf>,
 
     /// Bound on every engine call (e.g. 5s, 500ms, 2m).
-    #[arg(long, global = true, value_name = "DURATION", default_value = "5s")]
-    pub timeout: String,
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
 
     /// Where the host's root filesystem is visible (mount it read-only when portreap runs
     /// in a container); used to check that compose projects' directories still exist.
@@ -171,12 +173,12 @@ pub struct ActArgs {
 
     /// How long a container gets to stop, and a process to exit after SIGTERM; 0 kills
     /// at once, like `docker rm -f`.
-    #[arg(long, value_name = "DURATION", default_value = "5s")]
-    pub grace: String,
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration_or_zero)]
+    pub grace: Duration,
 
     /// How long to wait for another prune or free to finish.
-    #[arg(long, value_name = "DURATION", default_value = "60s")]
-    pub wait: String,
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub wait: Duration,
 
     /// Print the JSON report and nothing else on stdout.
     #[arg(long)]
@@ -197,8 +199,8 @@ pub struct ActArgs {
     pub summary_markdown: Option<std::path::PathBuf>,
 
     /// Pause between planning and acting (tests of races).
-    #[arg(long, value_name = "DURATION", hide = true)]
-    pub debug_act_delay: Option<String>,
+    #[arg(long, value_name = "DURATION", hide = true, value_parser = parse_duration)]
+    pub debug_act_delay: Option<Duration>,
 }
 
 /// Options of `prune`.
@@ -221,8 +223,8 @@ pub struct PruneArgs {
     pub project: Option<String>,
 
     /// Only containers with this label (repeatable; all must match).
-    #[arg(long, value_name = "KEY[=VALUE]", value_parser = parse_label)]
-    pub label: Vec<(String, Option<String>)>,
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    pub label: Vec<crate::plan::Label>,
 
     /// Act on every port holder that was not in this baseline (`baseline save`), whatever
     /// its health, and on nothing that was: the cleanup step of a CI job.
@@ -235,13 +237,13 @@ pub struct PruneArgs {
 
     /// Leave containers created less than this long ago (a compose up may be starting
     /// them); 0s turns the guard off.
-    #[arg(long, value_name = "DURATION")]
-    pub min_age: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_or_zero)]
+    pub min_age: Option<Duration>,
 
     /// Act only on holders older than this (containers by creation, processes by start),
     /// e.g. 30m, 2h, 7d: a cron job never races a developer's fresh `compose up`.
-    #[arg(long, value_name = "DURATION")]
-    pub older_than: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
 
     /// How to act.
     #[command(flatten)]
@@ -261,8 +263,8 @@ pub struct FreeArgs {
 
     /// Then wait, at most DURATION, until the ports are free: connections in TIME_WAIT
     /// let a port go on their own (60 s on Linux), and no signal hastens them.
-    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
-    pub until_free: Option<std::time::Duration>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub until_free: Option<Duration>,
 
     /// How to act.
     #[command(flatten)]
@@ -300,8 +302,8 @@ pub struct MetricsArgs {
 
     /// Keep running, rewriting --output every DURATION (e.g. 60s): for a DaemonSet or a
     /// long-running service.
-    #[arg(long, value_name = "DURATION", requires = "output", value_parser = crate::config::parse_duration)]
-    pub every: Option<std::time::Duration>,
+    #[arg(long, value_name = "DURATION", requires = "output", value_parser = parse_duration)]
+    pub every: Option<Duration>,
 }
 
 /// `baseline` subcommands.
@@ -324,35 +326,47 @@ pub enum DebugCommand {
     Panic,
 }
 
-/// Parses `--label KEY[=VALUE]` (and the config file's `keep_labels`).
-pub fn parse_label(text: &str) -> Result<(String, Option<String>), String> {
-    let (key, value) = match text.split_once('=') {
-        Some((k, v)) => (k, Some(v.to_owned())),
-        None => (text, None),
-    };
-    if key.is_empty() || key.chars().any(char::is_whitespace) {
-        return Err(format!(
-            "'{text}' is not a label (expected KEY or KEY=VALUE)"
-        ));
-    }
-    Ok((key.to_owned(), value))
+/// A `--kind` (or config `kinds`) prune cannot act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KindError {
+    /// No finding has this id.
+    Unknown(String),
+    /// An informational kind: never acted on.
+    Informational(Kind),
 }
 
+impl std::fmt::Display for KindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KindError::Unknown(text) => {
+                let ids: Vec<&str> = Kind::ALL
+                    .iter()
+                    .filter(|k| k.severity() != Severity::Info)
+                    .map(|k| k.id())
+                    .collect();
+                write!(
+                    f,
+                    "unknown kind '{text}' (expected one of {})",
+                    ids.join(", ")
+                )
+            }
+            KindError::Informational(kind) => {
+                write!(f, "{} is informational: prune never acts on it", kind.id())
+            }
+        }
+    }
+}
+
+impl std::error::Error for KindError {}
+
 /// Parses `--kind K` (and the config file's `kinds`): a finding id prune may act on.
-pub fn parse_kind(text: &str) -> Result<Kind, String> {
+pub fn parse_kind(text: &str) -> Result<Kind, KindError> {
     let kind = Kind::ALL
         .into_iter()
         .find(|k| k.id() == text)
-        .ok_or_else(|| {
-            let ids: Vec<&str> = Kind::ALL
-                .iter()
-                .filter(|k| k.severity() != Severity::Info)
-                .map(|k| k.id())
-                .collect();
-            format!("unknown kind '{text}' (expected one of {})", ids.join(", "))
-        })?;
+        .ok_or_else(|| KindError::Unknown(text.to_owned()))?;
     if kind.severity() == Severity::Info {
-        return Err(format!("{text} is informational: prune never acts on it"));
+        return Err(KindError::Informational(kind));
     }
     Ok(kind)
 }
@@ -390,14 +404,25 @@ mod tests {
 
     #[test]
     fn parsers_for_flags() {
-        assert_eq!(parse_label("a=b"), Ok(("a".into(), Some("b".into()))));
-        assert_eq!(parse_label("a"), Ok(("a".into(), None)));
-        assert_eq!(parse_label("a=b=c"), Ok(("a".into(), Some("b=c".into()))));
-        assert!(parse_label("=b").is_err());
+        use crate::plan::Label;
+        let label = |key: &str, value: Option<&str>| Label {
+            key: key.into(),
+            value: value.map(Into::into),
+        };
+        assert_eq!("a=b".parse(), Ok(label("a", Some("b"))));
+        assert_eq!("a".parse(), Ok(label("a", None)));
+        assert_eq!("a=b=c".parse(), Ok(label("a", Some("b=c"))));
+        assert!("=b".parse::<Label>().is_err());
+        assert!("a b".parse::<Label>().is_err());
         assert_eq!(parse_kind("dead-container"), Ok(Kind::DeadContainer));
-        assert!(parse_kind("engine-reservation")
+        assert_eq!(
+            parse_kind("engine-reservation"),
+            Err(KindError::Informational(Kind::EngineReservation))
+        );
+        assert_eq!(parse_kind("nope"), Err(KindError::Unknown("nope".into())));
+        assert!(parse_kind("nope")
             .unwrap_err()
-            .contains("informational"));
-        assert!(parse_kind("nope").unwrap_err().contains("unknown kind"));
+            .to_string()
+            .contains("unknown kind"));
     }
 }

@@ -9,6 +9,7 @@ use crate::cli::{GlobalArgs, ScanArgs};
 use crate::engine::endpoint::{self, Endpoint, ProcessEnv};
 use crate::portspec::PortSpec;
 use crate::report::table::Style;
+use crate::settings::Loaded;
 
 /// A usage error: printed as one line, exit code 2.
 #[derive(Debug)]
@@ -47,11 +48,9 @@ impl Global {
         if let Some(host) = &args.host {
             endpoint::parse_url(host).map_err(|e| UsageError(format!("--host: {e}")))?;
         }
-        let timeout =
-            parse_duration(&args.timeout).map_err(|e| UsageError(format!("--timeout: {e}")))?;
         Ok(Global {
             endpoint: endpoint::resolve(args.host.as_deref(), args.context.as_deref(), &ProcessEnv),
-            timeout,
+            timeout: args.timeout,
             host_root: args.host_root.clone(),
             proc_root: args.proc_root.clone(),
             snapshot: args.snapshot.clone(),
@@ -113,54 +112,6 @@ impl Scan {
     }
 }
 
-/// Parses `5s`, `500ms`, `2m`, `1.5s`, `2h`, `7d`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration (e.g. 5s, 500ms, 2m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        other => {
-            return Err(format!(
-                "unknown unit '{other}' in '{text}' (use ms, s, m, h or d)"
-            ))
-        }
-    };
-    if !(seconds > 0.0 && seconds <= 365.0 * 86_400.0) {
-        return Err(format!(
-            "'{text}' is out of range (more than 0, at most 365d)"
-        ));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        for bad in ["", "0", "0s", "-1s", "abc", "5x", "1.2.3s", "400d", "nan"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-}
-
 /// How the acting commands act.
 #[derive(Debug)]
 pub struct Act {
@@ -189,9 +140,6 @@ pub struct Act {
 impl Act {
     /// Validates the shared options.
     pub fn new(args: &crate::cli::ActArgs) -> Result<Self, UsageError> {
-        let duration = |flag: &str, text: &str| {
-            parse_duration(text).map_err(|e| UsageError(format!("--{flag}: {e}")))
-        };
         if args.dry_run && args.yes {
             return Err(UsageError(
                 "--dry-run and --yes contradict each other".into(),
@@ -215,14 +163,9 @@ impl Act {
             yes: args.yes,
             json: args.json,
             stop_only: args.stop_only,
-            grace: parse_duration_or_zero(&args.grace)
-                .map_err(|e| UsageError(format!("--grace: {e}")))?,
-            wait: duration("wait", &args.wait)?,
-            act_delay: args
-                .debug_act_delay
-                .as_deref()
-                .map(|d| duration("debug-act-delay", d))
-                .transpose()?,
+            grace: args.grace,
+            wait: args.wait,
+            act_delay: args.debug_act_delay,
             log_json: args.log_format == "json",
             report: args.report.clone(),
             summary,
@@ -263,7 +206,7 @@ impl Verb {
     /// `prune` options, with the config file's defaults under the flags.
     pub fn prune(
         args: &crate::cli::PruneArgs,
-        loaded: Option<&crate::settings::Loaded>,
+        loaded: Option<&Loaded>,
     ) -> Result<Self, UsageError> {
         if let Some(path) = &args.since_baseline {
             let raw = std::fs::read(path).map_err(|e| {
@@ -314,140 +257,69 @@ pub struct Setting {
     pub source: String,
 }
 
-/// [`parse_duration`], and `0` / `0s` for "none" where none makes sense (no minimum age,
-/// no grace).
-fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
-    if matches!(text.trim(), "0" | "0s") {
-        Ok(Duration::ZERO)
-    } else {
-        parse_duration(text)
-    }
-}
-
 /// The prune filters from flags over the config file over the defaults, and where each
 /// setting came from. `args` is `None` for `portreap config`.
 pub fn prune_filters(
     args: Option<&crate::cli::PruneArgs>,
-    loaded: Option<&crate::settings::Loaded>,
+    loaded: Option<&Loaded>,
 ) -> Result<(crate::plan::Filters, Vec<Setting>), UsageError> {
-    use crate::cli::{parse_kind, parse_label};
-    use crate::plan::Protect;
-    let file = loaded.map(|l| &l.file.prune);
-    let from_file = || loaded.map_or_else(String::new, |l| l.path.display().to_string());
-    let bad = |key: &str, e: String| match loaded {
-        Some(l) => l.error(key, &e),
-        None => UsageError(e),
+    use crate::time::{parse_duration, parse_duration_or_zero};
+    let mut p = Precedence {
+        loaded,
+        settings: Vec::new(),
     };
-    let mut settings = Vec::new();
-    let mut note = |name, value: String, source: String| {
-        settings.push(Setting {
-            name,
-            value,
-            source,
-        })
-    };
-
-    let (include_suspects, source) = match (
-        args.is_some_and(|a| a.include_suspects),
-        file.and_then(|f| f.include_suspects),
-    ) {
-        (true, _) => (true, "--include-suspects".to_owned()),
-        (false, Some(v)) => (v, from_file()),
-        (false, None) => (false, "default".to_owned()),
-    };
-    note("include_suspects", include_suspects.to_string(), source);
-
-    let (kinds, source) = match (
-        args.map(|a| a.kind.clone()).filter(|k| !k.is_empty()),
-        file.and_then(|f| f.kinds.as_ref()),
-    ) {
-        (Some(k), _) => (k, "--kind".to_owned()),
-        (None, Some(names)) => (
-            names
-                .iter()
-                .map(|n| parse_kind(n).map_err(|e| bad("kinds", e)))
-                .collect::<Result<Vec<_>, _>>()?,
-            from_file(),
-        ),
-        (None, None) => (Vec::new(), "default".to_owned()),
-    };
-    note(
+    let include_suspects = p.pick(
+        "include_suspects",
+        args.filter(|a| a.include_suspects)
+            .map(|_| (true, "--include-suspects")),
+        |l| l.file.prune.include_suspects.map(Ok),
+        false,
+        bool::to_string,
+    )?;
+    let kinds = p.pick(
         "kinds",
-        if kinds.is_empty() {
-            "leaks (and suspects if included)".into()
-        } else {
-            kinds.iter().map(|k| k.id()).collect::<Vec<_>>().join(",")
+        args.filter(|a| !a.kind.is_empty())
+            .map(|a| (a.kind.clone(), "--kind")),
+        |l| {
+            let names = l.file.prune.kinds.as_ref()?;
+            Some(
+                names
+                    .iter()
+                    .map(|n| l.parse("kinds", n, crate::cli::parse_kind))
+                    .collect(),
+            )
         },
-        source,
-    );
-
-    let (older_than, source) = match (
-        args.and_then(|a| a.older_than.as_deref()),
-        file.and_then(|f| f.older_than.as_deref()),
-    ) {
-        (Some(t), _) => (
-            Some(parse_duration(t).map_err(|e| UsageError(format!("--older-than: {e}")))?),
-            "--older-than".to_owned(),
-        ),
-        (None, Some(t)) => (
-            Some(parse_duration(t).map_err(|e| bad("older_than", e))?),
-            from_file(),
-        ),
-        (None, None) => (None, "default".to_owned()),
-    };
-    note(
+        Vec::new(),
+        |kinds| match kinds.as_slice() {
+            [] => "leaks (and suspects if included)".into(),
+            _ => kinds.iter().map(|k| k.id()).collect::<Vec<_>>().join(","),
+        },
+    )?;
+    let older_than = p.pick(
         "older_than",
-        older_than.map_or("none".into(), |d| format!("{}s", d.as_secs())),
-        source,
-    );
-
-    let (min_age, source) = match (
-        args.and_then(|a| a.min_age.as_deref()),
-        file.and_then(|f| f.min_age.as_deref()),
-    ) {
-        (Some(t), _) => (
-            parse_duration_or_zero(t).map_err(|e| UsageError(format!("--min-age: {e}")))?,
-            "--min-age".to_owned(),
-        ),
-        (None, Some(t)) => (
-            parse_duration_or_zero(t).map_err(|e| bad("min_age", e))?,
-            from_file(),
-        ),
-        (None, None) => (Duration::from_secs(30), "default".to_owned()),
+        args.and_then(|a| a.older_than)
+            .map(|d| (Some(d), "--older-than")),
+        |l| {
+            let text = l.file.prune.older_than.as_ref()?;
+            Some(l.parse("older_than", text, parse_duration).map(Some))
+        },
+        None,
+        |d| d.map_or("none".into(), |d| format!("{}s", d.as_secs())),
+    )?;
+    let min_age = p.pick(
+        "min_age",
+        args.and_then(|a| a.min_age).map(|d| (d, "--min-age")),
+        |l| {
+            let text = l.file.prune.min_age.as_ref()?;
+            Some(l.parse("min_age", text, parse_duration_or_zero))
+        },
+        Duration::from_secs(30),
+        |d| format!("{}s", d.as_secs()),
+    )?;
+    let protect = match loaded {
+        Some(l) => protect(l, &mut p.settings)?,
+        None => crate::plan::Protect::default(),
     };
-    note("min_age", format!("{}s", min_age.as_secs()), source);
-
-    let mut protect = Protect::default();
-    if let Some(f) = file {
-        protect.projects = f.protect_projects.clone();
-        protect.images = f.protect_images.clone();
-        protect.ports = f
-            .protect_ports
-            .as_deref()
-            .map(|p| {
-                p.parse::<PortSpec>()
-                    .map_err(|e| bad("protect_ports", e.to_string()))
-            })
-            .transpose()?;
-        protect.labels = f
-            .keep_labels
-            .iter()
-            .map(|l| parse_label(l).map_err(|e| bad("keep_labels", e)))
-            .collect::<Result<_, _>>()?;
-        let src = from_file();
-        note(
-            "protect_projects",
-            f.protect_projects.join(","),
-            src.clone(),
-        );
-        note("protect_images", f.protect_images.join(","), src.clone());
-        note(
-            "protect_ports",
-            f.protect_ports.clone().unwrap_or_default(),
-            src.clone(),
-        );
-        note("keep_labels", f.keep_labels.join(","), src);
-    }
     let filters = crate::plan::Filters {
         include_suspects,
         kinds,
@@ -459,5 +331,78 @@ pub fn prune_filters(
         labels: args.map(|a| a.label.clone()).unwrap_or_default(),
         stop_only: args.is_some_and(|a| a.act.stop_only),
     };
-    Ok((filters, settings))
+    Ok((filters, p.settings))
+}
+
+/// Flag over config file over default: the one precedence of every prune setting, and
+/// the record of where each came from.
+struct Precedence<'a> {
+    loaded: Option<&'a Loaded>,
+    settings: Vec<Setting>,
+}
+
+impl Precedence<'_> {
+    /// The flag's value (with the flag's name) if typed, else the file's if it sets one
+    /// (read only then: a flag overrides a bad value too), else `default`.
+    fn pick<T>(
+        &mut self,
+        name: &'static str,
+        flag: Option<(T, &'static str)>,
+        file: impl FnOnce(&Loaded) -> Option<Result<T, UsageError>>,
+        default: T,
+        show: impl FnOnce(&T) -> String,
+    ) -> Result<T, UsageError> {
+        let from_file = || self.loaded.and_then(|l| Some((file(l)?, l.path.display())));
+        let (value, source) = match flag {
+            Some((value, flag)) => (value, flag.to_owned()),
+            None => match from_file() {
+                Some((value, path)) => (value?, path.to_string()),
+                None => (default, "default".to_owned()),
+            },
+        };
+        self.settings.push(Setting {
+            name,
+            value: show(&value),
+            source,
+        });
+        Ok(value)
+    }
+}
+
+/// What the config file protects (no flag sets these).
+fn protect(l: &Loaded, settings: &mut Vec<Setting>) -> Result<crate::plan::Protect, UsageError> {
+    let f = &l.file.prune;
+    let protect = crate::plan::Protect {
+        projects: f.protect_projects.clone(),
+        images: f.protect_images.clone(),
+        ports: f
+            .protect_ports
+            .as_ref()
+            .map(|p| l.parse("protect_ports", p, str::parse::<PortSpec>))
+            .transpose()?,
+        labels: f
+            .keep_labels
+            .iter()
+            .map(|k| l.parse("keep_labels", k, str::parse))
+            .collect::<Result<_, _>>()?,
+    };
+    let texts = |list: &[toml::Spanned<String>]| {
+        list.iter()
+            .map(|s| s.get_ref().as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for (name, value) in [
+        ("protect_projects", f.protect_projects.join(",")),
+        ("protect_images", f.protect_images.join(",")),
+        ("protect_ports", texts(f.protect_ports.as_slice())),
+        ("keep_labels", texts(&f.keep_labels)),
+    ] {
+        settings.push(Setting {
+            name,
+            value,
+            source: l.path.display().to_string(),
+        });
+    }
+    Ok(protect)
 }

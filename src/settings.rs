@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::config::UsageError;
 
@@ -36,11 +37,11 @@ pub struct PruneFile {
     /// Act on suspects too.
     pub include_suspects: Option<bool>,
     /// Only these kinds.
-    pub kinds: Option<Vec<String>>,
+    pub kinds: Option<Vec<Spanned<String>>>,
     /// Only holders older than this.
-    pub older_than: Option<String>,
+    pub older_than: Option<Spanned<String>>,
     /// The grace age.
-    pub min_age: Option<String>,
+    pub min_age: Option<Spanned<String>>,
     /// Compose projects never acted on.
     #[serde(default)]
     pub protect_projects: Vec<String>,
@@ -48,10 +49,10 @@ pub struct PruneFile {
     #[serde(default)]
     pub protect_images: Vec<String>,
     /// Ports never acted on.
-    pub protect_ports: Option<String>,
+    pub protect_ports: Option<Spanned<String>>,
     /// Labels (`KEY` or `KEY=VALUE`) that protect a container, besides `portreap.keep`.
     #[serde(default)]
-    pub keep_labels: Vec<String>,
+    pub keep_labels: Vec<Spanned<String>>,
 }
 
 /// A loaded file and where it came from.
@@ -66,15 +67,28 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    /// `FILE:LINE: key: message` for a bad value of `key`.
-    pub fn error(&self, key: &str, message: &str) -> UsageError {
-        let line = self
-            .text
-            .lines()
-            .position(|l| l.trim_start().starts_with(key) && l.contains('='))
-            .map_or(0, |i| i + 1);
-        UsageError(format!("{}:{line}: {key}: {message}", self.path.display()))
+    /// `value` (the setting `key`) read by `parse`; a refusal is `FILE:LINE: key: why`,
+    /// at the value's own line.
+    pub fn parse<T, E: std::fmt::Display>(
+        &self,
+        key: &str,
+        value: &Spanned<String>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, UsageError> {
+        parse(value.get_ref()).map_err(|e| {
+            let line = line_of(&self.text, value.span().start);
+            UsageError(format!("{}:{line}: {key}: {e}", self.path.display()))
+        })
     }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn default_path() -> Option<PathBuf> {
@@ -164,9 +178,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Option<Loaded>, UsageError> {
     let text = read_bounded(&path)
         .map_err(|e| UsageError(format!("--config: cannot read {}: {e}", path.display())))?;
     let file: File = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map_or(0, |span| {
-            text[..span.start.min(text.len())].matches('\n').count() + 1
-        });
+        let line = e.span().map_or(0, |span| line_of(&text, span.start));
         let message = e.message().replace('\n', " ");
         UsageError(format!("{}:{line}: {}", path.display(), message.trim()))
     })?;

@@ -1,5 +1,8 @@
 //! Just enough time handling for the engine's RFC 3339 timestamps, without a date crate:
-//! parsed once where they enter ([`crate::model::Timestamp`]), and said for people.
+//! parsed once where they enter ([`crate::model::Timestamp`]), and said for people; and
+//! the durations people type.
+
+use std::time::Duration;
 
 /// Parses `2026-11-25T13:51:37.889192638Z` (or with a `+hh:mm` offset) into seconds since
 /// the Unix epoch. Fractions are dropped. `None` for anything else.
@@ -82,6 +85,84 @@ pub fn human(seconds: i64) -> String {
     }
 }
 
+/// Why a duration flag or setting was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DurationError {
+    /// No number where one belongs.
+    NotADuration(String),
+    /// A unit other than ms, s, m, h, d.
+    UnknownUnit {
+        /// The unit as typed.
+        unit: String,
+        /// The whole text.
+        text: String,
+    },
+    /// Zero (where it means nothing), negative, or more than a year.
+    OutOfRange(String),
+}
+
+impl std::fmt::Display for DurationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DurationError::NotADuration(text) => {
+                write!(f, "'{text}' is not a duration (e.g. 5s, 500ms, 2m)")
+            }
+            DurationError::UnknownUnit { unit, text } => {
+                write!(
+                    f,
+                    "unknown unit '{unit}' in '{text}' (use ms, s, m, h or d)"
+                )
+            }
+            DurationError::OutOfRange(text) => {
+                write!(f, "'{text}' is out of range (more than 0, at most 365d)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DurationError {}
+
+/// Parses `5s`, `500ms`, `2m`, `1.5s`, `2h`, `7d`, or a bare number of seconds: more than
+/// zero, at most a year.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| DurationError::NotADuration(text.to_owned()))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        other => {
+            return Err(DurationError::UnknownUnit {
+                unit: other.to_owned(),
+                text: text.to_owned(),
+            })
+        }
+    };
+    let seconds = value * scale;
+    if !(seconds > 0.0 && seconds <= 365.0 * 86_400.0) {
+        return Err(DurationError::OutOfRange(text.to_owned()));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// [`parse_duration`], and `0` / `0s` for "none" where none makes sense (no minimum age,
+/// no grace).
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, DurationError> {
+    if matches!(text.trim(), "0" | "0s") {
+        Ok(Duration::ZERO)
+    } else {
+        parse_duration(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +192,28 @@ mod tests {
             "1900-02-29T00:00:00Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration_or_zero("0s"), Ok(Duration::ZERO));
+        assert!(matches!(
+            parse_duration("5x"),
+            Err(DurationError::UnknownUnit { unit, .. }) if unit == "x"
+        ));
+        assert!(matches!(
+            parse_duration("0"),
+            Err(DurationError::OutOfRange(_))
+        ));
+        for bad in ["", "0", "0s", "-1s", "abc", "5x", "1.2.3s", "400d", "nan"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }
 

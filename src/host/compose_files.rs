@@ -90,7 +90,7 @@ pub fn read(root: &Path, files: &[String]) -> Result<Definition, Unjudged> {
         let text = read_bounded(&super::compose::under(root, &path), &path)?;
         let doc = Doc::parse(&text).map_err(|error| Unjudged::Unparsable {
             path: path.clone(),
-            error,
+            error: error.to_string(),
         })?;
         for include in doc.includes(&path)? {
             queue.push((include, depth + 1));
@@ -184,11 +184,9 @@ impl MarkedEventReceiver for Doc {
 }
 
 impl Doc {
-    fn parse(text: &str) -> Result<Doc, String> {
+    fn parse(text: &str) -> Result<Doc, yaml_rust2::ScanError> {
         let mut doc = Doc::default();
-        Parser::new_from_str(text)
-            .load(&mut doc, true)
-            .map_err(|e| e.to_string())?;
+        Parser::new_from_str(text).load(&mut doc, true)?;
         Ok(doc)
     }
 

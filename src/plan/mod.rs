@@ -19,6 +19,57 @@ use crate::portspec::PortSpec;
 /// The label that protects a container from portreap.
 pub const KEEP_LABEL: &str = "portreap.keep";
 
+/// `KEY` or `KEY=VALUE`: the one reading of `--label` and of the config file's
+/// `keep_labels`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Label {
+    /// The label's key.
+    pub key: String,
+    /// The value it must have; any value when `None`.
+    pub value: Option<String>,
+}
+
+impl Label {
+    /// Whether `c` carries this label (with this value, when one is given).
+    pub fn matches(&self, c: &Container) -> bool {
+        match (c.labels.get(&self.key), &self.value) {
+            (Some(_), None) => true,
+            (Some(have), Some(want)) => have == want,
+            (None, _) => false,
+        }
+    }
+}
+
+/// Text that is not `KEY` or `KEY=VALUE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelError(String);
+
+impl std::fmt::Display for LabelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "'{}' is not a label (expected KEY or KEY=VALUE)", self.0)
+    }
+}
+
+impl std::error::Error for LabelError {}
+
+impl std::str::FromStr for Label {
+    type Err = LabelError;
+
+    fn from_str(text: &str) -> Result<Self, LabelError> {
+        let (key, value) = match text.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_owned())),
+            None => (text, None),
+        };
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(LabelError(text.to_owned()));
+        }
+        Ok(Label {
+            key: key.to_owned(),
+            value,
+        })
+    }
+}
+
 /// What the user asked prune to consider.
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
@@ -31,7 +82,7 @@ pub struct Filters {
     /// Only containers of this compose project.
     pub project: Option<String>,
     /// Only containers with all these labels (`KEY` or `KEY=VALUE`).
-    pub labels: Vec<(String, Option<String>)>,
+    pub labels: Vec<Label>,
     /// Stop containers instead of removing them.
     pub stop_only: bool,
     /// Containers created less than this long ago are left alone (a `compose up` may be
@@ -54,7 +105,7 @@ pub struct Protect {
     /// Ports.
     pub ports: Option<PortSpec>,
     /// Labels (`KEY` or `KEY=VALUE`) that protect like `portreap.keep`.
-    pub labels: Vec<(String, Option<String>)>,
+    pub labels: Vec<Label>,
 }
 
 impl Protect {
@@ -69,8 +120,8 @@ impl Protect {
         if self.images.contains(&c.image) {
             return Some(format!("protected by the config file: image {}", c.image));
         }
-        if let Some((k, _)) = self.labels.iter().find(|l| has_label(c, l)) {
-            return Some(format!("protected by the config file: label {k}"));
+        if let Some(l) = self.labels.iter().find(|l| l.matches(c)) {
+            return Some(format!("protected by the config file: label {}", l.key));
         }
         self.ports(ports)
     }
@@ -300,17 +351,7 @@ pub(crate) fn container_selected(c: &Container, filters: &Filters) -> bool {
             return false;
         }
     }
-    filters.labels.iter().all(|l| has_label(c, l))
-}
-
-/// Whether `c` carries the label `KEY` (with `VALUE`, when one is given): the one reading
-/// of `--label` and of the config file's `keep_labels`.
-fn has_label(c: &Container, (key, value): &(String, Option<String>)) -> bool {
-    match (c.labels.get(key), value) {
-        (Some(_), None) => true,
-        (Some(have), Some(want)) => have == want,
-        (None, _) => false,
-    }
+    filters.labels.iter().all(|l| l.matches(c))
 }
 
 fn merge(ports: &mut Vec<PortRef>, more: &[PortRef]) {

@@ -64,7 +64,7 @@ fn filters_narrow() {
     // Label and project filters select containers only: never the proxy.
     let label = Filters {
         include_suspects: true,
-        labels: vec![("team".into(), Some("db".into()))],
+        labels: vec!["team=db".parse().unwrap()],
         ..Filters::default()
     };
     let p = planned(&label);
@@ -284,7 +284,7 @@ fn since_baseline_acts_on_what_is_new_and_keeps_the_rest() {
         .any(|k| k.reason == "label portreap.keep=true"));
     // ...and label narrowing leaves processes out.
     let team = Filters {
-        labels: vec![("team".into(), Some("db".into()))],
+        labels: vec!["team=db".parse().unwrap()],
         ..Filters::default()
     };
     let p = plan_since(&snap, &analysis, &empty, false, &team);

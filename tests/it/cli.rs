@@ -514,6 +514,19 @@ fn the_config_file_sets_defaults_flags_win_and_errors_name_file_and_line() {
             "[prune]\n\nolder_than = \"soon\"\n",
             ":3: older_than: 'soon' is not a duration",
         ),
+        // The value's own line, even where the key's name appears on an earlier one.
+        (
+            "[prune]\n# keep_labels = [\"ok\"]\nkeep_labels = [\n  \"team=db\",\n  \"=x\",\n]\n",
+            ":5: keep_labels: '=x' is not a label",
+        ),
+        (
+            "[prune]\nmin_age = \"0s\"\nolder_than = \"1d\"\nmin_age_note = 1\nprotect_ports = \"http\"\n",
+            ":4: unknown field `min_age_note`",
+        ),
+        (
+            "[prune]\nprotect_ports = \"80\"\nkinds = [\"dead-container\", \"engine-reservation\"]\n",
+            ":3: kinds: engine-reservation is informational",
+        ),
         ("[prune\n", ":1:"),
     ] {
         let bad = dir.path().join("bad.toml");
