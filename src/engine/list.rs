@@ -79,57 +79,63 @@ pub(super) async fn list_and_inspect(
         .map(|c| ((Some(c), None), None));
     let inspected: Vec<(Answer, Option<String>)> =
         stream::iter(summaries.into_iter().map(|(summary, _)| summary))
-            .map(|summary| {
-                let odd_states = &odd_states;
-                async move {
-                    let Some(id) = summary.id.clone() else {
-                        return ((None, None), None);
-                    };
-                    let asked = tokio::time::Instant::now();
-                    let inspected =
-                        match bounded(timeout, docker.inspect_container(&id, None)).await {
-                            Ok(detail) => Ok((detail, None)),
-                            Err(Error::Unfit(_)) => {
-                                raw::inspect(endpoint, &id, timeout.saturating_sub(asked.elapsed()))
-                                    .await
-                            }
-                            Err(e) => Err(e),
-                        };
-                    match inspected {
-                        Ok((detail, odd)) => {
-                            let root = detail
-                                .hostname_path
-                                .as_deref()
-                                .and_then(|p| root_dir_from(p, &id));
-                            let container = convert(&detail).map(|mut c| {
-                                // A state the models do not know, kept as the engine said it.
-                                if let Some(state) = odd.or_else(|| odd_states.get(&id).cloned()) {
-                                    c.state = ContainerState::Other(state);
-                                }
-                                c
-                            });
-                            ((container, None), root)
-                        }
-                        // Removed between list and inspect: it holds nothing any more.
-                        Err(e) if e.status() == Some(404) => ((None, None), None),
-                        // Keep what the list call said rather than lose the container,
-                        // but say the answer is partial.
-                        Err(e) => (
-                            (
-                                from_listing(&summary, odd_states),
-                                Some(format!("cannot inspect container {}: {e}", short(&id))),
-                            ),
-                            None,
-                        ),
-                    }
-                }
-            })
+            .map(|summary| inspect_one(docker, endpoint, timeout, summary, &odd_states))
             .buffer_unordered(INSPECT_CONCURRENCY)
             .chain(stream::iter(listed_only))
             .collect()
             .await;
     let root = inspected.iter().find_map(|(_, root)| root.clone());
     Ok((inspected.into_iter().map(|(c, _)| c).collect(), root))
+}
+
+/// One listed container, inspected: its answer, and the engine's root directory if its
+/// paths tell it. bollard's models refuse states they do not know: the raw inspect then
+/// keeps the state as the engine said it.
+async fn inspect_one(
+    docker: &Docker,
+    endpoint: &Endpoint,
+    timeout: Duration,
+    summary: ContainerSummary,
+    odd_states: &HashMap<String, String>,
+) -> (Answer, Option<String>) {
+    let Some(id) = summary.id.clone() else {
+        return ((None, None), None);
+    };
+    let asked = tokio::time::Instant::now();
+    let inspected = match bounded(timeout, docker.inspect_container(&id, None)).await {
+        Ok(detail) => Ok((detail, None)),
+        Err(Error::Unfit(_)) => {
+            raw::inspect(endpoint, &id, timeout.saturating_sub(asked.elapsed())).await
+        }
+        Err(e) => Err(e),
+    };
+    match inspected {
+        Ok((detail, odd)) => {
+            let root = detail
+                .hostname_path
+                .as_deref()
+                .and_then(|p| root_dir_from(p, &id));
+            let container = convert(&detail).map(|mut c| {
+                // A state the models do not know, kept as the engine said it.
+                if let Some(state) = odd.or_else(|| odd_states.get(&id).cloned()) {
+                    c.state = ContainerState::Other(state);
+                }
+                c
+            });
+            ((container, None), root)
+        }
+        // Removed between list and inspect: it holds nothing any more.
+        Err(e) if e.status() == Some(404) => ((None, None), None),
+        // Keep what the list call said rather than lose the container, but say the
+        // answer is partial.
+        Err(e) => (
+            (
+                from_listing(&summary, odd_states),
+                Some(format!("cannot inspect container {}: {e}", short(&id))),
+            ),
+            None,
+        ),
+    }
 }
 
 /// Which listed containers can bear on `ports`, and so need their full inspect; the list

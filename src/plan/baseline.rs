@@ -1,7 +1,7 @@
 //! CI baselines: the port holders a host had when a job started, so that at its end the job
 //! cleans exactly what it left, whatever its health, and nothing that was there before.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,7 @@ use super::{
 };
 use crate::analyze::findings::{never_act, PortRef};
 use crate::analyze::{Analysis, Owner};
-use crate::model::Snapshot;
+use crate::model::{Process, Snapshot};
 
 /// What existed at the start of a job.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,9 +56,7 @@ pub fn plan_since(
 ) -> Plan {
     let narrowed_to_containers = filters.project.is_some() || !filters.labels.is_empty();
     let mut out = Plan::default();
-    let mut new_containers: std::collections::BTreeMap<usize, Vec<PortRef>> = Default::default();
-    let mut new_processes: std::collections::BTreeMap<u32, Vec<PortRef>> = Default::default();
-    let mut kept_containers: std::collections::BTreeMap<usize, Vec<PortRef>> = Default::default();
+    let mut sorted = Sorted::default();
     for entry in &analysis.ports {
         if filters
             .ports
@@ -71,88 +69,115 @@ pub fn plan_since(
         match &entry.owner {
             Owner::Container { index, .. } => {
                 let c = &snapshot.containers[*index];
-                if !container_selected(c, filters) {
-                    continue;
-                }
-                let slot = if baseline.containers.contains(&c.id) {
-                    kept_containers.entry(*index).or_default()
-                } else {
-                    new_containers.entry(*index).or_default()
-                };
-                if !slot.contains(&port) {
-                    slot.push(port);
+                if container_selected(c, filters) {
+                    let new = !baseline.containers.contains(&c.id);
+                    sorted.container(*index, new, port);
                 }
             }
-            Owner::Proxy { .. } | Owner::Conmon { .. } | Owner::Process => {
-                if narrowed_to_containers {
-                    continue;
-                }
+            Owner::Proxy { .. } | Owner::Conmon { .. } | Owner::Process
+                if !narrowed_to_containers =>
+            {
                 let Some(p) = entry.holder(snapshot) else {
                     continue;
                 };
-                let known = p
-                    .start_ticks
-                    .is_some_and(|t| baseline.processes.contains(&(p.pid, t)));
                 let plain = matches!(entry.owner, Owner::Process);
-                if known {
-                    continue;
-                }
-                if let Some(why) = never_act(p) {
-                    out.refused.push(Held {
-                        kinds: Vec::new(),
-                        ports: vec![port],
-                        container: None,
-                        reason: why,
-                    });
-                } else if plain && !kill_processes {
-                    out.refused.push(Held {
-                        kinds: Vec::new(),
-                        ports: vec![port],
-                        container: None,
-                        reason: format!("{} (pid {}) started after the baseline: pass --kill-processes to signal it", p.name, p.pid),
-                    });
-                } else {
-                    new_processes.entry(p.pid).or_default().push(port);
+                if let Some(held) = sorted.process(p, baseline, plain && !kill_processes, port) {
+                    out.refused.push(held);
                 }
             }
-            Owner::Forwarder { .. }
-            | Owner::Engine
-            | Owner::Unknown { .. }
-            | Owner::NotJudged { .. } => {}
+            _ => {}
         }
     }
-    for (index, ports) in kept_containers {
-        if new_containers.contains_key(&index) {
-            continue;
+    sorted.plan(snapshot, out)
+}
+
+/// The holders a job left, by the ports each holds, and those the baseline knew.
+#[derive(Default)]
+struct Sorted {
+    new_containers: BTreeMap<usize, Vec<PortRef>>,
+    kept_containers: BTreeMap<usize, Vec<PortRef>>,
+    new_processes: BTreeMap<u32, Vec<PortRef>>,
+}
+
+impl Sorted {
+    fn container(&mut self, index: usize, new: bool, port: PortRef) {
+        let slot = if new {
+            &mut self.new_containers
+        } else {
+            &mut self.kept_containers
+        };
+        let ports = slot.entry(index).or_default();
+        if !ports.contains(&port) {
+            ports.push(port);
         }
-        out.keep(
-            Vec::new(),
-            ports,
-            Some(index),
-            "in the baseline: not created by this job".into(),
-        );
     }
-    for (pid, ports) in new_processes {
-        out.actions.push(process_action(
-            &snapshot.host.processes[&pid],
-            Vec::new(),
-            ports,
-        ));
-    }
-    for (index, ports) in new_containers {
-        let c = &snapshot.containers[index];
-        if let Some(reason) = kept_by_label(c) {
-            out.keep(Vec::new(), ports, Some(index), reason);
-            continue;
+
+    /// Notes a process holding `port` that the baseline does not know; what may not be
+    /// signalled (never, or a plain process without `--kill-processes`) is returned.
+    fn process(
+        &mut self,
+        p: &Process,
+        baseline: &Baseline,
+        plain_refused: bool,
+        port: PortRef,
+    ) -> Option<Held> {
+        let known = p
+            .start_ticks
+            .is_some_and(|t| baseline.processes.contains(&(p.pid, t)));
+        if known {
+            return None;
         }
-        out.actions.push(container_action(
-            c,
-            index,
-            Vec::new(),
-            ports,
-            false,
-            Expect::unchanged(c),
-        ));
+        let refused = |reason| Held {
+            kinds: Vec::new(),
+            ports: vec![port],
+            container: None,
+            reason,
+        };
+        if let Some(why) = never_act(p) {
+            return Some(refused(why));
+        }
+        if plain_refused {
+            return Some(refused(format!(
+                "{} (pid {}) started after the baseline: pass --kill-processes to signal it",
+                p.name, p.pid
+            )));
+        }
+        self.new_processes.entry(p.pid).or_default().push(port);
+        None
     }
-    out
+
+    /// Acts on what is new, keeps what the baseline knew.
+    fn plan(self, snapshot: &Snapshot, mut out: Plan) -> Plan {
+        for (index, ports) in self.kept_containers {
+            out.keep(
+                Vec::new(),
+                ports,
+                Some(index),
+                "in the baseline: not created by this job".into(),
+            );
+        }
+        for (pid, ports) in self.new_processes {
+            out.actions.push(process_action(
+                &snapshot.host.processes[&pid],
+                Vec::new(),
+                ports,
+            ));
+        }
+        for (index, ports) in self.new_containers {
+            let c = &snapshot.containers[index];
+            if let Some(reason) = kept_by_label(c) {
+                out.keep(Vec::new(), ports, Some(index), reason);
+                continue;
+            }
+            out.actions.push(container_action(
+                c,
+                index,
+                Vec::new(),
+                ports,
+                false,
+                Expect::unchanged(c),
+            ));
+        }
+        out
+    }
 }

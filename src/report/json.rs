@@ -319,25 +319,13 @@ pub fn write_scan(
     write_doc(out, snapshot, analysis, keep, None)
 }
 
-fn write_doc<'a>(
+fn write_doc(
     out: &mut impl std::io::Write,
-    snapshot: &'a Snapshot,
-    analysis: &'a Analysis,
+    snapshot: &Snapshot,
+    analysis: &Analysis,
     keep: impl Fn(&PortEntry) -> bool,
     why: Option<serde_json::Value>,
 ) -> std::io::Result<()> {
-    let engine_doc = |engine: &'a crate::model::EngineStatus| EngineDoc {
-        endpoint: &engine.endpoint,
-        source: &engine.source,
-        reachable: engine.reachable,
-        kind: engine.kind.map(crate::model::EngineKind::as_str),
-        version: engine.version.as_deref(),
-        api_version: engine.api_version.as_deref(),
-        error: engine.error.as_deref(),
-        process: engine.process,
-        uid: engine.uid,
-        locality: engine.locality.as_deref(),
-    };
     let shown: Vec<&PortEntry> = analysis.ports.iter().filter(|p| keep(p)).collect();
     let shown_ports: std::collections::HashSet<_> = shown
         .iter()
@@ -352,47 +340,7 @@ fn write_doc<'a>(
         schema_version: SCHEMA_VERSION,
         engine: engine_doc(&snapshot.engine),
         engines: snapshot.engines.iter().map(engine_doc).collect(),
-        host: HostDoc {
-            unreadable_processes: snapshot.host.unreadable_processes,
-            error: snapshot.host.proc_error.as_deref(),
-            compose_dirs_checked: snapshot.fs.visible,
-            compose_note: snapshot.fs.note.as_deref(),
-            compose_unjudged: snapshot
-                .fs
-                .unjudged
-                .iter()
-                .map(|(path, error)| UnjudgedDoc { path, error })
-                .chain(
-                    snapshot
-                        .fs
-                        .definitions
-                        .iter()
-                        .filter_map(|(files, d)| match d {
-                            crate::model::ComposeDefinition::NotJudged { reason } => {
-                                Some(UnjudgedDoc {
-                                    path: files,
-                                    error: reason,
-                                })
-                            }
-                            crate::model::ComposeDefinition::Read { .. } => None,
-                        }),
-                )
-                .collect(),
-            engines: snapshot
-                .host
-                .engines
-                .iter()
-                .map(|e| LocalEngineDoc {
-                    pid: e.pid,
-                    kind: e.kind.as_str(),
-                    uid: e.uid,
-                    sockets: &e.sockets,
-                    own_mount_ns: e.own_mount_ns,
-                    data_root: e.data_root.as_deref(),
-                    asked: snapshot.all_engines().any(|s| s.process == Some(e.pid)),
-                })
-                .collect(),
-        },
+        host: host_doc(snapshot),
         ports: LazyPorts { snapshot, shown },
         findings: analysis
             .findings
@@ -405,6 +353,66 @@ fn write_doc<'a>(
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     out.write_all(b"\n")
+}
+
+fn engine_doc(engine: &crate::model::EngineStatus) -> EngineDoc<'_> {
+    EngineDoc {
+        endpoint: &engine.endpoint,
+        source: &engine.source,
+        reachable: engine.reachable,
+        kind: engine.kind.map(crate::model::EngineKind::as_str),
+        version: engine.version.as_deref(),
+        api_version: engine.api_version.as_deref(),
+        error: engine.error.as_deref(),
+        process: engine.process,
+        uid: engine.uid,
+        locality: engine.locality.as_deref(),
+    }
+}
+
+/// The host's side: what could not be read or judged, and every engine process found.
+fn host_doc(snapshot: &Snapshot) -> HostDoc<'_> {
+    HostDoc {
+        unreadable_processes: snapshot.host.unreadable_processes,
+        error: snapshot.host.proc_error.as_deref(),
+        compose_dirs_checked: snapshot.fs.visible,
+        compose_note: snapshot.fs.note.as_deref(),
+        compose_unjudged: snapshot
+            .fs
+            .unjudged
+            .iter()
+            .map(|(path, error)| UnjudgedDoc { path, error })
+            .chain(
+                snapshot
+                    .fs
+                    .definitions
+                    .iter()
+                    .filter_map(|(files, d)| match d {
+                        crate::model::ComposeDefinition::NotJudged { reason } => {
+                            Some(UnjudgedDoc {
+                                path: files,
+                                error: reason,
+                            })
+                        }
+                        crate::model::ComposeDefinition::Read { .. } => None,
+                    }),
+            )
+            .collect(),
+        engines: snapshot
+            .host
+            .engines
+            .iter()
+            .map(|e| LocalEngineDoc {
+                pid: e.pid,
+                kind: e.kind.as_str(),
+                uid: e.uid,
+                sockets: &e.sockets,
+                own_mount_ns: e.own_mount_ns,
+                data_root: e.data_root.as_deref(),
+                asked: snapshot.all_engines().any(|s| s.process == Some(e.pid)),
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]

@@ -47,70 +47,75 @@ pub(super) fn compose_projects(snapshot: &Snapshot) -> Vec<Finding> {
     }
     let mut out = Vec::new();
     for (dir, projects) in by_dir {
-        if projects.len() < 2 {
-            continue;
-        }
-        let names = project_names_for(dir);
-        let current: Vec<&str> = projects
-            .keys()
-            .copied()
-            .filter(|p| names.iter().any(|n| n == p))
-            .collect();
-        let [current] = current[..] else { continue };
-        let created = |i: &usize| {
-            snapshot.containers[*i]
-                .created
-                .as_ref()
-                .map(Timestamp::unix)
-        };
-        let current_members = &projects[current];
-        let Some(current_oldest) = current_members
-            .iter()
-            .map(created)
-            .collect::<Option<Vec<_>>>()
-            .and_then(|v| v.into_iter().min())
-        else {
-            continue;
-        };
-        let wanted: Vec<(Proto, u16)> = current_members
-            .iter()
-            .flat_map(|i| container_ports(&snapshot.containers[*i]))
-            .map(|r| (r.proto, r.port))
-            .collect();
-        for (project, members) in &projects {
-            if *project == current {
-                continue;
-            }
-            let all_older = members
-                .iter()
-                .all(|i| created(i).is_some_and(|t| t < current_oldest));
-            if !all_older {
-                continue;
-            }
-            for &i in members {
-                let c = &snapshot.containers[i];
-                let clash: Vec<PortRef> = container_ports(c)
-                    .into_iter()
-                    .filter(|r| wanted.contains(&(r.proto, r.port)))
-                    .collect();
-                if clash.is_empty() {
-                    continue;
-                }
-                out.push(Finding {
-                    kind: Kind::OrphanedCompose,
-                    severity: Kind::OrphanedCompose.severity(),
-                    reason: format!(
-                        "{}: superseded by compose project {current} from the same directory {dir}, which wants {}",
-                        describe(snapshot, c),
-                        list(&clash)
-                    ),
-                    ports: clash,
-                    container: Some(i),
-                    pids: Vec::new(),
-                    action: Action::RemoveContainer,
-                });
-            }
+        if projects.len() >= 2 {
+            superseded_in(snapshot, dir, &projects, &mut out);
         }
     }
     out
+}
+
+/// The findings of one directory's projects: those all older than the one its name
+/// gives today, on the ports that one asks for.
+fn superseded_in(
+    snapshot: &Snapshot,
+    dir: &str,
+    projects: &BTreeMap<&str, Vec<usize>>,
+    out: &mut Vec<Finding>,
+) {
+    let names = project_names_for(dir);
+    let current: Vec<&str> = projects
+        .keys()
+        .copied()
+        .filter(|p| names.iter().any(|n| n == p))
+        .collect();
+    let [current] = current[..] else { return };
+    let created = |i: &usize| {
+        snapshot.containers[*i]
+            .created
+            .as_ref()
+            .map(Timestamp::unix)
+    };
+    let current_members = &projects[current];
+    let Some(current_oldest) = current_members
+        .iter()
+        .map(created)
+        .collect::<Option<Vec<_>>>()
+        .and_then(|v| v.into_iter().min())
+    else {
+        return;
+    };
+    let wanted: Vec<(Proto, u16)> = current_members
+        .iter()
+        .flat_map(|i| container_ports(&snapshot.containers[*i]))
+        .map(|r| (r.proto, r.port))
+        .collect();
+    let older = projects.iter().filter(|(project, members)| {
+        **project != current
+            && members
+                .iter()
+                .all(|i| created(i).is_some_and(|t| t < current_oldest))
+    });
+    for &i in older.flat_map(|(_, members)| members) {
+        let c = &snapshot.containers[i];
+        let clash: Vec<PortRef> = container_ports(c)
+            .into_iter()
+            .filter(|r| wanted.contains(&(r.proto, r.port)))
+            .collect();
+        if clash.is_empty() {
+            continue;
+        }
+        out.push(Finding {
+            kind: Kind::OrphanedCompose,
+            severity: Kind::OrphanedCompose.severity(),
+            reason: format!(
+                "{}: superseded by compose project {current} from the same directory {dir}, which wants {}",
+                describe(snapshot, c),
+                list(&clash)
+            ),
+            ports: clash,
+            container: Some(i),
+            pids: Vec::new(),
+            action: Action::RemoveContainer,
+        });
+    }
 }

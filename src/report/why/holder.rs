@@ -211,190 +211,191 @@ pub struct Explanation {
 pub(super) fn explain_holder(snapshot: &Snapshot, asked: Asked, h: &Holder<'_>) -> Explanation {
     let first = h.entries[0];
     let port = format!("{}/{}", asked.port, asked.proto);
-    let mut lines = Vec::new();
-    let mut next = Vec::new();
-    let findings = &h.findings;
-    let headline = match &first.owner {
-        Owner::Container { via, .. } => {
-            // Owner::Container indexes come from this snapshot's container list.
-            let c = first
-                .container(snapshot)
-                .expect("container owner has a container");
-            lines.extend(container_lines(snapshot, c));
-            let how = match via {
-                Via::DockerProxy => format!("through docker-proxy pid {}", pids_of(&h.entries)),
-                Via::Conmon => format!("through Podman's conmon pid {}", pids_of(&h.entries)),
-                Via::Forwarder => format!(
-                    "through the engine's forwarder {} pid {}",
-                    first.process.as_deref().unwrap_or("?"),
-                    pids_of(&h.entries)
-                ),
-                Via::Engine => format!(
-                    "held by the engine itself (dockerd pid {})",
-                    pids_of(&h.entries)
-                ),
-                Via::HostNetwork => format!(
-                    "by its own process {} pid {} (host network)",
-                    first.process.as_deref().unwrap_or("?"),
-                    pids_of(&h.entries)
-                ),
-                Via::Binding => {
-                    "the engine reports this binding; the owning process is not readable".into()
-                }
-                Via::Reservation | Via::Requested => "but no socket exists".into(),
-            };
-            lines.push(format!("on {}, {how}", addresses(&h.entries)));
-            if findings.is_empty() {
-                next.push(format!("{} free {port}", crate::report::portreap(snapshot)));
-                let cli = cli_for(snapshot, c);
-                match compose_hint(snapshot, c, "stop") {
-                    Some(hint) => next.push(hint),
-                    None => next.push(format!("{cli} stop {}", crate::shell::quote(&c.name))),
-                }
-            }
-            if *via == Via::Reservation {
-                format!(
-                    "{port} is reserved by the engine for container {}, but no socket exists",
-                    c.name
-                )
-            } else {
-                format!("{port} is held by container {}", c.name)
-            }
-        }
+    let mut e = Explanation {
+        headline: String::new(),
+        lines: Vec::new(),
+        next: Vec::new(),
+    };
+    let on = format!("on {}", addresses(&h.entries));
+    let pids = pids_of(&h.entries);
+    let process = first.process.as_deref().unwrap_or("?");
+    e.headline = match &first.owner {
+        Owner::Container { via, .. } => container_holds(snapshot, &port, h, *via, &mut e),
+        Owner::Process => process_holds(snapshot, &port, h, &mut e),
         Owner::Proxy { .. } => {
-            lines.push(format!("on {}", addresses(&h.entries)));
-            format!(
-                "{port} is held by docker-proxy pid {}, which forwards to no container",
-                pids_of(&h.entries)
-            )
+            e.lines.push(on);
+            format!("{port} is held by docker-proxy pid {pids}, which forwards to no container")
         }
         Owner::Conmon {
             container_id,
             container_name,
         } => {
-            lines.push(format!("on {}", addresses(&h.entries)));
+            e.lines.push(on);
             let name = container_name.as_deref().unwrap_or(container_id);
             format!(
-                "{port} is held by conmon pid {} for Podman container {name}, which does not run",
-                pids_of(&h.entries)
+                "{port} is held by conmon pid {pids} for Podman container {name}, which does not run"
             )
         }
         Owner::Forwarder { product } => {
-            lines.push(format!("on {}", addresses(&h.entries)));
-            next.push(format!(
+            e.lines.push(on);
+            e.next.push(format!(
                 "stop the container in {product} (its forwarder serves every container and is never signalled)"
             ));
-            format!(
-                "{port} is held by {product}'s port forwarder {} (pid {})",
-                first.process.as_deref().unwrap_or("?"),
-                pids_of(&h.entries)
-            )
+            format!("{port} is held by {product}'s port forwarder {process} (pid {pids})")
         }
         Owner::Engine => {
-            lines.push(format!("on {}", addresses(&h.entries)));
-            next.push(
+            e.lines.push(on);
+            e.next.push(
                 "restart the engine (e.g. systemctl restart docker): only it can release the port"
                     .into(),
             );
-            format!(
-                "{port} is held by the engine (dockerd pid {}) for no container",
-                pids_of(&h.entries)
-            )
+            format!("{port} is held by the engine (dockerd pid {pids}) for no container")
         }
         Owner::NotJudged { reason } => {
-            lines.push(format!("on {}", addresses(&h.entries)));
-            lines.push(format!("not judged: {reason}"));
+            e.lines.push(on);
+            e.lines.push(format!("not judged: {reason}"));
             format!(
-                "{port} is held by {} pid {}, a forwarder portreap does not judge from the engines asked",
-                first.process.as_deref().unwrap_or("?"),
-                pids_of(&h.entries)
-            )
-        }
-        Owner::Process => {
-            let process = first.holder(snapshot);
-            let name = first.process.as_deref().unwrap_or("?");
-            let user = process
-                .and_then(|p| p.uid)
-                .map(|uid| {
-                    snapshot
-                        .host
-                        .users
-                        .get(&uid)
-                        .cloned()
-                        .unwrap_or_else(|| uid.to_string())
-                })
-                .unwrap_or_else(|| "?".into());
-            if let Some(p) = process {
-                lines.push(format!("command: {}", p.cmdline.join(" ")));
-                lines.extend(origin_lines(snapshot, p.pid));
-            }
-            if let Some(note) = &first.note {
-                lines.push(format!("an ordinary process: it {note}"));
-            }
-            lines.push(format!("on {}", addresses(&h.entries)));
-            next.push(format!(
-                "{} free {port} --kill-processes",
-                crate::report::portreap(snapshot)
-            ));
-            next.push(format!("kill {}", pids_of(&h.entries).replace(", ", " ")));
-            format!(
-                "{port} is held by process {name} (pid {}, user {user})",
-                pids_of(&h.entries)
+                "{port} is held by {process} pid {pids}, a forwarder portreap does not judge from the engines asked"
             )
         }
         Owner::Unknown { reason } => {
-            lines.push(format!("on {}", addresses(&h.entries)));
+            e.lines.push(on);
             format!("{port} is held by a process portreap cannot see: {reason}")
         }
     };
-    if findings.is_empty() {
-        lines.push(match first.owner {
+    if h.findings.is_empty() {
+        e.lines.push(match first.owner {
             Owner::Container { .. } => "not a leak: a live container publishes it".into(),
             Owner::Process => "not a leak: an ordinary process".into(),
             _ => "no finding".into(),
         });
     }
-    for f in findings {
-        lines.push(format!(
-            "{} ({}): {}",
-            f.severity.as_str(),
-            f.kind,
-            f.reason
-        ));
-        if f.action != Action::None {
-            next.push(prune_command(snapshot, f));
-            if let Some(c) = f.container.and_then(|i| snapshot.containers.get(i)) {
-                let cli = cli_for(snapshot, c);
-                let by_compose = if f.kind == Kind::OrphanService {
-                    remove_orphans_hint(snapshot, c)
-                } else {
-                    compose_hint(snapshot, c, "rm -fs")
-                };
-                next.push(match by_compose {
-                    Some(hint) => hint,
-                    None => format!("{cli} rm -f {}", crate::shell::quote(&c.name)),
-                });
-            } else if !f.pids.is_empty() {
-                next.push(format!(
-                    "kill {}",
-                    f.pids
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ));
-            }
-        } else if f.kind == Kind::EngineReservation {
-            next.push(
+    for f in &h.findings {
+        finding_steps(snapshot, f, &mut e);
+    }
+    e
+}
+
+/// A container's holding: its facts, how it holds the port, and (when nothing is wrong)
+/// how to free the port anyway. Returns the headline.
+fn container_holds(
+    snapshot: &Snapshot,
+    port: &str,
+    h: &Holder<'_>,
+    via: Via,
+    e: &mut Explanation,
+) -> String {
+    let first = h.entries[0];
+    // Owner::Container indexes come from this snapshot's container list.
+    let c = first
+        .container(snapshot)
+        .expect("container owner has a container");
+    e.lines.extend(container_lines(snapshot, c));
+    let pids = pids_of(&h.entries);
+    let process = first.process.as_deref().unwrap_or("?");
+    let how = match via {
+        Via::DockerProxy => format!("through docker-proxy pid {pids}"),
+        Via::Conmon => format!("through Podman's conmon pid {pids}"),
+        Via::Forwarder => format!("through the engine's forwarder {process} pid {pids}"),
+        Via::Engine => format!("held by the engine itself (dockerd pid {pids})"),
+        Via::HostNetwork => format!("by its own process {process} pid {pids} (host network)"),
+        Via::Binding => {
+            "the engine reports this binding; the owning process is not readable".into()
+        }
+        Via::Reservation | Via::Requested => "but no socket exists".into(),
+    };
+    e.lines.push(format!("on {}, {how}", addresses(&h.entries)));
+    if h.findings.is_empty() {
+        e.next
+            .push(format!("{} free {port}", crate::report::portreap(snapshot)));
+        e.next
+            .push(compose_hint(snapshot, c, "stop").unwrap_or_else(|| {
+                format!(
+                    "{} stop {}",
+                    cli_for(snapshot, c),
+                    crate::shell::quote(&c.name)
+                )
+            }));
+    }
+    if via == Via::Reservation {
+        format!(
+            "{port} is reserved by the engine for container {}, but no socket exists",
+            c.name
+        )
+    } else {
+        format!("{port} is held by container {}", c.name)
+    }
+}
+
+/// A plain process's holding: its command, where it came from, and how to free the
+/// port. Returns the headline.
+fn process_holds(snapshot: &Snapshot, port: &str, h: &Holder<'_>, e: &mut Explanation) -> String {
+    let first = h.entries[0];
+    let process = first.holder(snapshot);
+    let user = process
+        .and_then(|p| p.uid)
+        .map(|uid| {
+            snapshot
+                .host
+                .users
+                .get(&uid)
+                .cloned()
+                .unwrap_or_else(|| uid.to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    if let Some(p) = process {
+        e.lines.push(format!("command: {}", p.cmdline.join(" ")));
+        e.lines.extend(origin_lines(snapshot, p.pid));
+    }
+    if let Some(note) = &first.note {
+        e.lines.push(format!("an ordinary process: it {note}"));
+    }
+    e.lines.push(format!("on {}", addresses(&h.entries)));
+    let pids = pids_of(&h.entries);
+    e.next.push(format!(
+        "{} free {port} --kill-processes",
+        crate::report::portreap(snapshot)
+    ));
+    e.next.push(format!("kill {}", pids.replace(", ", " ")));
+    let name = first.process.as_deref().unwrap_or("?");
+    format!("{port} is held by process {name} (pid {pids}, user {user})")
+}
+
+/// A finding on the holder: its line, and the commands that act on it (portreap's prune
+/// first, then the engine's or compose's own, or `kill`).
+fn finding_steps(snapshot: &Snapshot, f: &crate::analyze::findings::Finding, e: &mut Explanation) {
+    e.lines.push(format!(
+        "{} ({}): {}",
+        f.severity.as_str(),
+        f.kind,
+        f.reason
+    ));
+    if f.action == Action::None {
+        if f.kind == Kind::EngineReservation {
+            e.next.push(
                 "restart the container or the engine: only the engine releases a reservation"
                     .into(),
             );
         }
+        return;
     }
-    Explanation {
-        headline,
-        lines,
-        next,
+    e.next.push(prune_command(snapshot, f));
+    if let Some(c) = f.container.and_then(|i| snapshot.containers.get(i)) {
+        let by_compose = if f.kind == Kind::OrphanService {
+            remove_orphans_hint(snapshot, c)
+        } else {
+            compose_hint(snapshot, c, "rm -fs")
+        };
+        e.next.push(by_compose.unwrap_or_else(|| {
+            format!(
+                "{} rm -f {}",
+                cli_for(snapshot, c),
+                crate::shell::quote(&c.name)
+            )
+        }));
+    } else if !f.pids.is_empty() {
+        let pids: Vec<String> = f.pids.iter().map(u32::to_string).collect();
+        e.next.push(format!("kill {}", pids.join(" ")));
     }
 }
 
