@@ -1,0 +1,495 @@
+//! The finding rules, one kind at a time.
+
+use super::*;
+
+#[test]
+fn a_healthy_published_container_has_no_finding() {
+    let mut web = running_web(3000);
+    web.health = crate::model::Health::parse("healthy");
+    web.restart_policy = crate::model::RestartPolicy::parse("always");
+    web.restart_count = 10;
+    web.started_at = crate::model::Timestamp::parse("2026-11-25T10:00:00Z");
+    let mut snap = snapshot(proxied(3000), vec![web]);
+    snap.taken_at = Some(1_795_614_697);
+    let a = analyze(&snap);
+    assert_eq!(kinds(&a), vec![]);
+    assert!(a.ports.iter().all(|p| p.findings.is_empty()));
+}
+
+#[test]
+fn both_proxies_of_a_dead_binding_make_one_orphaned_proxy_finding() {
+    let host = Host::new()
+        .proxy(10, Proto::Udp, "0.0.0.0", 5353, "172.17.0.250", 53)
+        .proxy(11, Proto::Udp, "::", 5353, "172.17.0.250", 53);
+    let a = analyze(&snapshot(host, vec![]));
+    assert_eq!(kinds(&a), vec![Kind::OrphanedProxy]);
+    let f = &a.findings[0];
+    assert_eq!(f.pids, vec![10, 11]);
+    assert_eq!(f.ports.len(), 2);
+    assert_eq!(f.action, Action::KillProcess);
+    assert!(
+        f.reason.contains(
+            "docker-proxy pid 10, 11 forwards 0.0.0.0:5353 and [::]:5353 to 172.17.0.250:53"
+        ),
+        "{}",
+        f.reason
+    );
+    assert!(a
+        .ports
+        .iter()
+        .all(|p| p.findings == vec![Kind::OrphanedProxy]));
+}
+
+#[test]
+fn proxies_are_not_judged_without_the_engines_whole_answer() {
+    let host = || Host::new().proxy(10, Proto::Tcp, "0.0.0.0", 3000, "172.17.0.2", 80);
+    let mut snap = snapshot(host(), vec![]);
+    snap.engine.reachable = false;
+    let a = analyze(&snap);
+    assert_eq!(
+        kinds(&a),
+        vec![],
+        "engine unreachable: the proxy may well be in use"
+    );
+    assert!(matches!(a.ports[0].owner, Owner::NotJudged { .. }));
+    let mut snap = snapshot(host(), vec![]);
+    snap.engine.error = Some("cannot inspect container 0123456789ab: timeout".into());
+    assert_eq!(kinds(&analyze(&snap)), vec![]);
+    let host = Host::new().process(5, "dockerd", "dockerd", None).socket(
+        Proto::Tcp,
+        "0.0.0.0",
+        3999,
+        &[5],
+    );
+    let mut snap = snapshot(host, vec![]);
+    snap.engine.reachable = false;
+    assert_eq!(kinds(&analyze(&snap)), vec![]);
+}
+
+#[test]
+fn never_act_list_turns_a_kill_into_none() {
+    // A docker-proxy that is PID 1 (say, inside a container sharing the host network).
+    let mut host = Host::new().proxy(1, Proto::Tcp, "0.0.0.0", 3105, "172.17.0.250", 80);
+    host.0.processes.get_mut(&1).unwrap().pid = 1;
+    let a = analyze(&snapshot(host, vec![]));
+    assert_eq!(a.findings[0].action, Action::None);
+    assert!(a.findings[0]
+        .reason
+        .contains("pid 1 (docker-proxy) is never signalled"));
+    for name in [
+        "dockerd",
+        "containerd",
+        "containerd-shim-runc-v2",
+        "rootlesskit",
+        "vpnkit",
+        "com.docker.backend",
+    ] {
+        let p = Process {
+            pid: 77,
+            name: name.into(),
+            ..Process::default()
+        };
+        assert!(findings::never_act(&p).is_some(), "{name}");
+    }
+    let p = Process {
+        pid: 77,
+        name: "docker-proxy".into(),
+        ..Process::default()
+    };
+    assert!(findings::never_act(&p).is_none());
+}
+
+#[test]
+fn container_state_rules() {
+    let cases = [
+        (
+            ContainerState::Paused,
+            None,
+            None,
+            Some(Kind::PausedContainer),
+        ),
+        (
+            ContainerState::Running,
+            Some("unhealthy"),
+            None,
+            Some(Kind::UnhealthyContainer),
+        ),
+        (ContainerState::Running, Some("starting"), None, None),
+        (
+            ContainerState::Restarting,
+            None,
+            None,
+            Some(Kind::RestartingContainer),
+        ),
+        (ContainerState::Dead, None, None, Some(Kind::DeadContainer)),
+        (
+            ContainerState::Exited,
+            None,
+            Some("always"),
+            Some(Kind::DormantBinding),
+        ),
+        (ContainerState::Exited, None, Some("unless-stopped"), None),
+        (ContainerState::Exited, None, None, None),
+        (ContainerState::Created, None, None, None),
+    ];
+    for (state, health, policy, expected) in cases {
+        let mut c = running_web(3000);
+        c.state = state.clone();
+        c.health = health.and_then(crate::model::Health::parse);
+        c.restart_policy = policy.and_then(crate::model::RestartPolicy::parse);
+        if !matches!(state, ContainerState::Running | ContainerState::Paused) {
+            c.live.clear();
+            c.addresses.clear();
+            c.requested = vec![RequestedBinding {
+                proto: Proto::Tcp,
+                container_port: 80,
+                host_ip: None,
+                host_ports: Some(crate::portspec::PortRange {
+                    start: 3000,
+                    end: 3000,
+                }),
+            }];
+        }
+        let host = if matches!(state, ContainerState::Running | ContainerState::Paused) {
+            proxied(3000)
+        } else {
+            Host::new()
+        };
+        let a = analyze(&snapshot(host, vec![c]));
+        assert_eq!(
+            kinds(&a),
+            expected.into_iter().collect::<Vec<_>>(),
+            "{state:?} {health:?} {policy:?}"
+        );
+        if let Some(kind) = expected {
+            assert_ne!(kind.severity(), findings::Severity::Info);
+            assert_eq!(a.findings[0].action, Action::RemoveContainer);
+            // The finding shows on the container's port, held or not.
+            assert!(
+                a.ports
+                    .iter()
+                    .any(|p| p.port == 3000 && p.findings.contains(&kind)),
+                "{:?}",
+                a.ports
+            );
+        }
+    }
+}
+
+#[test]
+fn a_container_without_ports_is_not_a_port_leak() {
+    let mut c = bare_container(ID_WEB, "worker", ContainerState::Paused, Some("172.17.0.2"));
+    c.restart_policy = crate::model::RestartPolicy::parse("always");
+    let a = analyze(&snapshot(Host::new(), vec![c.clone()]));
+    assert_eq!(kinds(&a), vec![]);
+    c.state = ContainerState::Dead;
+    assert_eq!(kinds(&analyze(&snapshot(Host::new(), vec![c]))), vec![]);
+}
+
+#[test]
+fn a_crash_loop_caught_while_briefly_up_is_restarting() {
+    let mut c = running_web(3000);
+    c.restart_policy = crate::model::RestartPolicy::parse("always");
+    c.restart_count = 4;
+    c.started_at = crate::model::Timestamp::parse("2026-11-25T13:51:30Z");
+    let mut snap = snapshot(proxied(3000), vec![c.clone()]);
+    snap.taken_at = Some(1_795_614_697); // 13:51:37
+    assert_eq!(kinds(&analyze(&snap)), vec![Kind::RestartingContainer]);
+    // Up for an hour after four restarts long ago: not a loop.
+    c.started_at = crate::model::Timestamp::parse("2026-11-25T12:51:30Z");
+    snap.containers = vec![c];
+    assert_eq!(kinds(&analyze(&snap)), vec![]);
+}
+
+#[test]
+fn blocked_start_names_the_current_holder() {
+    let mut holder = running_web(3000);
+    holder.name = "holder".into();
+    let mut blocked = bare_container(ID_HOSTNET, "blocked", ContainerState::Created, None);
+    blocked.requested.push(RequestedBinding {
+        proto: Proto::Tcp,
+        container_port: 80,
+        host_ip: None,
+        host_ports: Some(crate::portspec::PortRange {
+            start: 3000,
+            end: 3000,
+        }),
+    });
+    blocked.error = Some("driver failed programming external connectivity on endpoint blocked (abc): Bind for 0.0.0.0:3000 failed: port is already allocated".into());
+    let a = analyze(&snapshot(proxied(3000), vec![holder, blocked]));
+    assert_eq!(kinds(&a), vec![Kind::BlockedStart]);
+    let f = &a.findings[0];
+    assert_eq!(f.action, Action::None);
+    assert!(f.reason.contains("could not start: \"Bind for 0.0.0.0:3000 failed: port is already allocated\"; port 3000 is now held by container holder"), "{}", f.reason);
+    // The holder's own entries carry no finding; the blocked container gets a row.
+    for p in &a.ports {
+        match p.owner {
+            Owner::Container { index: 0, .. } => assert!(p.findings.is_empty()),
+            Owner::Container { index: 1, via } => {
+                assert_eq!(via, Via::Requested);
+                assert_eq!(p.findings, vec![Kind::BlockedStart]);
+            }
+            _ => panic!("{p:?}"),
+        }
+    }
+}
+
+#[test]
+fn start_errors_are_parsed() {
+    use findings::port_conflict;
+    assert_eq!(
+        port_conflict(
+            "Error starting userland proxy: listen tcp4 0.0.0.0:3105: bind: address already in use"
+        ),
+        Some((Some(Proto::Tcp), Some(ip("0.0.0.0")), 3105))
+    );
+    assert_eq!(
+        port_conflict("Bind for [::]:53 failed: port is already allocated"),
+        Some((None, Some(ip("::")), 53))
+    );
+    assert_eq!(
+        port_conflict("listen udp6 [::]:53: bind: address already in use").map(|c| c.0),
+        Some(Some(Proto::Udp))
+    );
+    // Docker 28.5, recorded: an IPv6 host address without brackets.
+    assert_eq!(
+        port_conflict("driver failed programming external connectivity on endpoint prt-28569-blockedbyreserve-2 (1a138d9d5b65): Bind for :::37912 failed: port is already allocated"),
+        Some((None, Some(ip("::")), 37912))
+    );
+    // Docker 28.5, recorded: the engine binds the host port itself.
+    assert_eq!(
+        port_conflict("failed to set up container networking: driver failed programming external connectivity on endpoint prt-28231-behindproxy-11 (1f53b992a872): failed to bind host port for 0.0.0.0:21297:10.230.0.2:80/tcp: address already in use"),
+        Some((Some(Proto::Tcp), Some(ip("0.0.0.0")), 21297))
+    );
+    assert_eq!(
+        port_conflict(
+            "failed to bind host port for [::]:5353:[fd00::2]:53/udp: address already in use"
+        ),
+        Some((Some(Proto::Udp), Some(ip("::")), 5353))
+    );
+    assert_eq!(
+        port_conflict("failed to bind host port for garbage: address already in use"),
+        None
+    );
+    assert_eq!(
+        port_conflict("OCI runtime create failed: no such file"),
+        None
+    );
+    assert_eq!(port_conflict(""), None);
+}
+
+#[test]
+fn orphaned_compose_needs_visible_evidence() {
+    let mut web = running_web(3000);
+    compose_labels(
+        &mut web,
+        "shop",
+        "/src/shop",
+        "docker-compose.yml,docker-compose.override.yml",
+    );
+    let mut snap = snapshot(proxied(3000), vec![web.clone()]);
+
+    // Directory gone.
+    snap.fs = fs(true, &[("/src/shop", false)]);
+    let a = analyze(&snap);
+    assert_eq!(kinds(&a), vec![Kind::OrphanedCompose]);
+    assert!(a.findings[0]
+        .reason
+        .contains("working directory /src/shop no longer exists"));
+
+    // Directory there but every (relative, v1) compose file gone.
+    snap.fs = fs(
+        true,
+        &[
+            ("/src/shop", true),
+            ("/src/shop/docker-compose.yml", false),
+            ("/src/shop/docker-compose.override.yml", false),
+        ],
+    );
+    assert_eq!(kinds(&analyze(&snap)), vec![Kind::OrphanedCompose]);
+
+    // One file left: not orphaned.
+    snap.fs = fs(
+        true,
+        &[
+            ("/src/shop", true),
+            ("/src/shop/docker-compose.yml", true),
+            ("/src/shop/docker-compose.override.yml", false),
+        ],
+    );
+    assert_eq!(kinds(&analyze(&snap)), vec![]);
+
+    // Filesystem not visible (portreap in a container): never guess.
+    snap.fs = fs(false, &[]);
+    assert_eq!(kinds(&analyze(&snap)), vec![]);
+
+    // Absolute (v2) file paths are taken as they are.
+    let mut v2 = running_web(3000);
+    compose_labels(&mut v2, "shop", "/src/shop", "/src/shop/compose.yaml");
+    snap.containers = vec![v2];
+    snap.fs = fs(
+        true,
+        &[("/src/shop", true), ("/src/shop/compose.yaml", false)],
+    );
+    assert_eq!(kinds(&analyze(&snap)), vec![Kind::OrphanedCompose]);
+}
+
+#[test]
+fn a_superseded_project_in_the_same_directory_is_orphaned_only_on_a_port_clash() {
+    let mut old = running_web(3000);
+    old.name = "oldname_web_1".into();
+    old.created = crate::model::Timestamp::parse("2026-11-25T10:00:00Z");
+    compose_labels(&mut old, "oldname", "/src/app", "docker-compose.yml");
+    let mut new = bare_container(ID_HOSTNET, "app_web_1", ContainerState::Created, None);
+    new.created = crate::model::Timestamp::parse("2026-11-25T11:00:00Z");
+    new.requested.push(RequestedBinding {
+        proto: Proto::Tcp,
+        container_port: 80,
+        host_ip: None,
+        host_ports: Some(crate::portspec::PortRange {
+            start: 3000,
+            end: 3000,
+        }),
+    });
+    compose_labels(&mut new, "app", "/src/app", "docker-compose.yml");
+    let mut snap = snapshot(proxied(3000), vec![old.clone(), new.clone()]);
+    snap.fs = fs(
+        true,
+        &[("/src/app", true), ("/src/app/docker-compose.yml", true)],
+    );
+    let a = analyze(&snap);
+    assert_eq!(kinds(&a), vec![Kind::OrphanedCompose]);
+    assert_eq!(a.findings[0].container, Some(0));
+    assert!(a.findings[0]
+        .reason
+        .contains("superseded by compose project app"));
+
+    // A deliberate second instance on other ports is left alone.
+    new.requested[0].host_ports = Some(crate::portspec::PortRange {
+        start: 3001,
+        end: 3001,
+    });
+    snap.containers = vec![old.clone(), new.clone()];
+    assert_eq!(kinds(&analyze(&snap)), vec![]);
+
+    // The older project matching the directory name is the current one: nothing stale.
+    new.requested[0].host_ports = Some(crate::portspec::PortRange {
+        start: 3000,
+        end: 3000,
+    });
+    let mut renamed_old = old;
+    compose_labels(&mut renamed_old, "app", "/src/app", "docker-compose.yml");
+    compose_labels(&mut new, "feature", "/src/app", "docker-compose.yml");
+    snap.containers = vec![renamed_old, new];
+    assert_eq!(kinds(&analyze(&snap)), vec![]);
+}
+
+#[test]
+fn engine_held_socket_without_container_is_a_reservation_but_api_ports_are_not() {
+    let host = Host::new()
+        .process(
+            5,
+            "dockerd",
+            "/usr/sbin/dockerd -H unix:///var/run/docker.sock -H tcp://0.0.0.0:2385",
+            None,
+        )
+        .socket(Proto::Tcp, "0.0.0.0", 3999, &[5])
+        .socket(Proto::Tcp, "0.0.0.0", 2385, &[5])
+        .socket(Proto::Tcp, "0.0.0.0", 2377, &[5]);
+    let a = analyze(&snapshot(host, vec![]));
+    assert_eq!(kinds(&a), vec![Kind::EngineReservation]);
+    assert_eq!(a.findings[0].ports[0].port, 3999);
+    assert_eq!(a.findings[0].action, Action::None);
+    assert!(a.findings[0]
+        .reason
+        .contains("only an engine restart releases it"));
+}
+
+#[test]
+fn an_engine_held_socket_of_a_paused_container_gets_the_containers_finding() {
+    let mut web = running_web(3000);
+    web.state = ContainerState::Paused;
+    let host = Host::new()
+        .process(
+            5,
+            "dockerd",
+            "/usr/sbin/dockerd --userland-proxy=false",
+            None,
+        )
+        .socket(Proto::Tcp, "0.0.0.0", 3000, &[5]);
+    let a = analyze(&snapshot(host, vec![web]));
+    assert_eq!(kinds(&a), vec![Kind::PausedContainer]);
+    assert_eq!(a.findings[0].action, Action::RemoveContainer);
+    assert!(a.findings[0].pids.is_empty(), "dockerd is never a target");
+}
+
+#[test]
+fn an_unreadable_compose_directory_is_not_judged_gone() {
+    let mut web = running_web(3000);
+    compose_labels(&mut web, "shop", "/home/alice/shop", "docker-compose.yml");
+    let mut snap = snapshot(Host::new(), vec![web]);
+    // The directory cannot be read; its file, behind it, was judged gone by a race.
+    snap.fs = fs(true, &[("/home/alice/shop/docker-compose.yml", false)]);
+    snap.fs.unjudged.insert(
+        "/home/alice/shop".into(),
+        "Permission denied (os error 13)".into(),
+    );
+    assert!(!kinds(&analyze(&snap)).contains(&Kind::OrphanedCompose));
+}
+
+#[test]
+fn a_service_its_files_no_longer_define_is_an_orphan() {
+    const FILES: &str = "/src/shop/compose.yaml";
+    let mut web = running_web(3000);
+    compose_labels(&mut web, "shop", "/src/shop", FILES);
+    let mut snap = snapshot(proxied(3000), vec![web.clone()]);
+    snap.fs = fs(true, &[("/src/shop", true), (FILES, true)]);
+    let with = |snap: &mut Snapshot, d| {
+        snap.fs.definitions.insert(FILES.into(), d);
+        analyze(snap)
+    };
+    // Renamed away, nothing blocked: a suspect.
+    let a = with(&mut snap, defined(&["frontend"], None));
+    assert_eq!(kinds(&a), vec![Kind::OrphanService]);
+    assert_eq!(a.findings[0].severity, findings::Severity::Suspect);
+    assert!(a.findings[0]
+        .reason
+        .contains("no longer define service web"));
+    // Still defined, defined by another project's name, or not read: quiet.
+    assert_eq!(kinds(&with(&mut snap, defined(&["web"], None))), vec![]);
+    assert_eq!(kinds(&with(&mut snap, defined(&[], Some("store")))), vec![]);
+    let unread = crate::model::ComposeDefinition::NotJudged {
+        reason: "not valid YAML".into(),
+    };
+    assert_eq!(kinds(&with(&mut snap, unread)), vec![]);
+    // A one-off of a removed service is compose's to ignore too.
+    let mut oneoff = web.clone();
+    oneoff
+        .labels
+        .insert("com.docker.compose.oneoff".into(), "True".into());
+    snap.containers = vec![oneoff];
+    assert_eq!(
+        kinds(&with(&mut snap, defined(&["frontend"], None))),
+        vec![]
+    );
+    // The renamed service's container could not start on the orphan's port: a leak.
+    let mut renamed = bare_container(ID_HOSTNET, "shop-frontend-1", ContainerState::Created, None);
+    compose_labels(&mut renamed, "shop", "/src/shop", FILES);
+    renamed
+        .labels
+        .insert("com.docker.compose.service".into(), "frontend".into());
+    renamed.error = Some("driver failed programming external connectivity on endpoint shop-frontend-1: Bind for 0.0.0.0:3000 failed: port is already allocated".into());
+    snap.containers = vec![web, renamed];
+    let a = with(&mut snap, defined(&["frontend"], None));
+    let orphan = a
+        .findings
+        .iter()
+        .find(|f| f.kind == Kind::OrphanService)
+        .expect("an orphan");
+    assert_eq!(orphan.severity, findings::Severity::Leak);
+    assert!(
+        orphan.reason.contains("shop-frontend-1 (service frontend)"),
+        "{}",
+        orphan.reason
+    );
+}
