@@ -93,8 +93,8 @@ pub enum Outcome {
     Planned,
     /// Done.
     Done,
-    /// Not done because the target changed; the reason says how.
-    Skipped(String),
+    /// Not done because the target changed or is gone.
+    Skipped(Skip),
     /// Tried and failed; the message says why.
     Failed(String),
 }
@@ -111,10 +111,35 @@ impl Outcome {
     }
 
     /// The reason of a skip or failure.
-    pub fn detail(&self) -> Option<&str> {
+    pub fn detail(&self) -> Option<String> {
         match self {
-            Outcome::Skipped(d) | Outcome::Failed(d) => Some(d),
-            _ => None,
+            Outcome::Skipped(why) => Some(why.to_string()),
+            Outcome::Failed(why) => Some(why.clone()),
+            Outcome::Planned | Outcome::Done => None,
+        }
+    }
+}
+
+/// Why an action was not taken at the instant of acting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// The container was removed meanwhile.
+    ContainerGone,
+    /// The process exited meanwhile.
+    Exited(u32),
+    /// The target is not what the plan saw.
+    Changed(Changed),
+    /// The process read now is one portreap never signals (the reason says which).
+    NeverAct(String),
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::ContainerGone => f.write_str("the container no longer exists"),
+            Skip::Exited(pid) => write!(f, "pid {pid} has already exited"),
+            Skip::Changed(how) => how.fmt(f),
+            Skip::NeverAct(why) => f.write_str(why),
         }
     }
 }
@@ -342,11 +367,11 @@ async fn act_on_container<O: Ops>(
         // saw (exited, created and dead differ in history, not in what they hold). Only a
         // refusal (it was started meanwhile) needs the full re-check below.
         if let Some(why) = compose_back(engine, expect, ops) {
-            return Outcome::Skipped(why.to_string());
+            return Outcome::Skipped(Skip::Changed(why));
         }
         match ops.remove(engine, id, false).await {
             Ok(true) => return Outcome::Done,
-            Ok(false) => return Outcome::Skipped("the container no longer exists".into()),
+            Ok(false) => return Outcome::Skipped(Skip::ContainerGone),
             // Refused for its state (409: started meanwhile) or failed otherwise: judged
             // afresh below, and the re-check names a failure that persists.
             Err(_) => {}
@@ -354,11 +379,11 @@ async fn act_on_container<O: Ops>(
     }
     let now = match ops.inspect(engine, id).await {
         Ok(Some(now)) => now,
-        Ok(None) => return Outcome::Skipped("the container no longer exists".into()),
+        Ok(None) => return Outcome::Skipped(Skip::ContainerGone),
         Err(e) => return Outcome::Failed(format!("cannot re-check the container: {e}")),
     };
     if let Err(why) = recheck(&now, (engine, id), expect, ops) {
-        return Outcome::Skipped(why.to_string());
+        return Outcome::Skipped(Skip::Changed(why));
     }
     let running = now.state.has_process();
     if running && step == ContainerStep::Remove && timing.grace.is_zero() {
@@ -435,17 +460,17 @@ async fn act_on_process<O: Ops>(ops: &O, pid: u32, planned: &Target, timing: Tim
     // receives the signal, even if the PID is reused meanwhile.
     let pinned = match ops.pin(pid) {
         Ok(Some(pinned)) => pinned,
-        Ok(None) => return Outcome::Skipped(format!("pid {pid} has already exited")),
+        Ok(None) => return Outcome::Skipped(Skip::Exited(pid)),
         Err(e) => return Outcome::Failed(format!("cannot pin pid {pid}: {e}")),
     };
     let Some(now) = ops.process(pid) else {
-        return Outcome::Skipped(format!("pid {pid} has already exited"));
+        return Outcome::Skipped(Skip::Exited(pid));
     };
     if let Err(why) = same_process(&now, planned) {
-        return Outcome::Skipped(why.to_string());
+        return Outcome::Skipped(Skip::Changed(why));
     }
     if let Some(why) = never_act(&now) {
-        return Outcome::Skipped(why);
+        return Outcome::Skipped(Skip::NeverAct(why));
     }
     if let Err(e) = pinned.signal(Signal::Term) {
         return Outcome::Failed(format!("SIGTERM failed: {e}"));

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::execute::{self, Exited, Ops, Outcome, Pinned, Signal, Timing};
+use super::execute::{self, Changed, Exited, Ops, Outcome, Pinned, Signal, Skip, Timing};
 use crate::analyze::analyze;
 use crate::analyze::findings::{Kind, PortRef};
 use crate::engine::Error as EngineError;
@@ -208,18 +208,20 @@ fn a_container_removed_recreated_or_changed_meanwhile_is_skipped() {
     let fake = world_for(&snap);
     fake.0.borrow_mut().containers.remove("a1");
     let r = run(&fake, &p);
-    assert_eq!(
-        r[1].outcome,
-        Outcome::Skipped("the container no longer exists".into())
-    );
+    assert_eq!(r[1].outcome, Outcome::Skipped(Skip::ContainerGone));
 
     let fake = world_for(&snap);
     fake.0.borrow_mut().containers.get_mut("a1").unwrap().state = ContainerState::Running;
     let r = run(&fake, &p);
+    let changed = Skip::Changed(Changed::State {
+        was: vec![ContainerState::Paused],
+        now: ContainerState::Running,
+    });
     assert_eq!(
-        r[1].outcome,
-        Outcome::Skipped("its state changed: was paused, now running".into())
+        changed.to_string(),
+        "its state changed: was paused, now running"
     );
+    assert_eq!(r[1].outcome, Outcome::Skipped(changed));
     assert!(
         !fake.0.borrow().calls.iter().any(|c| c.ends_with("a1")),
         "nothing done to a1"
@@ -239,7 +241,9 @@ fn a_recovered_container_is_skipped() {
     let r = run(&fake, &p);
     assert_eq!(
         r[1].outcome,
-        Outcome::Skipped("it recovered: health is now healthy".into())
+        Outcome::Skipped(Skip::Changed(Changed::Recovered(
+            crate::model::Health::parse("healthy")
+        )))
     );
 }
 
@@ -262,7 +266,10 @@ fn a_container_without_process_is_removed_on_the_engines_own_check() {
     let r = run(&fake, &p);
     assert_eq!(
         r[1].outcome,
-        Outcome::Skipped("its state changed: was dead, now running".into())
+        Outcome::Skipped(Skip::Changed(Changed::State {
+            was: vec![ContainerState::Dead],
+            now: ContainerState::Running,
+        }))
     );
     assert_eq!(
         fake.0.borrow().calls,
@@ -274,10 +281,7 @@ fn a_container_without_process_is_removed_on_the_engines_own_check() {
     let fake = world_for(&snap);
     fake.0.borrow_mut().containers.remove("d1");
     let r = run(&fake, &p);
-    assert_eq!(
-        r[1].outcome,
-        Outcome::Skipped("the container no longer exists".into())
-    );
+    assert_eq!(r[1].outcome, Outcome::Skipped(Skip::ContainerGone));
 }
 
 #[test]
@@ -344,7 +348,11 @@ fn a_reused_pid_is_never_signalled() {
     let r = run(&fake, &p);
     assert_eq!(
         r[0].outcome,
-        Outcome::Skipped("pid 50 now belongs to another process (postgres), not signalled".into())
+        Outcome::Skipped(Skip::Changed(Changed::OtherProcess {
+            pid: 50,
+            name: "postgres".into(),
+            what: "another process",
+        }))
     );
     assert!(!fake.0.borrow().calls.iter().any(|c| c.contains(" 50")));
 }
@@ -367,9 +375,11 @@ fn a_process_that_exec_d_another_program_or_changed_user_is_never_signalled() {
         let r = run(&fake, &p);
         assert_eq!(
             r[0].outcome,
-            Outcome::Skipped(format!(
-                "pid 50 now belongs to {what} (docker-proxy), not signalled"
-            )),
+            Outcome::Skipped(Skip::Changed(Changed::OtherProcess {
+                pid: 50,
+                name: "docker-proxy".into(),
+                what,
+            })),
         );
         assert!(!fake.0.borrow().calls.iter().any(|c| c.contains(" 50")));
     }
@@ -382,10 +392,7 @@ fn a_process_gone_before_acting_is_skipped() {
     let fake = world_for(&snap);
     fake.0.borrow_mut().processes.remove(&50);
     let r = run(&fake, &p);
-    assert_eq!(
-        r[0].outcome,
-        Outcome::Skipped("pid 50 has already exited".into())
-    );
+    assert_eq!(r[0].outcome, Outcome::Skipped(Skip::Exited(50)));
 }
 
 #[test]
@@ -465,7 +472,7 @@ fn an_orphaned_compose_project_whose_directory_is_back_is_skipped() {
     let r = run(&fake, &p);
     assert_eq!(
         r[0].outcome,
-        Outcome::Skipped("/src/shop exists again".into())
+        Outcome::Skipped(Skip::Changed(Changed::PathBack("/src/shop".into())))
     );
     // Unreadable now (an NFS mount came back with root_squash): not proven gone.
     let fake = world_for(&snap);
@@ -476,9 +483,10 @@ fn an_orphaned_compose_project_whose_directory_is_back_is_skipped() {
     let r = run(&fake, &p);
     assert_eq!(
         r[0].outcome,
-        Outcome::Skipped(
-            "/src/shop can no longer be checked (Permission denied (os error 13))".into()
-        )
+        Outcome::Skipped(Skip::Changed(Changed::PathUnknown {
+            path: "/src/shop".into(),
+            why: "Permission denied (os error 13)".into(),
+        }))
     );
 }
 
@@ -525,12 +533,14 @@ fn an_orphan_whose_service_is_defined_again_is_skipped() {
     // The rename was undone between plan and action.
     assert_eq!(
         outcome(defines(&["web"])),
-        Outcome::Skipped("service web is defined again in its compose files".into())
+        Outcome::Skipped(Skip::Changed(Changed::ServiceBack("web".into())))
     );
     // The file broke meanwhile: not proven an orphan any more.
     assert!(matches!(
-        outcome(ComposeDefinition::NotJudged { reason: "not valid YAML".into() }),
-        Outcome::Skipped(why) if why.contains("can no longer be judged")
+        outcome(ComposeDefinition::NotJudged {
+            reason: "not valid YAML".into()
+        }),
+        Outcome::Skipped(Skip::Changed(Changed::FilesNotJudged(_)))
     ));
     assert_eq!(outcome(defines(&["frontend"])), Outcome::Done);
 }

@@ -331,7 +331,7 @@ pub fn markdown(
                 None => "-",
             };
             let outcome = match r.outcome.detail() {
-                Some(d) => format!("{} ({})", r.outcome.as_str(), md(d)),
+                Some(d) => format!("{} ({})", r.outcome.as_str(), md(&d)),
                 None => r.outcome.as_str().to_owned(),
             };
             out.push_str(&format!(
