@@ -5,8 +5,7 @@
 //! asked for listening TCP sockets only and, when only some ports matter (`why PORT`),
 //! filters them itself with the same bytecode `ss 'sport = :PORT'` sends.
 
-use std::io;
-use std::mem::MaybeUninit;
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket as Netlink, Type};
@@ -123,12 +122,11 @@ fn dump(ask: &Ask, ports: Option<&[PortRange]>) -> io::Result<Vec<Entry>> {
     let mut out = Vec::new();
     // Large reads: the kernel fills as many messages as fit, so a dump of thousands of
     // sockets takes a few dozen reads instead of hundreds.
-    let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = socket.recv(&mut buf)?;
-        // SAFETY: recv initialised the first n bytes.
-        let data: &[u8] = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
-        if parse(data, ask, &mut out)? {
+        // A datagram socket: each read is one recv(2) of whole messages.
+        let n = (&socket).read(&mut buf)?;
+        if parse(&buf[..n], ask, &mut out)? {
             return Ok(out);
         }
     }

@@ -297,6 +297,9 @@ fn peer_credentials(path: &Path) -> Option<(u32, u32)> {
         gid: 0,
     };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // Not rustix's `socket_peercred`: its `UCred` holds a non-zero `Pid`, and the kernel
+    // reports pid 0 for a peer outside portreap's PID namespace (portreap run in a
+    // container, asking the host's engine).
     // SAFETY: a valid socket, a ucred-sized buffer and its length.
     let rc = unsafe {
         libc::getsockopt(
