@@ -3,7 +3,7 @@
 //! then fails to start the renamed service on the port the orphan still holds.
 
 use super::findings::{container_ports, describe, list, port_conflict, Action, Finding, Kind};
-use super::findings::{PortRef, Severity};
+use super::findings::{Evidence, PortRef, Severity};
 use crate::model::{ComposeDefinition, Container, ContainerState, Snapshot};
 
 /// Every container whose compose files exist, were read, and define no service of its
@@ -57,6 +57,10 @@ pub fn orphan_services(snapshot: &Snapshot) -> Vec<Finding> {
             ports: refs,
             container: Some(index),
             pids: Vec::new(),
+            evidence: Evidence::ServiceUndefined {
+                service: service.to_owned(),
+                blocks: blocked.len(),
+            },
             reason,
             action: Action::RemoveContainer,
         });

@@ -142,7 +142,7 @@ pub struct PortEntry {
     pub findings: Vec<Kind>,
     /// What disproves the holder's claim to be a forwarder or an engine, if it makes one.
     pub note: Option<String>,
-    /// A dual-stack `::` socket (see [`Socket::dual_stack`]): it backs an IPv4 wildcard
+    /// A dual-stack `::` socket (see [`crate::model::Socket::dual_stack`]): it backs an IPv4 wildcard
     /// binding too.
     pub dual_stack: bool,
 }

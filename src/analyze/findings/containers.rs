@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::{age, conflict_core, describe, holder_phrase, list, port_conflict};
-use super::{container_ports, Finding, Kind, PortRef};
+use super::{container_ports, ComposeGone, Evidence, Finding, Kind, PortNow, PortRef};
 use crate::analyze::{Owner, PortEntry, Via};
 use crate::model::{Container, ContainerState, Health, Proto, RestartPolicy, Snapshot, Timestamp};
 
@@ -21,17 +21,24 @@ struct Subject<'a> {
 }
 
 impl Subject<'_> {
-    fn finding(&self, kind: Kind, reason: String) -> Finding {
-        self.finding_on(kind, reason, self.refs.clone())
+    fn finding(&self, kind: Kind, evidence: Evidence, reason: String) -> Finding {
+        self.finding_on(kind, evidence, reason, self.refs.clone())
     }
 
-    fn finding_on(&self, kind: Kind, reason: String, ports: Vec<PortRef>) -> Finding {
+    fn finding_on(
+        &self,
+        kind: Kind,
+        evidence: Evidence,
+        reason: String,
+        ports: Vec<PortRef>,
+    ) -> Finding {
         Finding {
             kind,
             severity: kind.severity(),
             ports,
             container: Some(self.index),
             pids: Vec::new(),
+            evidence,
             reason,
             action: kind.default_action(),
         }
@@ -73,6 +80,7 @@ fn dead(s: &Subject) -> Option<Finding> {
     (s.c.state == ContainerState::Dead && !s.refs.is_empty()).then(|| {
         s.finding(
             Kind::DeadContainer,
+            Evidence::Dead,
             format!(
                 "{} is dead (its removal failed part way) and still has bindings {}",
                 s.who,
@@ -97,18 +105,21 @@ fn orphaned_compose(s: &Subject) -> Option<Finding> {
         return None;
     }
     let missing = |p: &String| fs.exists.get(p) == Some(&false);
-    let gone = if missing(&dir) {
-        format!("its working directory {dir} no longer exists")
+    let (evidence, gone) = if missing(&dir) {
+        let gone = format!("its working directory {dir} no longer exists");
+        (ComposeGone::WorkingDir(dir), gone)
     } else if !files.is_empty() && files.iter().all(missing) {
-        format!(
+        let gone = format!(
             "none of its compose files exist any more ({})",
             files.join(", ")
-        )
+        );
+        (ComposeGone::Files(files), gone)
     } else {
         return None;
     };
     Some(s.finding(
         Kind::OrphanedCompose,
+        Evidence::ComposeGone(evidence),
         format!(
             "{}: {gone}; nothing can `compose down` it (ports {})",
             s.who,
@@ -145,6 +156,7 @@ fn paused(s: &Subject) -> Option<Finding> {
     }
     Some(s.finding(
         Kind::PausedContainer,
+        Evidence::Paused { open, reserved },
         format!("{} is paused{since}: {}", s.who, says.join("; ")),
     ))
 }
@@ -167,6 +179,9 @@ fn unhealthy(s: &Subject) -> Option<Finding> {
         .unwrap_or_default();
     Some(s.finding(
         Kind::UnhealthyContainer,
+        Evidence::Unhealthy {
+            failing_streak: c.failing_streak,
+        },
         format!(
             "{} has been unhealthy{duration} ({} failed checks in a row) while publishing {}",
             s.who,
@@ -204,6 +219,11 @@ fn restarting(s: &Subject) -> Option<Finding> {
     };
     Some(s.finding(
         Kind::RestartingContainer,
+        Evidence::Restarting {
+            now: looping_now,
+            restarts: c.restart_count,
+            exit_code: c.exit_code,
+        },
         format!(
             "{} is in a restart loop ({state}, {} restarts, last exit code {}): {} flap",
             s.who,
@@ -227,6 +247,7 @@ fn dormant_binding(s: &Subject) -> Option<Finding> {
         .unwrap_or_default();
     Some(s.finding(
         Kind::DormantBinding,
+        Evidence::Dormant,
         format!(
             "{} exited{ago} with restart policy `always`: it will bind {} again when the engine restarts",
             s.who,
@@ -250,15 +271,17 @@ fn blocked_start(s: &Subject) -> Option<Finding> {
     let reservers = phrases(s, |e| {
         on_port(e) && !e.bound && matches!(e.owner, Owner::Container { .. }) && !own(e)
     });
-    let now = if holders.is_empty() && !reservers.is_empty() {
-        format!(
+    let (held, now) = if holders.is_empty() && !reservers.is_empty() {
+        let now = format!(
             "no socket holds port {port} now, but the engine still reserves it for {}",
             reservers.join("; ")
-        )
+        );
+        (PortNow::Reserved, now)
     } else if holders.is_empty() {
-        format!("port {port} is free now")
+        (PortNow::Free, format!("port {port} is free now"))
     } else {
-        format!("port {port} is now held by {}", holders.join("; "))
+        let now = format!("port {port} is now held by {}", holders.join("; "));
+        (PortNow::Held, now)
     };
     let mut blocked: Vec<PortRef> = s.refs.iter().copied().filter(|r| r.port == port).collect();
     if blocked.is_empty() {
@@ -273,7 +296,8 @@ fn blocked_start(s: &Subject) -> Option<Finding> {
         s.who,
         conflict_core(error)
     );
-    Some(s.finding_on(Kind::BlockedStart, reason, blocked))
+    let evidence = Evidence::BlockedStart { port, now: held };
+    Some(s.finding_on(Kind::BlockedStart, evidence, reason, blocked))
 }
 
 /// The sorted, distinct phrases naming the holders of the entries `pick` selects.

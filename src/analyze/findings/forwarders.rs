@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use super::{describe, list, never_act, Action, Finding, Kind, PortRef};
+use super::{describe, list, never_act, Action, Evidence, Finding, Kind, PortRef};
 use crate::analyze::{Owner, PortEntry, Via};
 use crate::model::{ContainerState, Process, Proto, Snapshot};
 
@@ -31,13 +31,15 @@ pub(super) fn orphaned_proxies(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<
             pids.dedup();
             let listen = listening(&entries);
             let pid_list = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+            let now_at = to.and_then(|to| {
+                snapshot
+                    .containers
+                    .iter()
+                    .position(|c| c.addresses.contains(&to.ip()))
+            });
             let why = match to {
                 Some(to) => {
-                    let owner = snapshot
-                        .containers
-                        .iter()
-                        .find(|c| c.addresses.contains(&to.ip()));
-                    match owner {
+                    match now_at.map(|i| &snapshot.containers[i]) {
                         Some(c) => format!(
                             "forwards {listen} to {to}; that address is now container {}'s, which does not publish {port}/{proto}",
                             c.name
@@ -48,7 +50,8 @@ pub(super) fn orphaned_proxies(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<
                 None => format!("listens on {listen}; no container publishes {port}/{proto}"),
             };
             let reason = format!("docker-proxy pid {pid_list} {why}");
-            orphaned_forwarder(snapshot, &entries, pids, reason)
+            let evidence = Evidence::ProxyTarget { to, now_at };
+            orphaned_forwarder(snapshot, &entries, pids, (evidence, reason))
         })
         .collect()
 }
@@ -68,7 +71,7 @@ fn orphaned_forwarder(
     snapshot: &Snapshot,
     entries: &[&PortEntry],
     pids: Vec<u32>,
-    mut reason: String,
+    (evidence, mut reason): (Evidence, String),
 ) -> Finding {
     let protected: Vec<String> = pids
         .iter()
@@ -87,6 +90,7 @@ fn orphaned_forwarder(
         ports: entries.iter().map(|e| e.port_ref()).collect(),
         container: None,
         pids,
+        evidence,
         reason,
         action,
     }
@@ -122,7 +126,11 @@ pub(super) fn orphaned_conmons(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<
             };
             let reason =
                 format!("conmon pid {pid} holds {listen} for Podman container {name}, {state}");
-            orphaned_forwarder(snapshot, &entries, vec![pid], reason)
+            let evidence = Evidence::ConmonTarget {
+                state: known.map(|c| c.state.clone()),
+                container_id: id,
+            };
+            orphaned_forwarder(snapshot, &entries, vec![pid], (evidence, reason))
         })
         .collect()
 }
@@ -168,6 +176,7 @@ pub(super) fn engine_reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> V
                     ports: vec![entry.port_ref()],
                     container: None,
                     pids: entry.pids.clone(),
+                    evidence: Evidence::EngineSocket,
                     reason: format!(
                         "the engine (dockerd pid {}) holds {} for no container; only an engine restart releases it",
                         entry.pids.first().map_or("?".into(), u32::to_string),
@@ -216,6 +225,9 @@ pub(super) fn engine_reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> V
             ports: refs,
             container: Some(index),
             pids: Vec::new(),
+            evidence: Evidence::UnbackedBinding {
+                state: c.state.clone(),
+            },
             reason,
             action: Action::None,
         });

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{Owner, PortEntry};
 use crate::model::Timestamp;
-use crate::model::{Container, Process, Proto, Snapshot};
+use crate::model::{Container, ContainerState, Process, Proto, Snapshot};
 use crate::time::human;
 
 mod conflict;
@@ -191,10 +191,107 @@ pub struct Finding {
     pub container: Option<usize>,
     /// Processes concerned.
     pub pids: Vec<u32>,
-    /// Evidence, in a sentence a user can act on.
+    /// The facts it rests on, typed: what tests (and code) rely on.
+    pub evidence: Evidence,
+    /// The evidence in a sentence a user can act on.
     pub reason: String,
     /// What freeing the ports takes.
     pub action: Action,
+}
+
+/// The facts behind a finding, one variant per way a rule concludes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Evidence {
+    /// A docker-proxy forwards to `to` (unknown when its arguments do not say), where no
+    /// container publishing the port lives; `now_at` is the container that has the address
+    /// now, if one does.
+    ProxyTarget {
+        /// Where it forwards.
+        to: Option<SocketAddr>,
+        /// The container holding that address now (index into the snapshot).
+        now_at: Option<usize>,
+    },
+    /// A conmon holds ports for a container the engine runs no more: in `state`, or
+    /// unknown to the engine (`None`).
+    ConmonTarget {
+        /// The container it monitors.
+        container_id: String,
+        /// That container's state, if the engine still lists it.
+        state: Option<ContainerState>,
+    },
+    /// The engine's own process holds a socket for no container.
+    EngineSocket,
+    /// The engine lists a binding no socket backs, for a container in `state`.
+    UnbackedBinding {
+        /// The container's state.
+        state: ContainerState,
+    },
+    /// A dead container still has bindings.
+    Dead,
+    /// What of a compose project's paths is gone.
+    ComposeGone(ComposeGone),
+    /// Another compose project from the same directory carries the name it gives today.
+    Superseded {
+        /// That project.
+        by: String,
+    },
+    /// The compose files no longer define the container's service.
+    ServiceUndefined {
+        /// The service.
+        service: String,
+        /// Containers of the same project that could not take its ports.
+        blocks: usize,
+    },
+    /// Paused: the ports that accept and hang, and those the engine reserves with no socket.
+    Paused {
+        /// Held by a socket nobody answers.
+        open: Vec<PortRef>,
+        /// Reserved, no socket.
+        reserved: Vec<PortRef>,
+    },
+    /// Its health check fails.
+    Unhealthy {
+        /// Failed checks in a row.
+        failing_streak: i64,
+    },
+    /// A restart loop: restarting now, or up briefly between crashes.
+    Restarting {
+        /// In the `restarting` state now.
+        now: bool,
+        /// Restarts so far.
+        restarts: i64,
+        /// The last exit code.
+        exit_code: Option<i64>,
+    },
+    /// Exited with restart policy `always`.
+    Dormant,
+    /// It could not start on `port`, which is now as `now` says.
+    BlockedStart {
+        /// The port.
+        port: u16,
+        /// The port now.
+        now: PortNow,
+    },
+}
+
+/// A compose project's paths that are gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ComposeGone {
+    /// Its working directory.
+    WorkingDir(String),
+    /// Every one of its compose files.
+    Files(Vec<String>),
+}
+
+/// What holds a port a container could not start on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortNow {
+    /// Nothing.
+    Free,
+    /// No socket, but a binding of another container in the engine.
+    Reserved,
+    /// A socket.
+    Held,
 }
 
 /// Processes portreap never signals, whatever the evidence: the engine, its runtime, the

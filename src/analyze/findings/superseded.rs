@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{container_ports, describe, list, Action, Finding, Kind, PortRef};
+use super::{container_ports, describe, list, Action, Evidence, Finding, Kind, PortRef};
 use crate::model::{Proto, Snapshot, Timestamp};
 
 /// Compose's default project name for a directory: its base name, lower-cased, keeping
@@ -115,6 +115,9 @@ fn superseded_in(
             ports: clash,
             container: Some(i),
             pids: Vec::new(),
+            evidence: Evidence::Superseded {
+                by: current.to_owned(),
+            },
             action: Action::RemoveContainer,
         });
     }

@@ -5,7 +5,7 @@
 use super::*;
 use crate::model::{ContainerState, FsFacts, Proto, RequestedBinding};
 use crate::testkit::{bare_container, ip, publish, snapshot, Host, ENGINE_PID, HOST_MNT_NS};
-use findings::{Action, Kind};
+use findings::{Action, Evidence, Kind};
 
 mod attribution;
 mod rules;

@@ -27,6 +27,13 @@ fn both_proxies_of_a_dead_binding_make_one_orphaned_proxy_finding() {
     assert_eq!(f.pids, vec![10, 11]);
     assert_eq!(f.ports.len(), 2);
     assert_eq!(f.action, Action::KillProcess);
+    assert_eq!(
+        f.evidence,
+        Evidence::ProxyTarget {
+            to: Some("172.17.0.250:53".parse().unwrap()),
+            now_at: None
+        }
+    );
     assert!(
         f.reason.contains(
             "docker-proxy pid 10, 11 forwards 0.0.0.0:5353 and [::]:5353 to 172.17.0.250:53"
@@ -101,32 +108,45 @@ fn never_act_list_turns_a_kill_into_none() {
 
 #[test]
 fn container_state_rules() {
-    let cases = [
+    type Expected = Option<(Kind, fn(&Evidence) -> bool)>;
+    let cases: [(ContainerState, Option<&str>, Option<&str>, Expected); 9] = [
         (
             ContainerState::Paused,
             None,
             None,
-            Some(Kind::PausedContainer),
+            Some((Kind::PausedContainer, |e| {
+                // Both proxies listen: the ports hang, none is a bare reservation.
+                matches!(e, Evidence::Paused { open, reserved } if open.len() == 2 && reserved.is_empty())
+            })),
         ),
         (
             ContainerState::Running,
             Some("unhealthy"),
             None,
-            Some(Kind::UnhealthyContainer),
+            Some((Kind::UnhealthyContainer, |e| {
+                *e == Evidence::Unhealthy { failing_streak: 0 }
+            })),
         ),
         (ContainerState::Running, Some("starting"), None, None),
         (
             ContainerState::Restarting,
             None,
             None,
-            Some(Kind::RestartingContainer),
+            Some((Kind::RestartingContainer, |e| {
+                matches!(e, Evidence::Restarting { now: true, .. })
+            })),
         ),
-        (ContainerState::Dead, None, None, Some(Kind::DeadContainer)),
+        (
+            ContainerState::Dead,
+            None,
+            None,
+            Some((Kind::DeadContainer, |e| *e == Evidence::Dead)),
+        ),
         (
             ContainerState::Exited,
             None,
             Some("always"),
-            Some(Kind::DormantBinding),
+            Some((Kind::DormantBinding, |e| *e == Evidence::Dormant)),
         ),
         (ContainerState::Exited, None, Some("unless-stopped"), None),
         (ContainerState::Exited, None, None, None),
@@ -158,10 +178,11 @@ fn container_state_rules() {
         let a = analyze(&snapshot(host, vec![c]));
         assert_eq!(
             kinds(&a),
-            expected.into_iter().collect::<Vec<_>>(),
+            expected.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
             "{state:?} {health:?} {policy:?}"
         );
-        if let Some(kind) = expected {
+        if let Some((kind, evidence)) = expected {
+            assert!(evidence(&a.findings[0].evidence), "{:?}", a.findings[0]);
             assert_ne!(kind.severity(), findings::Severity::Info);
             assert_eq!(a.findings[0].action, Action::RemoveContainer);
             // The finding shows on the container's port, held or not.
@@ -220,6 +241,13 @@ fn blocked_start_names_the_current_holder() {
     assert_eq!(kinds(&a), vec![Kind::BlockedStart]);
     let f = &a.findings[0];
     assert_eq!(f.action, Action::None);
+    assert_eq!(
+        f.evidence,
+        Evidence::BlockedStart {
+            port: 3000,
+            now: findings::PortNow::Held
+        }
+    );
     assert!(f.reason.contains("could not start: \"Bind for 0.0.0.0:3000 failed: port is already allocated\"; port 3000 is now held by container holder"), "{}", f.reason);
     // The holder's own entries carry no finding; the blocked container gets a row.
     for p in &a.ports {
@@ -293,9 +321,10 @@ fn orphaned_compose_needs_visible_evidence() {
     snap.fs = fs(true, &[("/src/shop", false)]);
     let a = analyze(&snap);
     assert_eq!(kinds(&a), vec![Kind::OrphanedCompose]);
-    assert!(a.findings[0]
-        .reason
-        .contains("working directory /src/shop no longer exists"));
+    assert_eq!(
+        a.findings[0].evidence,
+        Evidence::ComposeGone(findings::ComposeGone::WorkingDir("/src/shop".into()))
+    );
 
     // Directory there but every (relative, v1) compose file gone.
     snap.fs = fs(
@@ -306,7 +335,15 @@ fn orphaned_compose_needs_visible_evidence() {
             ("/src/shop/docker-compose.override.yml", false),
         ],
     );
-    assert_eq!(kinds(&analyze(&snap)), vec![Kind::OrphanedCompose]);
+    let a = analyze(&snap);
+    assert_eq!(kinds(&a), vec![Kind::OrphanedCompose]);
+    assert_eq!(
+        a.findings[0].evidence,
+        Evidence::ComposeGone(findings::ComposeGone::Files(vec![
+            "/src/shop/docker-compose.yml".into(),
+            "/src/shop/docker-compose.override.yml".into()
+        ]))
+    );
 
     // One file left: not orphaned.
     snap.fs = fs(
@@ -360,9 +397,10 @@ fn a_superseded_project_in_the_same_directory_is_orphaned_only_on_a_port_clash()
     let a = analyze(&snap);
     assert_eq!(kinds(&a), vec![Kind::OrphanedCompose]);
     assert_eq!(a.findings[0].container, Some(0));
-    assert!(a.findings[0]
-        .reason
-        .contains("superseded by compose project app"));
+    assert_eq!(
+        a.findings[0].evidence,
+        Evidence::Superseded { by: "app".into() }
+    );
 
     // A deliberate second instance on other ports is left alone.
     new.requested[0].host_ports = Some(crate::portspec::PortRange {
@@ -400,9 +438,7 @@ fn engine_held_socket_without_container_is_a_reservation_but_api_ports_are_not()
     assert_eq!(kinds(&a), vec![Kind::EngineReservation]);
     assert_eq!(a.findings[0].ports[0].port, 3999);
     assert_eq!(a.findings[0].action, Action::None);
-    assert!(a.findings[0]
-        .reason
-        .contains("only an engine restart releases it"));
+    assert_eq!(a.findings[0].evidence, Evidence::EngineSocket);
 }
 
 #[test]
@@ -452,9 +488,13 @@ fn a_service_its_files_no_longer_define_is_an_orphan() {
     let a = with(&mut snap, defined(&["frontend"], None));
     assert_eq!(kinds(&a), vec![Kind::OrphanService]);
     assert_eq!(a.findings[0].severity, findings::Severity::Suspect);
-    assert!(a.findings[0]
-        .reason
-        .contains("no longer define service web"));
+    assert_eq!(
+        a.findings[0].evidence,
+        Evidence::ServiceUndefined {
+            service: "web".into(),
+            blocks: 0
+        }
+    );
     // Still defined, defined by another project's name, or not read: quiet.
     assert_eq!(kinds(&with(&mut snap, defined(&["web"], None))), vec![]);
     assert_eq!(kinds(&with(&mut snap, defined(&[], Some("store")))), vec![]);
@@ -487,6 +527,13 @@ fn a_service_its_files_no_longer_define_is_an_orphan() {
         .find(|f| f.kind == Kind::OrphanService)
         .expect("an orphan");
     assert_eq!(orphan.severity, findings::Severity::Leak);
+    assert_eq!(
+        orphan.evidence,
+        Evidence::ServiceUndefined {
+            service: "web".into(),
+            blocks: 1
+        }
+    );
     assert!(
         orphan.reason.contains("shop-frontend-1 (service frontend)"),
         "{}",

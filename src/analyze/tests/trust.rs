@@ -40,6 +40,13 @@ fn conmon_is_judged_only_against_a_podman_engine() {
     let a = analyze(&snap);
     assert_eq!(kinds(&a), vec![Kind::OrphanedProxy]);
     assert_eq!(a.findings[0].pids, vec![60]);
+    assert_eq!(
+        a.findings[0].evidence,
+        Evidence::ConmonTarget {
+            container_id: ID_WEB.into(),
+            state: Some(ContainerState::Stopping)
+        }
+    );
     assert!(a.findings[0]
         .reason
         .contains("conmon pid 60 holds 0.0.0.0:3801 for Podman container web, which is stopping"));
