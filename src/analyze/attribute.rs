@@ -100,11 +100,11 @@ fn attribute_held(
     p: &Process,
     role: &Role,
 ) -> Owner {
-    let judged =
-        |judges: Result<Vec<usize>, String>, found: &dyn Fn(&[usize]) -> Owner| match judges {
-            Ok(engines) => found(&engines),
-            Err(reason) => Owner::NotJudged { reason },
-        };
+    let judged = |judges: Result<Vec<usize>, ownership::Unjudged>,
+                  found: &dyn Fn(&[usize]) -> Owner| match judges {
+        Ok(engines) => found(&engines),
+        Err(reason) => Owner::NotJudged { reason },
+    };
     match role {
         Role::DockerProxy { engine } => {
             judged(ownership::proxy_judges(snapshot, p, *engine), &|engines| {

@@ -91,7 +91,7 @@ pub enum Owner {
     /// this host. Never a leak.
     NotJudged {
         /// Why, naming the engine it belongs to and how to ask it.
-        reason: String,
+        reason: ownership::Unjudged,
     },
     /// An ordinary process.
     Process,

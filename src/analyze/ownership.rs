@@ -3,6 +3,8 @@
 //! list, every healthy container's proxy would look orphaned. An engine's answer is
 //! trusted for this host's forwarders only when that engine is proven to run here.
 
+use std::fmt;
+
 use crate::model::{EngineKind, EngineStatus, Process, Snapshot};
 
 /// The engines asked (their positions, as [`crate::model::Container::engine`] counts
@@ -28,41 +30,140 @@ fn asked(snapshot: &Snapshot, pid: u32) -> Option<usize> {
         .position(|e| e.reachable && e.process == Some(pid))
 }
 
-/// How to name the engine process `pid` and how to ask it.
-fn not_asked(snapshot: &Snapshot, pid: u32) -> String {
-    let kind = snapshot
-        .host
-        .engine(pid)
-        .map_or("Docker", |e| e.kind.as_str());
-    match snapshot.host.engine(pid).and_then(|e| e.sockets.first()) {
-        Some(url) => format!(
-            "it belongs to the {kind} engine pid {pid} at {url}, which was not asked: add --all-engines or --host {}",
-            crate::shell::quote(url)
-        ),
-        None => format!(
-            "it belongs to the {kind} engine pid {pid}, which was not asked and has no API socket portreap can reach"
-        ),
+/// Why the engines asked cannot judge a forwarder (or an engine's own socket). Never a
+/// leak: the text names the engine it belongs to and how to ask it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unjudged {
+    /// It belongs to an engine process that was not asked.
+    EngineNotAsked(NotAsked),
+    /// A docker-proxy with no engine parent, and no Docker engine asked runs here.
+    ProxyWithoutEngine {
+        /// The proxy.
+        pid: u32,
+        /// Why each reachable engine asked is not proven local.
+        none_local: NoneLocal,
+    },
+    /// A conmon whose user's Podman engine (in its mount namespace) was not asked.
+    ConmonEngineNotAsked {
+        /// The conmon.
+        pid: u32,
+        /// Its user.
+        uid: u32,
+        /// Its engine.
+        engine: NotAsked,
+    },
+    /// A conmon in another mount namespace than every Podman engine of its user asked.
+    ConmonElsewhere {
+        /// The conmon.
+        pid: u32,
+        /// Its user.
+        uid: u32,
+    },
+    /// A conmon whose user has no Podman engine asked and proven local.
+    ConmonWithoutEngine {
+        /// The conmon.
+        pid: u32,
+        /// Its user.
+        uid: u32,
+    },
+}
+
+/// An engine process found on the host but not asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotAsked {
+    /// Its kind.
+    pub kind: EngineKind,
+    /// Its process.
+    pub pid: u32,
+    /// The API socket to ask it at, if it has one portreap can reach.
+    pub socket: Option<String>,
+}
+
+/// The engines asked that answered, each with why it is not proven to run here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoneLocal(pub Vec<(String, Option<String>)>);
+
+impl fmt::Display for NotAsked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let NotAsked { kind, pid, socket } = self;
+        let kind = kind.as_str();
+        match socket {
+            Some(url) => write!(
+                f,
+                "it belongs to the {kind} engine pid {pid} at {url}, which was not asked: add --all-engines or --host {}",
+                crate::shell::quote(url)
+            ),
+            None => write!(
+                f,
+                "it belongs to the {kind} engine pid {pid}, which was not asked and has no API socket portreap can reach"
+            ),
+        }
     }
 }
 
-/// Why nothing asked can judge this host's forwarders.
-fn none_local(snapshot: &Snapshot) -> String {
-    let why: Vec<String> = snapshot
-        .all_engines()
-        .filter(|e| e.reachable)
-        .map(|e| match &e.locality {
-            Some(why) => format!("{}: {why}", e.endpoint),
-            None => format!("{}: not proven to run here", e.endpoint),
-        })
-        .collect();
-    if why.is_empty() {
-        "no engine answered".into()
-    } else {
-        format!(
+impl fmt::Display for NoneLocal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("no engine answered");
+        }
+        let why: Vec<String> = self
+            .0
+            .iter()
+            .map(|(endpoint, why)| match why {
+                Some(why) => format!("{endpoint}: {why}"),
+                None => format!("{endpoint}: not proven to run here"),
+            })
+            .collect();
+        write!(
+            f,
             "no engine asked is proven to run on this host ({}), so this host's forwarders are not judged by its answer",
             why.join("; ")
         )
     }
+}
+
+impl fmt::Display for Unjudged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unjudged::EngineNotAsked(engine) => engine.fmt(f),
+            Unjudged::ProxyWithoutEngine { pid, none_local } => {
+                write!(f, "docker-proxy pid {pid} has no engine parent, and {none_local}")
+            }
+            Unjudged::ConmonEngineNotAsked { pid, uid, engine } => write!(
+                f,
+                "conmon pid {pid} monitors a container of Podman (uid {uid}); {engine}"
+            ),
+            Unjudged::ConmonElsewhere { pid, uid } => write!(
+                f,
+                "conmon pid {pid} runs in another mount namespace than every Podman engine of uid {uid} asked (or its namespace is not readable), so none of them started it: add --all-engines"
+            ),
+            Unjudged::ConmonWithoutEngine { pid, uid } => write!(
+                f,
+                "conmon pid {pid} monitors a container of Podman (uid {uid}), and no Podman engine of that user was asked and proven to run here: add --all-engines or --host with its socket"
+            ),
+        }
+    }
+}
+
+/// The engine process `pid`, found but not asked.
+fn not_asked(snapshot: &Snapshot, pid: u32) -> NotAsked {
+    let engine = snapshot.host.engine(pid);
+    NotAsked {
+        kind: engine.map_or(EngineKind::Docker, |e| e.kind),
+        pid,
+        socket: engine.and_then(|e| e.sockets.first()).cloned(),
+    }
+}
+
+/// Why nothing asked can judge this host's forwarders.
+fn none_local(snapshot: &Snapshot) -> NoneLocal {
+    NoneLocal(
+        snapshot
+            .all_engines()
+            .filter(|e| e.reachable)
+            .map(|e| (e.endpoint.clone(), e.locality.clone()))
+            .collect(),
+    )
 }
 
 /// The engines whose containers may account for the proven docker-proxy `p`: the one
@@ -71,17 +172,16 @@ pub fn proxy_judges(
     snapshot: &Snapshot,
     p: &Process,
     engine: Option<u32>,
-) -> Result<Vec<usize>, String> {
+) -> Result<Vec<usize>, Unjudged> {
     match engine {
         Some(pid) => engine_judges(snapshot, pid),
         None => {
             let docker = local_engines_where(snapshot, |e| !e.is_podman());
             if docker.is_empty() {
-                Err(format!(
-                    "docker-proxy pid {} has no engine parent, and {}",
-                    p.pid,
-                    none_local(snapshot)
-                ))
+                Err(Unjudged::ProxyWithoutEngine {
+                    pid: p.pid,
+                    none_local: none_local(snapshot),
+                })
             } else {
                 Ok(docker)
             }
@@ -90,16 +190,16 @@ pub fn proxy_judges(
 }
 
 /// The engine whose own process `pid` is: judged by itself, if it was asked.
-pub fn engine_judges(snapshot: &Snapshot, pid: u32) -> Result<Vec<usize>, String> {
+pub fn engine_judges(snapshot: &Snapshot, pid: u32) -> Result<Vec<usize>, Unjudged> {
     asked(snapshot, pid)
         .map(|i| vec![i])
-        .ok_or_else(|| not_asked(snapshot, pid))
+        .ok_or_else(|| Unjudged::EngineNotAsked(not_asked(snapshot, pid)))
 }
 
 /// The Podman engines that may account for the proven conmon `p` of user `uid`: conmon
 /// detaches from the engine that started it, so its engine is told by the user it runs
 /// as, among the Podman engines proven to run here.
-pub fn conmon_judges(snapshot: &Snapshot, p: &Process, uid: u32) -> Result<Vec<usize>, String> {
+pub fn conmon_judges(snapshot: &Snapshot, p: &Process, uid: u32) -> Result<Vec<usize>, Unjudged> {
     let podman = local_engines_where(snapshot, |e| e.is_podman() && e.uid == Some(uid));
     // Two Podman engines of one user (the host's and one in a chroot) each start conmons:
     // a conmon shares the mount namespace of the engine that started it, so only the
@@ -116,20 +216,15 @@ pub fn conmon_judges(snapshot: &Snapshot, p: &Process, uid: u32) -> Result<Vec<u
     let known = snapshot.host.engines.iter().find(|e| {
         e.kind == EngineKind::Podman && e.uid == uid && e.mnt_ns.is_some() && e.mnt_ns == p.mnt_ns
     });
+    let pid = p.pid;
     Err(match known {
-        Some(e) => format!(
-            "conmon pid {} monitors a container of Podman (uid {uid}); {}",
-            p.pid,
-            not_asked(snapshot, e.pid)
-        ),
-        None if !podman.is_empty() => format!(
-            "conmon pid {} runs in another mount namespace than every Podman engine of uid {uid} asked (or its namespace is not readable), so none of them started it: add --all-engines",
-            p.pid
-        ),
-        None => format!(
-            "conmon pid {} monitors a container of Podman (uid {uid}), and no Podman engine of that user was asked and proven to run here: add --all-engines or --host with its socket",
-            p.pid
-        ),
+        Some(e) => Unjudged::ConmonEngineNotAsked {
+            pid,
+            uid,
+            engine: not_asked(snapshot, e.pid),
+        },
+        None if !podman.is_empty() => Unjudged::ConmonElsewhere { pid, uid },
+        None => Unjudged::ConmonWithoutEngine { pid, uid },
     })
 }
 

@@ -108,7 +108,7 @@ impl Free<'_> {
             Owner::NotJudged { reason } => Refusal::NotJudged {
                 name: entry.process.clone(),
                 pid: entry.holder_pid,
-                reason: reason.clone(),
+                reason: reason.to_string(),
             },
         };
         refuse_port(

@@ -281,9 +281,8 @@ fn owner_doc(entry: &PortEntry) -> OwnerDoc {
         }
         Owner::Conmon { container_id, .. } => doc.target = Some(container_id.clone()),
         Owner::Forwarder { product } => doc.detail = Some((*product).to_owned()),
-        Owner::Unknown { reason } | Owner::NotJudged { reason } => {
-            doc.detail = Some(reason.clone())
-        }
+        Owner::Unknown { reason } => doc.detail = Some(reason.clone()),
+        Owner::NotJudged { reason } => doc.detail = Some(reason.to_string()),
         Owner::Engine | Owner::Process => doc.detail.clone_from(&entry.note),
     }
     doc

@@ -2,6 +2,7 @@
 //! forwarders, and forwarders never acted on.
 
 use super::*;
+use crate::analyze::ownership::{NoneLocal, NotAsked, Unjudged};
 
 #[test]
 fn conmon_is_judged_only_against_a_podman_engine() {
@@ -70,10 +71,12 @@ fn conmon_is_judged_only_against_a_podman_engine() {
     );
     snap.engine.kind = Some(crate::model::EngineKind::Podman);
     let a = analyze(&snap);
-    assert!(matches!(
+    assert_eq!(
         owner_of(&a, Proto::Tcp, "0.0.0.0", 3801),
-        Owner::NotJudged { .. }
-    ));
+        Owner::NotJudged {
+            reason: Unjudged::ConmonElsewhere { pid: 60, uid: 0 }
+        }
+    );
     assert_eq!(kinds(&a), vec![]);
 
     // Docker queried: the conmon is named but never judged.
@@ -82,7 +85,9 @@ fn conmon_is_judged_only_against_a_podman_engine() {
     let a = analyze(&snap);
     assert!(matches!(
         owner_of(&a, Proto::Tcp, "0.0.0.0", 3801),
-        Owner::NotJudged { .. }
+        Owner::NotJudged {
+            reason: Unjudged::ConmonEngineNotAsked { pid: 60, uid: 0, engine }
+        } if engine.kind == crate::model::EngineKind::Podman
     ));
     assert_eq!(kinds(&a), vec![]);
 
@@ -93,7 +98,13 @@ fn conmon_is_judged_only_against_a_podman_engine() {
     let a = analyze(&snap);
     assert!(matches!(
         owner_of(&a, Proto::Tcp, "0.0.0.0", 3801),
-        Owner::NotJudged { .. }
+        Owner::NotJudged {
+            reason: Unjudged::ConmonEngineNotAsked {
+                pid: 60,
+                uid: 0,
+                ..
+            }
+        }
     ));
     assert_eq!(kinds(&a), vec![]);
 }
@@ -275,10 +286,18 @@ fn another_engines_proxies_are_never_judged_by_this_one() {
     let a = analyze(&snap);
     for port in [5000, 5001] {
         match owner_of(&a, Proto::Tcp, "0.0.0.0", port) {
-            Owner::NotJudged { reason } => assert!(
-                reason.contains("the Docker engine pid 9 at unix:///run/engine-9.sock, which was not asked: add --all-engines or --host unix:///run/engine-9.sock"),
-                "{reason}"
-            ),
+            Owner::NotJudged { reason } => {
+                let engine = NotAsked {
+                    kind: crate::model::EngineKind::Docker,
+                    pid: 9,
+                    socket: Some("unix:///run/engine-9.sock".into()),
+                };
+                assert_eq!(reason, Unjudged::EngineNotAsked(engine));
+                assert!(
+                    reason.to_string().contains("the Docker engine pid 9 at unix:///run/engine-9.sock, which was not asked: add --all-engines or --host unix:///run/engine-9.sock"),
+                    "{reason}"
+                );
+            }
             other => panic!("{port}: {other:?}"),
         }
     }
@@ -348,10 +367,20 @@ fn an_engine_not_proven_local_judges_no_local_forwarder_and_reserves_nothing() {
     snap.engine.locality = Some("no local engine process holds the listening socket".into());
     let a = analyze(&snap);
     match owner_of(&a, Proto::Tcp, "0.0.0.0", 3105) {
-        Owner::NotJudged { reason } => assert!(
-            reason.contains("no engine parent, and no engine asked is proven to run on this host (tcp://127.0.0.1:2399: no local engine process"),
-            "{reason}"
-        ),
+        Owner::NotJudged { reason } => {
+            let none_local = NoneLocal(vec![(
+                "tcp://127.0.0.1:2399".into(),
+                Some("no local engine process holds the listening socket".into()),
+            )]);
+            assert!(
+                matches!(&reason, Unjudged::ProxyWithoutEngine { none_local: n, .. } if *n == none_local),
+                "{reason:?}"
+            );
+            assert!(
+                reason.to_string().contains("no engine parent, and no engine asked is proven to run on this host (tcp://127.0.0.1:2399: no local engine process"),
+                "{reason}"
+            );
+        }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
