@@ -23,22 +23,7 @@ pub(super) fn requested(ports: &[PortEntry], findings: &[Finding]) -> Vec<PortEn
         let Some(index) = f.container else { continue };
         for r in &f.ports {
             if present.insert((index, r.proto, r.ip, r.port)) {
-                out.push(PortEntry {
-                    proto: r.proto,
-                    ip: r.ip,
-                    port: r.port,
-                    bound: false,
-                    pids: Vec::new(),
-                    process: None,
-                    holder_pid: None,
-                    owner: Owner::Container {
-                        index,
-                        via: Via::Requested,
-                    },
-                    findings: Vec::new(),
-                    note: None,
-                    dual_stack: false,
-                });
+                out.push(unbacked(r.proto, r.ip, r.port, index, Via::Requested));
             }
         }
     }
@@ -270,24 +255,32 @@ pub(super) fn reservations(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Port
             let backed = exact.contains(&(index, *proto, *host_ip, *host_port))
                 || engine_held.contains(&(index, *proto, *host_port));
             if !backed && snapshot.host.covers(*proto, *host_port) {
-                out.push(PortEntry {
-                    proto: *proto,
-                    ip: *host_ip,
-                    port: *host_port,
-                    bound: false,
-                    pids: Vec::new(),
-                    process: None,
-                    holder_pid: None,
-                    owner: Owner::Container {
-                        index,
-                        via: Via::Reservation,
-                    },
-                    findings: Vec::new(),
-                    note: None,
-                    dual_stack: false,
-                });
+                out.push(unbacked(
+                    *proto,
+                    *host_ip,
+                    *host_port,
+                    index,
+                    Via::Reservation,
+                ));
             }
         }
     }
     out
+}
+
+/// The entry of a container's port that no socket backs (`via` says why it is listed).
+fn unbacked(proto: Proto, ip: IpAddr, port: u16, index: usize, via: Via) -> PortEntry {
+    PortEntry {
+        proto,
+        ip,
+        port,
+        bound: false,
+        pids: Vec::new(),
+        process: None,
+        holder_pid: None,
+        owner: Owner::Container { index, via },
+        findings: Vec::new(),
+        note: None,
+        dual_stack: false,
+    }
 }
