@@ -28,6 +28,20 @@ pub(crate) fn container(id: &str, name: &str, state: ContainerState, port: u16) 
     }
 }
 
+/// A binding asked for host port `port` (TCP, any address) to the container's port 80, as
+/// a container that does not run has it.
+pub(crate) fn asks_for(port: u16) -> RequestedBinding {
+    RequestedBinding {
+        proto: Proto::Tcp,
+        container_port: 80,
+        host_ip: None,
+        host_ports: Some(crate::portspec::PortRange {
+            start: port,
+            end: port,
+        }),
+    }
+}
+
 pub(crate) fn proxy_process(pid: u32, port: u16) -> Process {
     Process {
         pid,
@@ -69,15 +83,7 @@ pub(crate) fn scene() -> Snapshot {
     let admin = container("a1", "admin", ContainerState::Paused, 8080);
     let mut old = container("d1", "old", ContainerState::Dead, 8081);
     old.live.clear();
-    old.requested.push(crate::model::RequestedBinding {
-        proto: Proto::Tcp,
-        container_port: 80,
-        host_ip: None,
-        host_ports: Some(crate::portspec::PortRange {
-            start: 8081,
-            end: 8081,
-        }),
-    });
+    old.requested.push(asks_for(8081));
     let mut kept = container("k1", "precious", ContainerState::Paused, 8082);
     kept.labels.insert("portreap.keep".into(), "true".into());
     kept.labels.insert("team".into(), "db".into());

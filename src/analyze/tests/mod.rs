@@ -3,8 +3,10 @@
 //! ([`trust`]). The snapshots are built with [`crate::testkit`].
 
 use super::*;
-use crate::model::{ContainerState, FsFacts, Proto, RequestedBinding};
-use crate::testkit::{bare_container, ip, publish, snapshot, Host, ENGINE_PID, HOST_MNT_NS};
+use crate::model::{ContainerState, FsFacts, Proto};
+use crate::testkit::{
+    asks_for, bare_container, ip, publish, snapshot, Host, ENGINE_PID, HOST_MNT_NS,
+};
 use findings::{Action, Evidence, Kind};
 
 mod attribution;

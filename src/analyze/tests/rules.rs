@@ -160,15 +160,7 @@ fn container_state_rules() {
         if !matches!(state, ContainerState::Running | ContainerState::Paused) {
             c.live.clear();
             c.addresses.clear();
-            c.requested = vec![RequestedBinding {
-                proto: Proto::Tcp,
-                container_port: 80,
-                host_ip: None,
-                host_ports: Some(crate::portspec::PortRange {
-                    start: 3000,
-                    end: 3000,
-                }),
-            }];
+            c.requested = vec![asks_for(3000)];
         }
         let host = if matches!(state, ContainerState::Running | ContainerState::Paused) {
             proxied(3000)
@@ -227,15 +219,7 @@ fn blocked_start_names_the_current_holder() {
     let mut holder = running_web(3000);
     holder.name = "holder".into();
     let mut blocked = bare_container(ID_HOSTNET, "blocked", ContainerState::Created, None);
-    blocked.requested.push(RequestedBinding {
-        proto: Proto::Tcp,
-        container_port: 80,
-        host_ip: None,
-        host_ports: Some(crate::portspec::PortRange {
-            start: 3000,
-            end: 3000,
-        }),
-    });
+    blocked.requested.push(asks_for(3000));
     blocked.error = Some("driver failed programming external connectivity on endpoint blocked (abc): Bind for 0.0.0.0:3000 failed: port is already allocated".into());
     let a = analyze(&snapshot(proxied(3000), vec![holder, blocked]));
     assert_eq!(kinds(&a), vec![Kind::BlockedStart]);
@@ -379,15 +363,7 @@ fn a_superseded_project_in_the_same_directory_is_orphaned_only_on_a_port_clash()
     compose_labels(&mut old, "oldname", "/src/app", "docker-compose.yml");
     let mut new = bare_container(ID_HOSTNET, "app_web_1", ContainerState::Created, None);
     new.created = crate::model::Timestamp::parse("2026-11-25T11:00:00Z");
-    new.requested.push(RequestedBinding {
-        proto: Proto::Tcp,
-        container_port: 80,
-        host_ip: None,
-        host_ports: Some(crate::portspec::PortRange {
-            start: 3000,
-            end: 3000,
-        }),
-    });
+    new.requested.push(asks_for(3000));
     compose_labels(&mut new, "app", "/src/app", "docker-compose.yml");
     let mut snap = snapshot(proxied(3000), vec![old.clone(), new.clone()]);
     snap.fs = fs(
