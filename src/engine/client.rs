@@ -10,6 +10,7 @@ use bollard::Docker;
 use super::convert::convert;
 use super::endpoint::{self, Endpoint, Transport};
 use super::error::{call_error, describe, Error};
+use super::tls::Tls;
 use super::transport;
 use crate::model::Container;
 
@@ -122,18 +123,24 @@ pub(super) fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Docker, 
     connect_to(endpoint, timeout).map(|(docker, _)| docker)
 }
 
-/// A client for `endpoint`, and the target of portreap's own transport when that carries
-/// its calls (everything but TLS), for the calls bollard cannot make (see
-/// [`transport::ping_headers`]).
+/// A client for `endpoint` on portreap's own transport, and that transport's target for
+/// the calls bollard cannot make (see [`transport::ping_headers`], [`super::raw`]).
 pub(super) fn connect_to(
     endpoint: &Endpoint,
     timeout: Duration,
-) -> Result<(Docker, Option<transport::Target>), Error> {
+) -> Result<(Docker, transport::Target), Error> {
+    let target = target(endpoint)?;
     // bollard keeps its timeout in whole seconds and treats 0 as "fail at once"; the real
     // bound is the tokio timeout around each call, this is only a backstop.
     let secs = timeout.as_secs_f64().ceil().max(1.0) as u64;
-    let version = bollard::API_DEFAULT_VERSION;
-    let result = match endpoint.transport()? {
+    transport::docker(target.clone(), secs)
+        .map(|docker| (docker, target))
+        .map_err(|e| Error::Unreachable(describe(&e, timeout)))
+}
+
+/// Where `endpoint`'s connections go, its TLS material read.
+fn target(endpoint: &Endpoint) -> Result<transport::Target, Error> {
+    Ok(match endpoint.transport()? {
         Transport::Unix(path) => {
             if !path.exists() {
                 return Err(Error::Unreachable(format!(
@@ -141,24 +148,13 @@ pub(super) fn connect_to(
                     path.display()
                 )));
             }
-            own(transport::Target::Unix(path), secs)
+            transport::Target::Unix(path)
         }
         Transport::Tcp(addr) => match endpoint::tls_files(endpoint, &endpoint::ProcessEnv)? {
-            Some(tls) => {
-                Docker::connect_with_ssl(&addr, &tls.key, &tls.cert, &tls.ca, secs, version)
-                    .map(|docker| (docker, None))
-            }
-            None => own(transport::Target::Tcp(addr), secs),
+            Some(files) => transport::Target::Tls(Tls::new(&addr, &files)?),
+            None => transport::Target::Tcp(addr),
         },
-    };
-    result.map_err(|e| Error::Unreachable(describe(&e, timeout)))
-}
-
-fn own(
-    target: transport::Target,
-    secs: u64,
-) -> Result<(Docker, Option<transport::Target>), bollard::errors::Error> {
-    transport::docker(target.clone(), secs).map(|docker| (docker, Some(target)))
+    })
 }
 
 #[cfg(test)]

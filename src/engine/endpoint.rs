@@ -66,6 +66,17 @@ pub enum Error {
     TlsNoDir,
     /// TLS is asked for, but its files are not in the directory.
     TlsFilesMissing(PathBuf),
+    /// A TLS file cannot be used.
+    TlsMaterial {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it, in a few words.
+        what: &'static str,
+        /// The parser's own words.
+        reason: String,
+    },
+    /// The endpoint's host cannot be checked against a certificate.
+    TlsHostName(String),
 }
 
 impl Error {
@@ -112,6 +123,13 @@ impl fmt::Display for Error {
                 f,
                 "TLS is asked for but {} lacks ca.pem, cert.pem and key.pem (set DOCKER_CERT_PATH)",
                 dir.display()
+            ),
+            Error::TlsMaterial { path, what, reason } => {
+                write!(f, "TLS file {}: {what} ({reason})", path.display())
+            }
+            Error::TlsHostName(host) => write!(
+                f,
+                "TLS is asked for but '{host}' is neither a host name nor an IP address"
             ),
         }
     }

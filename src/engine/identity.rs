@@ -17,26 +17,24 @@ pub(super) struct Identity {
     pub api_version: Option<String>,
 }
 
-/// Asks `/_ping` where portreap's own transport carries the calls (its headers name the
-/// engine), and `/version` otherwise (TLS) or when the headers do not name it (a proxy in
-/// front of the engine may rewrite `Server`). Both answer the same for Docker and Podman.
+/// Asks `/_ping` (its headers name the engine), and `/version` when the headers do not
+/// name it (a proxy in front of the engine may rewrite `Server`). Both answer the same for
+/// Docker and Podman.
 pub(super) async fn identify(
     docker: &Docker,
-    target: Option<&Target>,
+    target: &Target,
     timeout: Duration,
 ) -> Result<Identity, Error> {
     let asked = tokio::time::Instant::now();
-    if let Some(target) = target {
-        match bounded(timeout, transport::ping_headers(target)).await {
-            Ok(headers) => {
-                if let Some(identity) = from_ping(&headers) {
-                    return Ok(identity);
-                }
+    match bounded(timeout, transport::ping_headers(target)).await {
+        Ok(headers) => {
+            if let Some(identity) = from_ping(&headers) {
+                return Ok(identity);
             }
-            // Something answered, but not /_ping: /version may still tell.
-            Err(e) if e.status().is_some() => {}
-            Err(e) => return Err(e),
         }
+        // Something answered, but not /_ping: /version may still tell.
+        Err(e) if e.status().is_some() => {}
+        Err(e) => return Err(e),
     }
     let left = timeout.saturating_sub(asked.elapsed());
     bounded(left, docker.version())

@@ -9,9 +9,9 @@ use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
 
 use super::convert::{convert, from_listing, short, summary_proto};
-use super::endpoint::Endpoint;
 use super::error::{bounded, Error};
 use super::raw;
+use super::transport::Target;
 use crate::model::{labels, Container, ContainerState, Health};
 use crate::portspec::PortSpec;
 
@@ -47,7 +47,7 @@ pub enum Inspect<'a> {
 /// bounded: no per-container round trip waits for another.
 pub(super) async fn list_and_inspect(
     docker: &Docker,
-    endpoint: &Endpoint,
+    target: &Target,
     timeout: Duration,
     inspect: Inspect<'_>,
 ) -> Result<Inspected, Error> {
@@ -58,7 +58,7 @@ pub(super) async fn list_and_inspect(
     let (summaries, odd_states) =
         match bounded(timeout, docker.list_containers(Some(options))).await {
             Ok(list) => (list, HashMap::new()),
-            Err(Error::Unfit(_)) => raw::list(endpoint, left()).await?,
+            Err(Error::Unfit(_)) => raw::list(target, left()).await?,
             Err(e) => return Err(e),
         };
     let wanted = match inspect {
@@ -79,7 +79,7 @@ pub(super) async fn list_and_inspect(
         .map(|c| ((Some(c), None), None));
     let inspected: Vec<(Answer, Option<String>)> =
         stream::iter(summaries.into_iter().map(|(summary, _)| summary))
-            .map(|summary| inspect_one(docker, endpoint, timeout, summary, &odd_states))
+            .map(|summary| inspect_one(docker, target, timeout, summary, &odd_states))
             .buffer_unordered(INSPECT_CONCURRENCY)
             .chain(stream::iter(listed_only))
             .collect()
@@ -93,7 +93,7 @@ pub(super) async fn list_and_inspect(
 /// keeps the state as the engine said it.
 async fn inspect_one(
     docker: &Docker,
-    endpoint: &Endpoint,
+    target: &Target,
     timeout: Duration,
     summary: ContainerSummary,
     odd_states: &HashMap<String, String>,
@@ -105,7 +105,7 @@ async fn inspect_one(
     let inspected = match bounded(timeout, docker.inspect_container(&id, None)).await {
         Ok(detail) => Ok((detail, None)),
         Err(Error::Unfit(_)) => {
-            raw::inspect(endpoint, &id, timeout.saturating_sub(asked.elapsed())).await
+            raw::inspect(target, &id, timeout.saturating_sub(asked.elapsed())).await
         }
         Err(e) => Err(e),
     };

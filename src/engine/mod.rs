@@ -8,6 +8,7 @@ mod error;
 mod identity;
 mod list;
 mod raw;
+mod tls;
 mod transport;
 
 pub use client::Client;
@@ -116,8 +117,8 @@ async fn collect_async(
     // Who the engine is and its containers are asked at once: nothing in the list depends
     // on the answer, and each round trip costs a busy engine CPU that the host walk needs.
     let (identity, listed) = futures_util::future::join(
-        identity::identify(&docker, target.as_ref(), timeout),
-        list_and_inspect(&docker, endpoint, timeout, inspect),
+        identity::identify(&docker, &target, timeout),
+        list_and_inspect(&docker, &target, timeout, inspect),
     )
     .await;
     let identity = match identity {

@@ -1,18 +1,17 @@
 //! A tolerant second try for answers bollard's models reject. bollard's enums are strict:
 //! one container in a state they do not know (older Podman says `stopped`) fails the whole
-//! list. The same request is then made by hand over the unix socket, unknown values are
-//! blanked so the models accept the rest, and the original state is kept verbatim.
+//! list. The same request is then made again on portreap's own transport (whichever the
+//! endpoint speaks), unknown values are blanked so the models accept the rest, and the
+//! original state is kept verbatim.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::endpoint::{Endpoint, Transport};
-use super::error::Error;
-use super::transport::TooLarge;
+use super::error::{bounded, Error};
+use super::transport::{self, Target};
 
 const STATES: [&str; 9] = [
     "",
@@ -28,60 +27,16 @@ const STATES: [&str; 9] = [
 const HEALTH: [&str; 5] = ["", "none", "starting", "healthy", "unhealthy"];
 const RESTART: [&str; 5] = ["", "no", "always", "unless-stopped", "on-failure"];
 
-/// The largest answer the tolerant retry reads: a list of thousands of containers is a
-/// few MiB; anything bigger is an engine answering garbage, not worth the memory.
-pub const MAX_ANSWER: u64 = 64 * 1024 * 1024;
-
-/// GETs `path` over the endpoint's unix socket (HTTP/1.0: one response, then close), at
-/// most [`MAX_ANSWER`] bytes of it.
-async fn get(endpoint: &Endpoint, path: &str, timeout: Duration) -> Result<Value, Error> {
-    let Transport::Unix(socket) = endpoint.transport()? else {
-        return Err(Error::Unfit("the engine's answer did not fit the API models, and the tolerant retry only speaks unix sockets".into()));
-    };
-    let unreachable = |e: std::io::Error| Error::Unreachable(e.to_string());
-    let exchange = async {
-        let mut stream = tokio::net::UnixStream::connect(&socket)
-            .await
-            .map_err(unreachable)?;
-        let request =
-            format!("GET {path} HTTP/1.0\r\nHost: docker\r\nAccept: application/json\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(unreachable)?;
-        let mut response = Vec::new();
-        (&mut stream)
-            .take(MAX_ANSWER + 1)
-            .read_to_end(&mut response)
-            .await
-            .map_err(unreachable)?;
-        if response.len() as u64 > MAX_ANSWER {
-            return Err(Error::Unreachable(TooLarge.to_string()));
-        }
-        Ok(response)
-    };
-    let response = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| Error::TimedOut(timeout))??;
-    let malformed = || Error::Unfit(format!("malformed HTTP answer to {path}"));
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(malformed)?;
-    let head = String::from_utf8_lossy(&response[..split]);
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(malformed)?;
-    let body = &response[split + 4..];
+/// GETs `path` on portreap's own transport (any of them), under `timeout`.
+async fn get(target: &Target, path: &str, timeout: Duration) -> Result<Value, Error> {
+    let (status, body) = bounded(timeout, transport::get(target, path)).await?;
     if status != 200 {
         return Err(Error::Api {
             status,
-            message: String::from_utf8_lossy(body).trim().to_owned(),
+            message: String::from_utf8_lossy(&body).trim().to_owned(),
         });
     }
-    serde_json::from_slice(body).map_err(|e| Error::Unfit(format!("{path}: {e}")))
+    serde_json::from_slice(&body).map_err(|e| Error::Unfit(format!("{path}: {e}")))
 }
 
 /// Replaces `value[key]` by "" when it is a string outside `known`; returns the original.
@@ -132,29 +87,29 @@ pub fn tolerant_inspect(
 
 /// The container list, tolerantly.
 pub async fn list(
-    endpoint: &Endpoint,
+    target: &Target,
     timeout: Duration,
 ) -> Result<(Vec<ContainerSummary>, HashMap<String, String>), Error> {
-    tolerant_list(get(endpoint, "/containers/json?all=1", timeout).await?)
+    tolerant_list(get(target, "/containers/json?all=1", timeout).await?)
 }
 
 /// One container, tolerantly.
 pub async fn inspect(
-    endpoint: &Endpoint,
+    target: &Target,
     id: &str,
     timeout: Duration,
 ) -> Result<(ContainerInspectResponse, Option<String>), Error> {
-    tolerant_inspect(get(endpoint, &format!("/containers/{id}/json"), timeout).await?)
+    tolerant_inspect(get(target, &format!("/containers/{id}/json"), timeout).await?)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::endpoint::Source;
+    use super::super::transport::MAX_ANSWER;
     use super::*;
 
     /// An engine on a unix socket that answers every request with a JSON list of
     /// `body_len` spaces, after `delay`.
-    fn engine(body_len: usize, delay: Duration) -> (tempfile::TempDir, Endpoint) {
+    fn engine(body_len: usize, delay: Duration) -> (tempfile::TempDir, Target) {
         use std::io::{Read, Write};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.sock");
@@ -183,11 +138,7 @@ mod tests {
                 let _ = conn.write_all(b"]");
             }
         });
-        let endpoint = Endpoint {
-            url: format!("unix://{}", path.display()),
-            source: Source::HostFlag,
-        };
-        (dir, endpoint)
+        (dir, Target::Unix(path))
     }
 
     fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {

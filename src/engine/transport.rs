@@ -1,8 +1,9 @@
-//! The wire under bollard for unix sockets and plain TCP: one connection per request whose
-//! reads stop at [`MAX_ANSWER`] bytes. bollard collects every answer whole into memory
-//! with no bound, so an endpoint answering gigabytes (a hostile socket, a broken proxy)
-//! would cost gigabytes and, being fast, never meet `--timeout`. A fresh connection per
-//! request makes the cap a per-answer one; a unix or loopback connect costs microseconds.
+//! The wire under bollard for every transport (unix sockets, plain TCP, TLS): one
+//! connection per request whose reads stop at [`MAX_ANSWER`] bytes. bollard collects
+//! every answer whole into memory with no bound, so an endpoint answering gigabytes (a
+//! hostile socket, a broken proxy) would cost gigabytes and, being fast, never meet
+//! `--timeout`. A fresh connection per request makes the cap a per-answer one; a unix or
+//! loopback connect costs microseconds (a TLS handshake about a millisecond).
 
 use std::future::Future;
 use std::io;
@@ -16,7 +17,9 @@ use hyper::Response;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::raw::MAX_ANSWER;
+/// The largest answer read: a list of thousands of containers is a few MiB; anything
+/// bigger is an engine answering garbage, not worth the memory.
+pub const MAX_ANSWER: u64 = 64 * 1024 * 1024;
 
 /// Where the connections go.
 #[derive(Clone, Debug)]
@@ -25,6 +28,8 @@ pub enum Target {
     Unix(PathBuf),
     /// Plain HTTP to `host:port`.
     Tcp(String),
+    /// HTTPS with a client certificate, as `dockerd --tlsverify` asks.
+    Tls(super::tls::Tls),
 }
 
 /// An answer that reached the cap. Found again in error chains to name the cap.
@@ -66,6 +71,7 @@ impl Target {
         match self {
             Target::Unix(_) => "docker".to_owned(),
             Target::Tcp(addr) => addr.clone(),
+            Target::Tls(tls) => tls.addr().to_owned(),
         }
     }
 }
@@ -91,10 +97,7 @@ pub fn docker(target: Target, secs: u64) -> Result<Docker, bollard::errors::Erro
 /// `ping` does not expose; `/version` tells the same at a far higher price (Docker 20.10
 /// runs its runtimes to answer it, about 7 ms; Podman 4 about 250 ms).
 pub async fn ping_headers(target: &Target) -> Result<hyper::HeaderMap, bollard::errors::Error> {
-    let request = hyper::Request::get("/_ping")
-        .body(String::new())
-        .map_err(bollard_error)?;
-    let response = send(target.clone(), target.host(), request).await?;
+    let response = send(target.clone(), target.host(), get_request("/_ping")?).await?;
     if !response.status().is_success() {
         return Err(bollard::errors::Error::DockerResponseServerError {
             status_code: response.status().as_u16(),
@@ -102,6 +105,23 @@ pub async fn ping_headers(target: &Target) -> Result<hyper::HeaderMap, bollard::
         });
     }
     Ok(response.into_parts().0.headers)
+}
+
+/// The status and the body of the engine's answer to `GET path`, whatever the status.
+pub async fn get(target: &Target, path: &str) -> Result<(u16, Vec<u8>), bollard::errors::Error> {
+    let response = send(target.clone(), target.host(), get_request(path)?).await?;
+    let status = response.status().as_u16();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .map_err(|err| bollard::errors::Error::HyperResponseError { err })?;
+    Ok((status, body.to_bytes().to_vec()))
+}
+
+fn get_request(path: &str) -> Result<hyper::Request<String>, bollard::errors::Error> {
+    hyper::Request::get(path)
+        .header(hyper::header::ACCEPT, "application/json")
+        .body(String::new())
+        .map_err(bollard_error)
 }
 
 async fn send<B>(
@@ -124,7 +144,8 @@ where
     parts.headers.insert(hyper::header::HOST, host);
     let io: Capped<Box<dyn Stream>> = Capped::new(match &target {
         Target::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
-        Target::Tcp(addr) => Box::new(tokio::net::TcpStream::connect(&*with_port(addr)).await?),
+        Target::Tcp(addr) => Box::new(tcp(addr, PLAIN_PORT).await?),
+        Target::Tls(tls) => Box::new(tls.handshake(tcp(tls.addr(), TLS_PORT).await?).await?),
     });
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
@@ -141,17 +162,38 @@ where
     Ok(response)
 }
 
-/// `host:port`, with the Docker CLI's plain-HTTP port when `addr` names none.
-fn with_port(addr: &str) -> std::borrow::Cow<'_, str> {
-    let port_given = match addr.rsplit_once(':') {
-        Some((host, port)) => !port.contains(']') && (!host.contains(':') || host.ends_with(']')),
-        None => false,
-    };
-    if port_given {
+/// The Docker CLI's ports for an address that names none.
+const PLAIN_PORT: u16 = 2375;
+const TLS_PORT: u16 = 2376;
+
+async fn tcp(addr: &str, default_port: u16) -> io::Result<tokio::net::TcpStream> {
+    tokio::net::TcpStream::connect(&*with_port(addr, default_port)).await
+}
+
+/// `host:port`, with `default_port` when `addr` names none.
+fn with_port(addr: &str, default_port: u16) -> std::borrow::Cow<'_, str> {
+    if split_port(addr).1.is_some() {
         addr.into()
     } else {
-        format!("{addr}:2375").into()
+        format!("{addr}:{default_port}").into()
     }
+}
+
+/// `addr`'s host (IPv6 without its brackets) and its port, if it names one.
+pub(super) fn split_port(addr: &str) -> (&str, Option<&str>) {
+    let (host, port) = match addr.rsplit_once(':') {
+        Some((host, port))
+            if !port.contains(']') && (!host.contains(':') || host.ends_with(']')) =>
+        {
+            (host, Some(port))
+        }
+        _ => (addr, None),
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (host, port)
 }
 
 fn bollard_error(err: impl std::fmt::Display) -> bollard::errors::Error {
@@ -221,10 +263,13 @@ mod tests {
 
     #[test]
     fn a_tcp_address_without_a_port_gets_dockers() {
-        assert_eq!(with_port("box"), "box:2375");
-        assert_eq!(with_port("box:1234"), "box:1234");
-        assert_eq!(with_port("[::1]"), "[::1]:2375");
-        assert_eq!(with_port("[::1]:1234"), "[::1]:1234");
+        assert_eq!(with_port("box", PLAIN_PORT), "box:2375");
+        assert_eq!(with_port("box", TLS_PORT), "box:2376");
+        assert_eq!(with_port("box:1234", PLAIN_PORT), "box:1234");
+        assert_eq!(with_port("[::1]", PLAIN_PORT), "[::1]:2375");
+        assert_eq!(with_port("[::1]:1234", PLAIN_PORT), "[::1]:1234");
+        assert_eq!(split_port("[::1]:1234"), ("::1", Some("1234")));
+        assert_eq!(split_port("box"), ("box", None));
     }
 
     #[test]

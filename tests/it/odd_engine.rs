@@ -115,3 +115,36 @@ fn a_failed_inspect_makes_the_answer_partial_and_prune_refuses() {
         );
     }
 }
+
+#[test]
+fn unknown_container_states_survive_over_tcp_and_tls_too() {
+    let (_dir, host) = fake_engine(|path| answer(path, false));
+    let socket = std::path::Path::new(host.strip_prefix("unix://").unwrap());
+    let certs = tempfile::tempdir().unwrap();
+    crate::tls::make_certs(certs.path());
+    for tls in [None, Some(certs.path())] {
+        let (_socat, url) = crate::tls::front(socket, tls);
+        let mut cmd = portreap();
+        if let Some(dir) = tls {
+            cmd.env("DOCKER_TLS_VERIFY", "1")
+                .env("DOCKER_CERT_PATH", dir);
+        }
+        let out = cmd
+            .args(["debug", "snapshot", "--host", &url])
+            .output()
+            .unwrap();
+        let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(snap["engine"]["reachable"], true, "{tls:?}: {snap:#}");
+        assert_eq!(snap["engine"]["error"], serde_json::Value::Null, "{snap:#}");
+        let old = snap["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "old");
+        assert_eq!(
+            old.map(|c| &c["state"]),
+            Some(&json!("stopped")),
+            "{snap:#}"
+        );
+    }
+}

@@ -22,7 +22,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, in `dir`, named as
 /// the docker CLI expects (`ca.pem`, `cert.pem`, `key.pem` for the client).
-fn make_certs(dir: &Path) {
+pub fn make_certs(dir: &Path) {
     openssl(
         dir,
         &[
@@ -119,6 +119,29 @@ fn make_certs(dir: &Path) {
     );
 }
 
+/// A TCP listener on 127.0.0.1 relaying to the unix `socket`: plain, or with `tls` TLS
+/// with the certificates [`make_certs`] made there, demanding a client certificate (as
+/// `dockerd --tlsverify` does). The relay and its `tcp://` URL.
+pub fn front(socket: &Path, tls: Option<&Path>) -> (ChildGuard, String) {
+    let port = free_port();
+    let listen = match tls.map(Path::display) {
+        Some(d) => format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={d}/server-cert.pem,key={d}/server-key.pem,cafile={d}/ca.pem,verify=1"
+        ),
+        None => format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
+    };
+    let socat = Command::new("socat")
+        .args([listen, format!("UNIX-CONNECT:{}", socket.display())])
+        .spawn()
+        .expect("socat (Debian's socat package)");
+    let guard = ChildGuard(socat);
+    eventually(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .expect("socat never listened");
+    (guard, format!("tcp://127.0.0.1:{port}"))
+}
+
 #[test]
 fn a_tls_endpoint_through_docker_tls_verify_and_through_a_context() {
     if !require_engine() {
@@ -126,21 +149,8 @@ fn a_tls_endpoint_through_docker_tls_verify_and_through_a_context() {
     }
     let certs = tempfile::tempdir().unwrap();
     make_certs(certs.path());
-    let port = free_port();
+    let (_socat, url) = front(Path::new("/var/run/docker.sock"), Some(certs.path()));
     let d = certs.path().display();
-    let listen = format!(
-        "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={d}/server-cert.pem,key={d}/server-key.pem,cafile={d}/ca.pem,verify=1"
-    );
-    let socat = Command::new("socat")
-        .args([&listen, "UNIX-CONNECT:/var/run/docker.sock"])
-        .spawn()
-        .expect("socat (Debian's socat package)");
-    let _socat = ChildGuard(socat);
-    let url = format!("tcp://127.0.0.1:{port}");
-    eventually(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    })
-    .expect("socat never listened");
 
     let scan = |envs: &[(&str, &str)], args: &[&str]| -> serde_json::Value {
         let mut cmd = portreap();
@@ -222,4 +232,45 @@ fn a_tls_endpoint_through_docker_tls_verify_and_through_a_context() {
     );
     assert_eq!(doc["engine"]["reachable"], true, "{doc:#}");
     assert_eq!(doc["engine"]["source"], "context tlsctx");
+}
+
+#[test]
+fn a_server_another_ca_signed_and_a_broken_key_are_refused_and_named() {
+    let (_engine_dir, host) = fake_engine(|_| (200, "{}".to_owned()));
+    let socket = Path::new(host.strip_prefix("unix://").unwrap());
+    let (good, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    make_certs(good.path());
+    make_certs(other.path());
+    let (_socat, url) = front(socket, Some(good.path()));
+    let scan = |cert_dir: &Path| -> String {
+        let out = portreap()
+            .env("DOCKER_HOST", &url)
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", cert_dir)
+            .args(["scan", "--json", "--port", "1"])
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["engine"]["reachable"], false, "{doc:#}");
+        doc["engine"]["error"].as_str().unwrap().to_owned()
+    };
+
+    // The client's own certificate is fine, but the CA it trusts did not sign the server's.
+    let mixed = tempfile::tempdir().unwrap();
+    std::fs::copy(other.path().join("ca.pem"), mixed.path().join("ca.pem")).unwrap();
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(good.path().join(file), mixed.path().join(file)).unwrap();
+    }
+    let error = scan(mixed.path());
+    assert!(error.contains("certificate"), "{error}");
+
+    // A key file that holds no key is named, with what is wrong with it.
+    std::fs::copy(good.path().join("ca.pem"), mixed.path().join("ca.pem")).unwrap();
+    std::fs::write(mixed.path().join("key.pem"), "not a key\n").unwrap();
+    let error = scan(mixed.path());
+    let key = mixed.path().join("key.pem");
+    assert!(
+        error.contains(&format!("TLS file {}: no private key", key.display())),
+        "{error}"
+    );
 }
