@@ -3,7 +3,7 @@
 //! every answer whole into memory with no bound, so an endpoint answering gigabytes (a
 //! hostile socket, a broken proxy) would cost gigabytes and, being fast, never meet
 //! `--timeout`. A fresh connection per request makes the cap a per-answer one; a unix or
-//! loopback connect costs microseconds (a TLS handshake about a millisecond).
+//! loopback connect costs microseconds (a TLS handshake a few milliseconds).
 
 use std::future::Future;
 use std::io;
@@ -167,7 +167,11 @@ const PLAIN_PORT: u16 = 2375;
 const TLS_PORT: u16 = 2376;
 
 async fn tcp(addr: &str, default_port: u16) -> io::Result<tokio::net::TcpStream> {
-    tokio::net::TcpStream::connect(&*with_port(addr, default_port)).await
+    let stream = tokio::net::TcpStream::connect(&*with_port(addr, default_port)).await?;
+    // Small request/answer exchanges, as the docker CLI's (Go sets TCP_NODELAY on every
+    // connection): no write waits on the peer's delayed ACK.
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 /// `host:port`, with `default_port` when `addr` names none.
