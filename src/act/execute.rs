@@ -2,14 +2,15 @@
 //! act, then prove the port is free. The outside world is reached through [`Ops`] only,
 //! so the re-check rules are tested with fakes.
 
-use std::fmt;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
+use super::outcome::{EngineCall, Failure, Outcome, Skip};
+use super::recheck::{compose_back, recheck, same_process};
 use crate::analyze::findings::{never_act, PortRef};
 use crate::engine::Error as EngineError;
-use crate::model::{Container, ContainerState, Health, Process};
+use crate::model::{Container, ContainerState, Process};
 use crate::plan::{ContainerStep, Expect, Plan, PlannedAction, Target};
 
 /// How many actions run at once: most of an action is waiting (a stop's grace, the
@@ -24,6 +25,16 @@ pub enum Signal {
     Term,
     /// Force.
     Kill,
+}
+
+impl Signal {
+    /// Its name, as `kill -l` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Term => "SIGTERM",
+            Signal::Kill => "SIGKILL",
+        }
+    }
 }
 
 /// Whether a signalled process exited.
@@ -84,64 +95,6 @@ pub struct Timing {
     pub grace: Duration,
     /// How long to keep probing a port that is not free yet.
     pub settle: Duration,
-}
-
-/// What happened to one action.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Not run: dry run.
-    Planned,
-    /// Done.
-    Done,
-    /// Not done because the target changed or is gone.
-    Skipped(Skip),
-    /// Tried and failed; the message says why.
-    Failed(String),
-}
-
-impl Outcome {
-    /// JSON name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Planned => "planned",
-            Outcome::Done => "done",
-            Outcome::Skipped(_) => "skipped",
-            Outcome::Failed(_) => "failed",
-        }
-    }
-
-    /// The reason of a skip or failure.
-    pub fn detail(&self) -> Option<String> {
-        match self {
-            Outcome::Skipped(why) => Some(why.to_string()),
-            Outcome::Failed(why) => Some(why.clone()),
-            Outcome::Planned | Outcome::Done => None,
-        }
-    }
-}
-
-/// Why an action was not taken at the instant of acting.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Skip {
-    /// The container was removed meanwhile.
-    ContainerGone,
-    /// The process exited meanwhile.
-    Exited(u32),
-    /// The target is not what the plan saw.
-    Changed(Changed),
-    /// The process read now is one portreap never signals (the reason says which).
-    NeverAct(String),
-}
-
-impl fmt::Display for Skip {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Skip::ContainerGone => f.write_str("the container no longer exists"),
-            Skip::Exited(pid) => write!(f, "pid {pid} has already exited"),
-            Skip::Changed(how) => how.fmt(f),
-            Skip::NeverAct(why) => f.write_str(why),
-        }
-    }
 }
 
 /// The result of one action.
@@ -219,140 +172,6 @@ async fn verify<O: Ops>(ops: &O, ports: &[PortRef], timing: Timing) -> Vec<PortR
     }
 }
 
-/// What changed since the plan, so that the action no longer holds: the target is
-/// skipped, and the report says which of these it was.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Changed {
-    /// The name now belongs to another container (this id).
-    OtherContainer(String),
-    /// The container left the states that justified the action.
-    State {
-        /// The states the plan accepted.
-        was: Vec<ContainerState>,
-        /// The state now.
-        now: ContainerState,
-    },
-    /// The health check that failed passes now (or is no longer reported).
-    Recovered(Option<Health>),
-    /// A compose path that had to stay missing exists again.
-    PathBack(String),
-    /// A compose path can no longer be told missing.
-    PathUnknown {
-        /// The path.
-        path: String,
-        /// Why it cannot be checked.
-        why: String,
-    },
-    /// The orphan's service is defined again in its compose files.
-    ServiceBack(String),
-    /// The orphan's compose files can no longer be judged.
-    FilesNotJudged(String),
-    /// The PID belongs to another process than the one planned.
-    OtherProcess {
-        /// The PID.
-        pid: u32,
-        /// Its name now.
-        name: String,
-        /// What differs: another process, program, user or command line.
-        what: &'static str,
-    },
-}
-
-impl fmt::Display for Changed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Changed::OtherContainer(id) => {
-                write!(f, "the name now belongs to another container ({id})")
-            }
-            Changed::State { was, now } => {
-                let was: Vec<&str> = was.iter().map(ContainerState::as_str).collect();
-                write!(f, "its state changed: was {}, now {now}", was.join("/"))
-            }
-            Changed::Recovered(health) => write!(
-                f,
-                "it recovered: health is now {}",
-                health.as_ref().map_or("not reported", Health::as_str)
-            ),
-            Changed::PathBack(path) => write!(f, "{path} exists again"),
-            Changed::PathUnknown { path, why } => {
-                write!(f, "{path} can no longer be checked ({why})")
-            }
-            Changed::ServiceBack(service) => {
-                write!(f, "service {service} is defined again in its compose files")
-            }
-            Changed::FilesNotJudged(reason) => {
-                write!(f, "its compose files can no longer be judged ({reason})")
-            }
-            Changed::OtherProcess { pid, name, what } => {
-                write!(f, "pid {pid} now belongs to {what} ({name}), not signalled")
-            }
-        }
-    }
-}
-
-fn recheck(
-    now: &Container,
-    (engine, id): (usize, &str),
-    expect: &Expect,
-    ops: &impl Ops,
-) -> Result<(), Changed> {
-    if now.id != id {
-        return Err(Changed::OtherContainer(now.id.clone()));
-    }
-    if !expect.states.contains(&now.state) {
-        return Err(Changed::State {
-            was: expect.states.clone(),
-            now: now.state.clone(),
-        });
-    }
-    if let Some(health) = &expect.health {
-        if now.health.as_ref() != Some(health) {
-            return Err(Changed::Recovered(now.health.clone()));
-        }
-    }
-    match compose_back(engine, expect, ops) {
-        Some(why) => Err(why),
-        None => Ok(()),
-    }
-}
-
-/// Why an action that rests on compose no longer holds: a missing path is back, or an
-/// orphan's service is defined again.
-fn compose_back(engine: usize, expect: &Expect, ops: &impl Ops) -> Option<Changed> {
-    path_back(engine, expect, ops).or_else(|| service_back(engine, expect, ops))
-}
-
-/// Why removing an orphan no longer holds: its service is defined again (the rename was
-/// undone), or its files can no longer be read.
-fn service_back(engine: usize, expect: &Expect, ops: &impl Ops) -> Option<Changed> {
-    use crate::model::ComposeDefinition;
-    let orphan = expect.orphan.as_ref()?;
-    match ops.compose_definition(engine, &orphan.files) {
-        ComposeDefinition::Read { services, .. } if services.contains(&orphan.service) => {
-            Some(Changed::ServiceBack(orphan.service.clone()))
-        }
-        ComposeDefinition::Read { .. } => None,
-        ComposeDefinition::NotJudged { reason } => Some(Changed::FilesNotJudged(reason)),
-    }
-}
-
-/// Why the action no longer holds if a path that had to stay missing is back, or can no
-/// longer be told missing.
-fn path_back(engine: usize, expect: &Expect, ops: &impl Ops) -> Option<Changed> {
-    use crate::model::PathState;
-    expect
-        .missing_paths
-        .iter()
-        .find_map(|p| match ops.path_state(engine, p) {
-            PathState::Gone => None,
-            PathState::Exists => Some(Changed::PathBack(p.clone())),
-            PathState::Unknown(why) => Some(Changed::PathUnknown {
-                path: p.clone(),
-                why,
-            }),
-        })
-}
-
 async fn act_on_container<O: Ops>(
     ops: &O,
     engine: usize,
@@ -380,7 +199,7 @@ async fn act_on_container<O: Ops>(
     let now = match ops.inspect(engine, id).await {
         Ok(Some(now)) => now,
         Ok(None) => return Outcome::Skipped(Skip::ContainerGone),
-        Err(e) => return Outcome::Failed(format!("cannot re-check the container: {e}")),
+        Err(e) => return Outcome::Failed(Failure::Recheck(e)),
     };
     if let Err(why) = recheck(&now, (engine, id), expect, ops) {
         return Outcome::Skipped(Skip::Changed(why));
@@ -391,68 +210,29 @@ async fn act_on_container<O: Ops>(
         // in one call, as `docker rm -f` does, instead of unpause, stop and remove.
         return match ops.remove(engine, id, true).await {
             Ok(_) => Outcome::Done,
-            Err(e) => Outcome::Failed(format!("remove failed: {e}")),
+            Err(e) => failed(EngineCall::Remove, e),
         };
     }
     if now.state == ContainerState::Paused {
         if let Err(e) = ops.unpause(engine, id).await {
-            return Outcome::Failed(format!("unpause failed: {e}"));
+            return failed(EngineCall::Unpause, e);
         }
     }
     // Exited, created and dead containers have no process to stop. They are removed
     // without force: one started since the re-check is refused by the engine, not killed.
     if running {
         if let Err(e) = ops.stop(engine, id, timing.grace).await {
-            return Outcome::Failed(format!("stop failed: {e}"));
+            return failed(EngineCall::Stop, e);
         }
     }
     if step == ContainerStep::Remove {
         // Gone after the stop is the goal reached: the engine removes a container run
         // with --rm itself once it stops.
         if let Err(e) = ops.remove(engine, id, running).await {
-            return Outcome::Failed(format!("remove failed: {e}"));
+            return failed(EngineCall::Remove, e);
         }
     }
     Outcome::Done
-}
-
-/// Whether the process read now is the one the plan saw: same start (so not a reused
-/// PID), same program and user (so it did not exec another), same command line.
-fn same_process(now: &Process, planned: &Target) -> Result<(), Changed> {
-    let Target::Process {
-        start_ticks,
-        cmdline,
-        exe,
-        uid,
-        ..
-    } = planned
-    else {
-        // Only process targets reach here; anything else is never signalled.
-        return Err(Changed::OtherProcess {
-            pid: now.pid,
-            name: now.name.clone(),
-            what: "a target that is not a process",
-        });
-    };
-    let changed = if now.start_ticks != *start_ticks {
-        Some("another process")
-    } else if now.exe.as_ref().map(|e| &e.path) != exe.as_ref().map(|e| &e.path) {
-        Some("another program")
-    } else if now.uid != *uid {
-        Some("another user")
-    } else if now.cmdline != *cmdline {
-        Some("another command line")
-    } else {
-        None
-    };
-    match changed {
-        Some(what) => Err(Changed::OtherProcess {
-            pid: now.pid,
-            name: now.name.clone(),
-            what,
-        }),
-        None => Ok(()),
-    }
 }
 
 async fn act_on_process<O: Ops>(ops: &O, pid: u32, planned: &Target, timing: Timing) -> Outcome {
@@ -461,7 +241,10 @@ async fn act_on_process<O: Ops>(ops: &O, pid: u32, planned: &Target, timing: Tim
     let pinned = match ops.pin(pid) {
         Ok(Some(pinned)) => pinned,
         Ok(None) => return Outcome::Skipped(Skip::Exited(pid)),
-        Err(e) => return Outcome::Failed(format!("cannot pin pid {pid}: {e}")),
+        Err(e) => {
+            let error = (&e).into();
+            return Outcome::Failed(Failure::Pin { pid, error });
+        }
     };
     let Some(now) = ops.process(pid) else {
         return Outcome::Skipped(Skip::Exited(pid));
@@ -473,18 +256,29 @@ async fn act_on_process<O: Ops>(ops: &O, pid: u32, planned: &Target, timing: Tim
         return Outcome::Skipped(Skip::NeverAct(why));
     }
     if let Err(e) = pinned.signal(Signal::Term) {
-        return Outcome::Failed(format!("SIGTERM failed: {e}"));
+        return signal_failed(Signal::Term, &e);
     }
     if pinned.wait_exit(timing.grace).await == Exited::Yes {
         return Outcome::Done;
     }
     if let Err(e) = pinned.signal(Signal::Kill) {
-        return Outcome::Failed(format!("SIGKILL failed: {e}"));
+        return signal_failed(Signal::Kill, &e);
     }
     match pinned.wait_exit(Duration::from_secs(2)).await {
         Exited::Yes => Outcome::Done,
-        Exited::No => Outcome::Failed(format!("pid {pid} survived SIGKILL")),
+        Exited::No => Outcome::Failed(Failure::SurvivedKill(pid)),
     }
+}
+
+fn failed(call: EngineCall, error: EngineError) -> Outcome {
+    Outcome::Failed(Failure::Engine { call, error })
+}
+
+fn signal_failed(signal: Signal, error: &std::io::Error) -> Outcome {
+    Outcome::Failed(Failure::Signal {
+        signal,
+        error: error.into(),
+    })
 }
 
 /// Runs nothing: every action reported as planned.

@@ -5,9 +5,12 @@
 
 pub mod execute;
 pub mod lock;
+pub mod outcome;
+mod recheck;
 pub mod system;
 
-pub use execute::{execute, Outcome, Report, Timing};
+pub use execute::{execute, Report, Timing};
+pub use outcome::Outcome;
 
 #[cfg(test)]
 mod tests;
