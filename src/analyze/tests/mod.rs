@@ -1,6 +1,6 @@
 //! The analysis on hand-built snapshots: who owns each socket ([`attribution`]), the
-//! finding rules ([`rules`]), and what must never be trusted or judged across engines
-//! ([`trust`]). The snapshots are built with [`crate::testkit`].
+//! finding rules ([`rules`], [`compose`]), and what must never be trusted or judged
+//! across engines ([`trust`]). The snapshots are built with [`crate::testkit`].
 
 use super::*;
 use crate::model::{ContainerState, FsFacts, Proto};
@@ -10,6 +10,7 @@ use crate::testkit::{
 use findings::{Action, Evidence, Kind};
 
 mod attribution;
+mod compose;
 mod rules;
 mod trust;
 
