@@ -650,10 +650,29 @@ pub fn python_listener(
     (child, line.trim().to_owned())
 }
 
-/// Starts `cmd` with its stdout piped and returns it (killed on drop) with the first line
-/// it prints: the port or PID a helper program announces once it is ready.
+/// Makes the program `cmd` starts die with the test's thread: a test binary killed
+/// mid-run drops no guard, and a helper holding thousands of ports for minutes would
+/// make the next run's tests fail to bind.
+pub fn dies_with_test(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only prctl(2) runs, which is async-signal-safe and
+    // touches no memory of the parent. The death signal fires when the spawning thread
+    // ends, which is the test's, whose guards kill the helper by then anyway.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Starts `cmd` with its stdout piped and returns it (killed on drop, and with the test's
+/// thread) with the first line it prints: the port or PID a helper program announces once
+/// it is ready.
 pub fn first_line(cmd: &mut Command) -> (ChildGuard, String) {
-    let mut child = cmd
+    let mut child = dies_with_test(cmd)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));

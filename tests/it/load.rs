@@ -35,7 +35,7 @@ fn listeners(count: usize, procs: usize) -> Vec<ChildGuard> {
     let per = count.div_ceil(procs);
     (0..procs)
         .map(|_| {
-            let child = Command::new("python3")
+            let child = dies_with_test(&mut Command::new("python3"))
                 .args([
                     "-c",
                     "import resource,socket,sys,time\n\
