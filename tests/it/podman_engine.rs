@@ -369,7 +369,10 @@ fn all_engines_see_the_two_daemons_leak_and_free_acts_through_the_right_engine()
         ])
         .output()
         .unwrap();
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        panic!("free --json said no JSON ({e}): {stderr}")
+    });
     assert_eq!(out.status.code(), Some(0), "{doc:#}");
     let action = &doc["actions"][0];
     assert_eq!(action["container"]["name"], holder.as_str());
