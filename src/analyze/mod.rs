@@ -214,11 +214,12 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
     // The engines proven to run here, the only ones whose bindings explain this host's
     // sockets when no owner is visible.
     let local = ownership::local_engines(snapshot);
+    let live = attribute::Live::new(snapshot);
     let mut ports: Vec<PortEntry> = snapshot
         .host
         .sockets
         .iter()
-        .map(|socket| attribute(snapshot, &local, socket))
+        .map(|socket| attribute(snapshot, &local, &live, socket))
         .collect();
     ports.extend(reservations(snapshot, &ports));
     let mut findings = findings::find(snapshot, &ports);

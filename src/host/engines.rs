@@ -5,7 +5,7 @@
 //! forged: which process holds a listening socket (its descriptor table), the peer
 //! credentials of a unix socket, a process's executable and user.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -17,12 +17,34 @@ use crate::model::{known, EngineKind, EngineStatus, LocalEngine, Process};
 /// installed by root (see [`crate::model::Executable::is_trusted`]).
 pub fn discover(proc_root: &Path, comms: &[(u32, Option<String>)]) -> Vec<LocalEngine> {
     let own_mnt = super::read_ns(&proc_root.join("self"), "mnt");
+    let mut tables = UnixTables::default();
     comms
         .iter()
         .filter(|(_, comm)| comm.as_deref().is_some_and(known::may_be_engine))
         .filter_map(|(pid, _)| super::read_process(proc_root, *pid))
-        .filter_map(|p| read_engine(proc_root, &p, own_mnt))
+        .filter_map(|p| read_engine(proc_root, &p, own_mnt, &mut tables))
         .collect()
+}
+
+/// The listening unix sockets of each network namespace's `/proc/PID/net/unix`, read
+/// once: engines mostly share one namespace, and with hundreds of containers the table
+/// holds a thousand lines that the kernel formats anew for every read.
+#[derive(Default)]
+struct UnixTables(HashMap<u64, Vec<(u32, String)>>);
+
+impl UnixTables {
+    /// The listeners of the table of the network namespace `dir` (`/proc/PID`) is in.
+    fn of(&mut self, dir: &Path) -> Vec<(u32, String)> {
+        let read = || {
+            fs::read_to_string(dir.join("net/unix"))
+                .map(|table| super::procfs::parse_unix_listeners(&table))
+                .unwrap_or_default()
+        };
+        match super::read_ns(dir, "net") {
+            Some(ns) => self.0.entry(ns).or_insert_with(read).clone(),
+            None => read(),
+        }
+    }
 }
 
 /// Adds the process `p` to the engines found, if it is one not known yet.
@@ -31,7 +53,7 @@ pub fn add(facts: &mut crate::model::HostFacts, proc_root: &Path, p: &Process) {
         return;
     }
     let own_mnt = super::read_ns(&proc_root.join("self"), "mnt");
-    if let Some(engine) = read_engine(proc_root, p, own_mnt) {
+    if let Some(engine) = read_engine(proc_root, p, own_mnt, &mut UnixTables::default()) {
         merge(facts, vec![engine]);
     }
 }
@@ -65,14 +87,19 @@ pub fn discover_all(proc_root: &Path) -> Vec<LocalEngine> {
 }
 
 /// The engine facts of a process, if it is an engine.
-fn read_engine(proc_root: &Path, p: &Process, own_mnt: Option<u64>) -> Option<LocalEngine> {
+fn read_engine(
+    proc_root: &Path,
+    p: &Process,
+    own_mnt: Option<u64>,
+    tables: &mut UnixTables,
+) -> Option<LocalEngine> {
     let kind = engine_kind(p)?;
     let uid = p.uid?;
     let dir = proc_root.join(p.pid.to_string());
     let mnt = super::read_ns(&dir, "mnt");
     let own_mount_ns = mnt.is_some() && mnt != own_mnt;
     let exec_root = flag_value(&p.cmdline, &["--exec-root"]);
-    let sockets = listening_unix(proc_root, p.pid)
+    let sockets = listening_unix(proc_root, p.pid, tables)
         .into_iter()
         .filter(|path| kind == EngineKind::Podman || is_api_socket(path, exec_root.as_deref(), uid))
         .map(|path| {
@@ -164,7 +191,7 @@ fn is_api_socket(path: &str, exec_root: Option<&str>, uid: u32) -> bool {
 
 /// The paths of the listening unix sockets process `pid` holds, as bound (in the
 /// process's own mount namespace).
-fn listening_unix(proc_root: &Path, pid: u32) -> Vec<String> {
+fn listening_unix(proc_root: &Path, pid: u32, tables: &mut UnixTables) -> Vec<String> {
     let held = held_socket_inodes(proc_root, pid);
     if held.is_empty() {
         return Vec::new();
@@ -172,14 +199,10 @@ fn listening_unix(proc_root: &Path, pid: u32) -> Vec<String> {
     // /proc/PID/net is the network namespace of the process's main thread, which a Go
     // engine may have moved into a container's (Podman 5 does, while it sets up networks):
     // its API socket is then listed in this namespace's table, where it was made.
-    let tables = [
-        proc_root.join(pid.to_string()).join("net/unix"),
-        proc_root.join("self/net/unix"),
-    ];
-    let mut out: Vec<String> = tables
+    let dirs = [proc_root.join(pid.to_string()), proc_root.join("self")];
+    let mut out: Vec<String> = dirs
         .iter()
-        .filter_map(|t| fs::read_to_string(t).ok())
-        .flat_map(|table| super::procfs::parse_unix_listeners(&table))
+        .flat_map(|dir| tables.of(dir))
         .filter(|(inode, _)| held.contains(inode))
         .map(|(_, path)| path)
         .collect();

@@ -156,9 +156,10 @@ fn split(
             let comms = comms();
             // The sieve reads every name anyway: every engine is found with it.
             let engines = engines::discover(proc_root, &comms);
+            let own_net = read_ns(&proc_root.join("self"), "net");
             let (walk, skipped): (Vec<_>, Vec<_>) = comms
                 .iter()
-                .partition(|(pid, comm)| may_forward(proc_root, *pid, comm.as_deref()));
+                .partition(|(pid, comm)| may_forward(proc_root, *pid, comm.as_deref(), own_net));
             (pids_of(walk), pids_of(skipped), engines)
         }
     }
@@ -343,14 +344,21 @@ fn read_ancestors(facts: &mut HostFacts, proc_root: &Path, pids: &[u32]) {
 }
 
 /// Whether the process may hold a port for a container: by name (see
-/// [`known::may_forward`]) or by living in a container's cgroup (a `--network host`
-/// container). Cheap: no descriptor walk. Only a sieve for which tables to read: the
-/// analysis proves identity.
-fn may_forward(proc_root: &Path, pid: u32, comm: Option<&str>) -> bool {
+/// [`known::may_forward`]) or by living in a container's cgroup and in the network
+/// namespace whose sockets were dumped, `own_net` (a `--network host` container; a bridged
+/// container's processes hold sockets of their own namespace, which the dump does not
+/// list, so their tables are not read first). Cheap: no descriptor walk. Only a sieve for
+/// which tables to read: the analysis proves identity, and a process left out is still
+/// read for the sockets on ports a container asks for.
+fn may_forward(proc_root: &Path, pid: u32, comm: Option<&str>, own_net: Option<u64>) -> bool {
     if comm.is_some_and(known::may_forward) {
         return true;
     }
-    read_small(&proc_root.join(format!("{pid}/cgroup")))
+    let in_container = read_small(&proc_root.join(format!("{pid}/cgroup")))
         .and_then(|raw| procfs::parse_cgroup_container_id(&String::from_utf8_lossy(&raw)))
-        .is_some()
+        .is_some();
+    in_container && {
+        let net = read_ns(&proc_root.join(pid.to_string()), "net");
+        own_net.is_none() || net.is_none() || net == own_net
+    }
 }
