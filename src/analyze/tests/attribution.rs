@@ -220,3 +220,37 @@ fn a_dual_stack_forwarder_backs_its_containers_ipv4_wildcard_binding() {
                 via: Via::Reservation
             }));
 }
+
+#[test]
+fn an_unowned_socket_goes_to_the_first_container_whose_binding_it_serves() {
+    // Two running containers publish the same port on different addresses, a third on
+    // another protocol: each socket goes to the one binding it serves, none to a stopped
+    // container, and the first in the snapshot wins a tie (as a scan of them did).
+    let mut local = bare_container(ID_WEB, "local", ContainerState::Running, None);
+    publish(&mut local, Proto::Tcp, "127.0.0.1", 3300, 80);
+    let mut wide = bare_container(&"b".repeat(64), "wide", ContainerState::Running, None);
+    publish(&mut wide, Proto::Tcp, "0.0.0.0", 3300, 80);
+    let mut udp = bare_container(&"c".repeat(64), "udp", ContainerState::Running, None);
+    publish(&mut udp, Proto::Udp, "0.0.0.0", 3300, 53);
+    let mut gone = bare_container(&"d".repeat(64), "gone", ContainerState::Exited, None);
+    publish(&mut gone, Proto::Tcp, "0.0.0.0", 3301, 80);
+    let mut twin = bare_container(&"e".repeat(64), "twin", ContainerState::Running, None);
+    publish(&mut twin, Proto::Tcp, "127.0.0.1", 3300, 80);
+    let host = Host::new()
+        .socket(Proto::Tcp, "127.0.0.1", 3300, &[])
+        .socket(Proto::Tcp, "0.0.0.0", 3300, &[])
+        .socket(Proto::Udp, "0.0.0.0", 3300, &[])
+        .socket(Proto::Tcp, "0.0.0.0", 3301, &[]);
+    let a = analyze(&snapshot(host, vec![local, wide, udp, gone, twin]));
+    let container = |index| Owner::Container {
+        index,
+        via: Via::Binding,
+    };
+    assert_eq!(owner_of(&a, Proto::Tcp, "127.0.0.1", 3300), container(0));
+    assert_eq!(owner_of(&a, Proto::Tcp, "0.0.0.0", 3300), container(1));
+    assert_eq!(owner_of(&a, Proto::Udp, "0.0.0.0", 3300), container(2));
+    assert!(matches!(
+        owner_of(&a, Proto::Tcp, "0.0.0.0", 3301),
+        Owner::Unknown { .. }
+    ));
+}
