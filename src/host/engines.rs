@@ -16,13 +16,23 @@ use crate::model::{known, EngineKind, EngineStatus, LocalEngine, Process};
 /// on. A process is taken for an engine only if its executable is the engine's program
 /// installed by root (see [`crate::model::Executable::is_trusted`]).
 pub fn discover(proc_root: &Path, comms: &[(u32, Option<String>)]) -> Vec<LocalEngine> {
-    let own_mnt = super::read_ns(&proc_root.join("self"), "mnt");
-    let mut tables = UnixTables::default();
-    comms
+    let named = comms
         .iter()
         .filter(|(_, comm)| comm.as_deref().is_some_and(known::may_be_engine))
-        .filter_map(|(pid, _)| super::read_process(proc_root, *pid))
-        .filter_map(|p| read_engine(proc_root, &p, own_mnt, &mut tables))
+        .filter_map(|(pid, _)| super::read_process(proc_root, *pid));
+    read_engines(proc_root, named)
+}
+
+/// The engines among `processes`, the namespace tables read once for all of them.
+fn read_engines<P: std::borrow::Borrow<Process>>(
+    proc_root: &Path,
+    processes: impl IntoIterator<Item = P>,
+) -> Vec<LocalEngine> {
+    let own_mnt = super::read_ns(&proc_root.join("self"), "mnt");
+    let mut tables = UnixTables::default();
+    processes
+        .into_iter()
+        .filter_map(|p| read_engine(proc_root, p.borrow(), own_mnt, &mut tables))
         .collect()
 }
 
@@ -47,15 +57,11 @@ impl UnixTables {
     }
 }
 
-/// Adds the process `p` to the engines found, if it is one not known yet.
-pub fn add(facts: &mut crate::model::HostFacts, proc_root: &Path, p: &Process) {
-    if facts.engine(p.pid).is_some() {
-        return;
-    }
-    let own_mnt = super::read_ns(&proc_root.join("self"), "mnt");
-    if let Some(engine) = read_engine(proc_root, p, own_mnt, &mut UnixTables::default()) {
-        merge(facts, vec![engine]);
-    }
+/// Adds the processes `found` that are engines not known yet to the engines found.
+pub fn add(facts: &mut crate::model::HostFacts, proc_root: &Path, found: &[Process]) {
+    let new = found.iter().filter(|p| facts.engine(p.pid).is_none());
+    let engines = read_engines(proc_root, new);
+    merge(facts, engines);
 }
 
 /// Looks at every process for engines, unless that was done already.
@@ -265,7 +271,7 @@ fn prove_unix(
     if let Some((pid, uid)) = peer {
         let process = super::read_process(proc_root, pid);
         if let Some(p) = &process {
-            add(facts, proc_root, p);
+            add(facts, proc_root, std::slice::from_ref(p));
         }
         if let Some(engine) = facts.engine(pid) {
             return Ok((engine.pid, engine.uid));

@@ -297,9 +297,7 @@ fn find_engines_read(facts: &mut HostFacts, proc_root: &Path) {
         .filter(|p| known::may_be_engine(&p.name))
         .cloned()
         .collect();
-    for p in &candidates {
-        engines::add(facts, proc_root, p);
-    }
+    engines::add(facts, proc_root, &candidates);
     let conmon = facts.processes.values().any(|p| p.name == known::CONMON);
     let podman = facts
         .engines
