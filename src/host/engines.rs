@@ -10,29 +10,36 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use super::FdWalk;
 use crate::model::{known, EngineKind, EngineStatus, LocalEngine, Process};
 
 /// Every engine process among `comms` (PID and `comm`), with the API sockets it listens
-/// on. A process is taken for an engine only if its executable is the engine's program
-/// installed by root (see [`crate::model::Executable::is_trusted`]).
-pub fn discover(proc_root: &Path, comms: &[(u32, Option<String>)]) -> Vec<LocalEngine> {
+/// on; the descriptor tables `walked` already read are not read again. A process is taken
+/// for an engine only if its executable is the engine's program installed by root (see
+/// [`crate::model::Executable::is_trusted`]).
+pub(super) fn discover(
+    proc_root: &Path,
+    comms: &[(u32, Option<String>)],
+    walked: &FdWalk,
+) -> Vec<LocalEngine> {
     let named = comms
         .iter()
         .filter(|(_, comm)| comm.as_deref().is_some_and(known::may_be_engine))
         .filter_map(|(pid, _)| super::read_process(proc_root, *pid));
-    read_engines(proc_root, named)
+    read_engines(proc_root, named, walked)
 }
 
 /// The engines among `processes`, the namespace tables read once for all of them.
 fn read_engines<P: std::borrow::Borrow<Process>>(
     proc_root: &Path,
     processes: impl IntoIterator<Item = P>,
+    walked: &FdWalk,
 ) -> Vec<LocalEngine> {
     let own_mnt = super::read_ns(&proc_root.join("self"), "mnt");
     let mut tables = UnixTables::default();
     processes
         .into_iter()
-        .filter_map(|p| read_engine(proc_root, p.borrow(), own_mnt, &mut tables))
+        .filter_map(|p| read_engine(proc_root, p.borrow(), own_mnt, &mut tables, walked))
         .collect()
 }
 
@@ -60,7 +67,7 @@ impl UnixTables {
 /// Adds the processes `found` that are engines not known yet to the engines found.
 pub fn add(facts: &mut crate::model::HostFacts, proc_root: &Path, found: &[Process]) {
     let new = found.iter().filter(|p| facts.engine(p.pid).is_none());
-    let engines = read_engines(proc_root, new);
+    let engines = read_engines(proc_root, new, &FdWalk::default());
     merge(facts, engines);
 }
 
@@ -89,7 +96,7 @@ pub fn discover_all(proc_root: &Path) -> Vec<LocalEngine> {
         .into_iter()
         .map(|pid| (pid, super::read_comm(proc_root, pid)))
         .collect();
-    discover(proc_root, &comms)
+    discover(proc_root, &comms, &FdWalk::default())
 }
 
 /// The engine facts of a process, if it is an engine.
@@ -98,14 +105,15 @@ fn read_engine(
     p: &Process,
     own_mnt: Option<u64>,
     tables: &mut UnixTables,
+    walked: &FdWalk,
 ) -> Option<LocalEngine> {
     let kind = engine_kind(p)?;
     let uid = p.uid?;
     let dir = proc_root.join(p.pid.to_string());
-    let mnt = super::read_ns(&dir, "mnt");
+    let mnt = p.mnt_ns;
     let own_mount_ns = mnt.is_some() && mnt != own_mnt;
     let exec_root = flag_value(&p.cmdline, &["--exec-root"]);
-    let sockets = listening_unix(proc_root, p.pid, tables)
+    let sockets = listening_unix(proc_root, p.pid, tables, walked)
         .into_iter()
         .filter(|path| kind == EngineKind::Podman || is_api_socket(path, exec_root.as_deref(), uid))
         .map(|path| {
@@ -197,8 +205,16 @@ fn is_api_socket(path: &str, exec_root: Option<&str>, uid: u32) -> bool {
 
 /// The paths of the listening unix sockets process `pid` holds, as bound (in the
 /// process's own mount namespace).
-fn listening_unix(proc_root: &Path, pid: u32, tables: &mut UnixTables) -> Vec<String> {
-    let held = held_socket_inodes(proc_root, pid);
+fn listening_unix(
+    proc_root: &Path,
+    pid: u32,
+    tables: &mut UnixTables,
+    walked: &FdWalk,
+) -> Vec<String> {
+    let held = match walked.held.get(&pid) {
+        Some(held) => held.iter().copied().collect(),
+        None => held_socket_inodes(proc_root, pid),
+    };
     if held.is_empty() {
         return Vec::new();
     }

@@ -11,6 +11,9 @@ use super::procfs;
 pub(super) struct FdWalk {
     /// Socket inode to the PIDs holding it.
     pub(super) owners: HashMap<u32, Vec<u32>>,
+    /// The sockets each process whose table was read holds, when every socket was asked
+    /// for (an engine's are its API sockets: they are not read twice).
+    pub(super) held: HashMap<u32, Vec<u32>>,
     /// Processes whose descriptor table could not be read.
     pub(super) unreadable: usize,
 }
@@ -64,8 +67,11 @@ pub(super) fn walk_fds(proc_root: &Path, pids: &[u32], wanted: Option<&HashSet<u
             for &pid in chunk {
                 match read_table(&proc_dir, pid, wanted, &mut dirents) {
                     Table::Holds(inodes) => {
-                        for inode in inodes {
+                        for &inode in &inodes {
                             walk.owners.entry(inode).or_default().push(pid);
+                        }
+                        if wanted.is_none() {
+                            walk.held.insert(pid, inodes);
                         }
                     }
                     Table::Gone => {}
@@ -87,6 +93,7 @@ pub(super) fn walk_fds(proc_root: &Path, pids: &[u32], wanted: Option<&HashSet<u
                     Err(panic) => std::panic::resume_unwind(panic),
                 };
                 walk.unreadable += part.unreadable;
+                walk.held.extend(part.held);
                 for (inode, holders) in part.owners {
                     walk.owners.entry(inode).or_default().extend(holders);
                 }

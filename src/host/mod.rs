@@ -68,8 +68,10 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
             Ok::<_, anyhow::Error>((list_sockets(owners)?, uses))
         });
         let walked = list_pids(proc_root).map(|pids| {
-            let (walk, skipped, engines) = split(proc_root, owners, pids);
-            (walk_fds(proc_root, &walk, None), skipped, engines)
+            let (walk, skipped, candidates) = split(proc_root, owners, pids);
+            let walk = walk_fds(proc_root, &walk, None);
+            let engines = engines::discover(proc_root, &candidates, &walk);
+            (walk, skipped, engines)
         });
         match sockets.join() {
             Ok(sockets) => (sockets, walked),
@@ -115,15 +117,15 @@ pub fn collect(proc_root: &Path, owners: Owners<'_>) -> anyhow::Result<HostFacts
     Ok(facts)
 }
 
-/// Which processes the first walk reads, which it leaves for [`resolve_more`], and the
-/// engines found on the way. Reading descriptor links dominates: busy hosts have
-/// thousands that are not Docker's, so the views that need not see every owner read the
-/// processes that can hold a port for a container first.
-fn split(
-    proc_root: &Path,
-    owners: Owners<'_>,
-    pids: Vec<u32>,
-) -> (Vec<u32>, Vec<u32>, Vec<crate::model::LocalEngine>) {
+/// The processes the first walk reads, those left for [`resolve_more`], and the engine
+/// candidates (PID and name) to read with the walk.
+type Split = (Vec<u32>, Vec<u32>, Vec<(u32, Option<String>)>);
+
+/// Which processes the first walk reads, and which it leaves for [`resolve_more`].
+/// Reading descriptor links dominates: busy hosts have thousands that are not Docker's,
+/// so the views that need not see every owner read the processes that can hold a port
+/// for a container first.
+fn split(proc_root: &Path, owners: Owners<'_>, pids: Vec<u32>) -> Split {
     let comms = || -> Vec<(u32, Option<String>)> {
         pids.iter()
             .map(|&pid| (pid, read_comm(proc_root, pid)))
@@ -154,13 +156,19 @@ fn split(
         }
         Owners::Forwarders => {
             let comms = comms();
-            // The sieve reads every name anyway: every engine is found with it.
-            let engines = engines::discover(proc_root, &comms);
             let own_net = read_ns(&proc_root.join("self"), "net");
             let (walk, skipped): (Vec<_>, Vec<_>) = comms
                 .iter()
                 .partition(|(pid, comm)| may_forward(proc_root, *pid, comm.as_deref(), own_net));
-            (pids_of(walk), pids_of(skipped), engines)
+            let (walk, skipped) = (pids_of(walk), pids_of(skipped));
+            // The sieve reads every name anyway: every engine is found with it, and the
+            // tables of those the walk reads (dockerd's holds a descriptor or more per
+            // container) are read once.
+            let candidates = comms
+                .into_iter()
+                .filter(|(_, comm)| comm.as_deref().is_some_and(known::may_be_engine))
+                .collect();
+            (walk, skipped, candidates)
         }
     }
 }

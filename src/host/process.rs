@@ -18,32 +18,77 @@ pub(super) fn host_pid_ns(proc_root: &Path) -> Option<u64> {
 /// The inode of a namespace link, `/proc/PID/ns/KIND` -> `KIND:[4026531836]`.
 pub(super) fn read_ns(dir: &Path, kind: &str) -> Option<u64> {
     let link = fs::read_link(dir.join("ns").join(kind)).ok()?;
-    let text = link.to_str()?;
-    text.strip_prefix(kind)?
+    parse_ns_link(kind, link.as_os_str().as_bytes())
+}
+
+fn parse_ns_link(kind: &str, link: &[u8]) -> Option<u64> {
+    std::str::from_utf8(link)
+        .ok()?
+        .strip_prefix(kind)?
         .strip_prefix(":[")?
         .strip_suffix(']')?
         .parse()
         .ok()
 }
 
-/// The executable of the process in `dir`: the link names it, and following the link
-/// reaches the file itself even when it was deleted or lives in another mount namespace.
-pub(super) fn read_exe(dir: &Path) -> Option<Executable> {
-    use std::os::unix::fs::PermissionsExt;
-    let link = dir.join("exe");
-    let target = fs::read_link(&link).ok()?;
-    let target = target.to_string_lossy();
-    let (path, deleted) = match target.strip_suffix(" (deleted)") {
-        Some(path) => (path.to_owned(), true),
-        None => (target.into_owned(), false),
-    };
-    let meta = fs::metadata(&link).ok()?;
-    Some(Executable {
-        path,
-        deleted,
-        owner: meta.uid(),
-        shared_write: meta.permissions().mode() & 0o022 != 0,
-    })
+/// One process's `/proc/PID` directory, held open while its files are read: each read is
+/// relative to it (no lookup of `/proc/PID` again), and all of them read the same
+/// process: once it exits they fail, never reading a process that reused its PID.
+struct ProcDir(rustix::fd::OwnedFd);
+
+impl ProcDir {
+    fn open(proc_root: &Path, pid: u32) -> Option<Self> {
+        use rustix::fs::{open, Mode, OFlags};
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        open(proc_root.join(pid.to_string()), flags, Mode::empty())
+            .ok()
+            .map(Self)
+    }
+
+    /// A small file of the directory, whole (see [`read_small`]).
+    fn read(&self, name: &str) -> Option<Vec<u8>> {
+        use rustix::fs::{openat, Mode, OFlags};
+        let fd = openat(
+            &self.0,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        read_all(&fd)
+    }
+
+    fn link(&self, name: &str) -> Option<Vec<u8>> {
+        rustix::fs::readlinkat(&self.0, name, Vec::new())
+            .ok()
+            .map(std::ffi::CString::into_bytes)
+    }
+
+    fn ns(&self, kind: &str) -> Option<u64> {
+        parse_ns_link(kind, &self.link(&format!("ns/{kind}"))?)
+    }
+
+    /// The owner of the directory: the process's user.
+    fn owner(&self) -> Option<u32> {
+        rustix::fs::fstat(&self.0).ok().map(|st| st.st_uid)
+    }
+
+    /// The executable: the link names it, and following the link reaches the file itself
+    /// even when it was deleted or lives in another mount namespace.
+    fn exe(&self) -> Option<Executable> {
+        let target = String::from_utf8_lossy(&self.link("exe")?).into_owned();
+        let (path, deleted) = match target.strip_suffix(" (deleted)") {
+            Some(path) => (path.to_owned(), true),
+            None => (target, false),
+        };
+        let meta = rustix::fs::statat(&self.0, "exe", rustix::fs::AtFlags::empty()).ok()?;
+        Some(Executable {
+            path,
+            deleted,
+            owner: meta.st_uid,
+            shared_write: meta.st_mode & 0o022 != 0,
+        })
+    }
 }
 
 /// Every PID `/proc` lists now.
@@ -78,10 +123,14 @@ pub(super) fn read_comm(proc_root: &Path, pid: u32) -> Option<String> {
 pub(super) fn read_small(path: &Path) -> Option<Vec<u8>> {
     use rustix::fs::{open, Mode, OFlags};
     let fd = open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    read_all(&fd)
+}
+
+fn read_all(fd: &rustix::fd::OwnedFd) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        match rustix::io::read(&fd, &mut chunk) {
+        match rustix::io::read(fd, &mut chunk) {
             Ok(0) => return Some(out),
             Ok(n) => out.extend_from_slice(&chunk[..n]),
             Err(rustix::io::Errno::INTR) => {}
@@ -132,25 +181,27 @@ pub fn same_file(a: &Path, b: &Path) -> Option<bool> {
 
 /// Reads what portreap needs to know about one process; `None` if it exited meanwhile.
 pub fn read_process(proc_root: &Path, pid: u32) -> Option<Process> {
-    let dir = proc_root.join(pid.to_string());
-    let stat = procfs::parse_stat(&fs::read(dir.join("stat")).ok()?)?;
-    let cmdline = fs::read(dir.join("cmdline"))
+    let dir = ProcDir::open(proc_root, pid)?;
+    let stat = procfs::parse_stat(&dir.read("stat")?)?;
+    let cmdline = dir
+        .read("cmdline")
         .map(|raw| procfs::parse_cmdline(&raw))
         .unwrap_or_default();
-    let container_id = fs::read_to_string(dir.join("cgroup"))
-        .ok()
+    let container_id = dir
+        .read("cgroup")
+        .and_then(|raw| String::from_utf8(raw).ok())
         .and_then(|raw| procfs::parse_cgroup_container_id(&raw));
     Some(Process {
         started: boot_time().map(|boot| boot + (stat.start_ticks / clock_ticks()) as i64),
         pid,
         ppid: stat.ppid,
-        uid: fs::metadata(&dir).ok().map(|m| m.uid()),
+        uid: dir.owner(),
         name: stat.name,
         cmdline,
         start_ticks: Some(stat.start_ticks),
         container_id,
-        exe: read_exe(&dir),
-        pid_ns: read_ns(&dir, "pid"),
-        mnt_ns: read_ns(&dir, "mnt"),
+        exe: dir.exe(),
+        pid_ns: dir.ns("pid"),
+        mnt_ns: dir.ns("mnt"),
     })
 }
