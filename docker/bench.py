@@ -221,6 +221,9 @@ def reference_and_portreap(args, plain, held):
     if args.killport:
         commands[f"killport --dry-run {held}"] = [args.killport, "--dry-run", str(held)]
     commands[f"portreap why {held}"] = [bin_path, "why", str(held)]
+    # Without the bindings remembered from earlier runs (a host's first run, a job on a
+    # fresh runner): every stopped container is inspected.
+    commands[f"portreap why {held} --no-cache"] = [bin_path, "why", str(held), "--no-cache"]
     return commands
 
 
@@ -286,7 +289,7 @@ def growth(load, args):
                "ss -ltnpH 'sport = :P'", "why P", "ss -ltnpH 'sport = :C'"]
     if args.killport:
         columns.append("killport --dry-run C")
-    columns.append("why C")
+    columns += ["why C", "why C --no-cache"]
     print(f"\nGrowth: median of {args.runs} alternating runs, ms (peak RSS of portreap)\n")
     print("| sockets | containers | " + " | ".join(f"`{c}`" for c in columns) + " |")
     print("|---:|---:|" + "---:|" * len(columns), flush=True)

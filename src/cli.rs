@@ -59,6 +59,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub all_engines: bool,
 
+    /// Neither read nor write the cache of containers' port bindings
+    /// ($XDG_CACHE_HOME/portreap, else ~/.cache/portreap), which spares inspecting
+    /// stopped containers that cannot bear on the answer.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
     /// Config file for unattended runs (TOML; default: $XDG_CONFIG_HOME/portreap/config.toml
     /// when it exists). Flags override it.
     #[arg(long, global = true, value_name = "FILE")]

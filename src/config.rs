@@ -40,6 +40,8 @@ pub struct Global {
     pub all_engines: bool,
     /// The config file asked for.
     pub config: Option<PathBuf>,
+    /// Where containers' port bindings are remembered; `None` with `--no-cache`.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Global {
@@ -56,6 +58,11 @@ impl Global {
             snapshot: args.snapshot.clone(),
             all_engines: args.all_engines,
             config: args.config.clone(),
+            cache_dir: if args.no_cache {
+                None
+            } else {
+                crate::engine::cache::Cache::default_dir(|key| std::env::var(key).ok())
+            },
         })
     }
 

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 
 use crate::analyze::findings::port_conflict;
 use crate::config::Global;
+use crate::engine::cache::Cache;
 use crate::engine::{EngineFacts, Inspect};
 use crate::host::Owners;
 use crate::model::{Container, EngineStatus, HostFacts, LocalEngine, Proto, Snapshot};
@@ -82,19 +83,26 @@ fn read_and_ask(
             host
         });
         let start = std::time::Instant::now();
+        let mut cache = global
+            .cache_dir
+            .clone()
+            .map_or_else(Cache::disabled, Cache::open);
         let engines = crate::engine::collect_all(
             global.endpoints(found),
             global.timeout,
             inspect_for(owners),
+            &cache,
         );
+        remember(&mut cache, &engines);
         for e in &engines {
             let from = if e.status.endpoint.is_empty() {
                 "nowhere"
             } else {
                 &e.status.endpoint
             };
+            let inspected = e.containers.iter().filter(|c| c.inspected).count();
             crate::messages::detail(&format!(
-                "engine: {} containers from {from} in {:.1} ms",
+                "engine: {} containers ({inspected} inspected) from {from} in {:.1} ms",
                 e.containers.len(),
                 ms(start)
             ));
@@ -105,6 +113,17 @@ fn read_and_ask(
         Ok(host) => Ok((host?, engines)),
         Err(panic) => std::panic::resume_unwind(panic),
     }
+}
+
+/// Writes back what the engines that listed their containers told of them, while the
+/// host walk goes on.
+fn remember(cache: &mut Cache, engines: &[EngineFacts]) {
+    for e in engines {
+        if let Some(entries) = &e.remembered {
+            cache.update(&e.status.endpoint, entries.clone());
+        }
+    }
+    cache.save();
 }
 
 /// Which containers the engine is asked to read in full: every one when every owner is,
@@ -128,6 +147,7 @@ fn prove_engines(
     let first = engines.next().unwrap_or_else(|| EngineFacts {
         status: EngineStatus::default(),
         containers: Vec::new(),
+        remembered: None,
     });
     let mut first_status = first.status;
     crate::host::engines::prove(&mut first_status, host, &global.proc_root);

@@ -58,6 +58,15 @@ impl PortSpec {
     pub fn matches(&self, proto: Proto, port: u16) -> bool {
         self.0.iter().any(|sel| sel.matches(proto, port))
     }
+
+    /// Whether any item selects a port of `range` on `proto`.
+    pub fn overlaps(&self, proto: Proto, range: PortRange) -> bool {
+        self.0.iter().any(|sel| {
+            sel.proto.is_none_or(|p| p == proto)
+                && sel.range.start <= range.end
+                && range.start <= sel.range.end
+        })
+    }
 }
 
 /// Why a port specification was rejected; the message is meant for the user as is.

@@ -8,6 +8,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
 
+use super::cache::{Entries, Entry};
 use super::convert::{convert, from_listing, short, summary_proto};
 use super::error::{bounded, Error};
 use super::raw;
@@ -25,9 +26,15 @@ const INSPECT_CONCURRENCY: usize = 16;
 /// bindings, addresses and exit facts are missing, so forwarders are not judged.
 type Answer = (Option<Container>, Option<String>);
 
-/// The inspected containers and the engine's root directory if a container's files
-/// revealed it.
-type Inspected = (Vec<Answer>, Option<String>);
+/// An engine's containers as listed and inspected.
+pub(super) struct Listed {
+    /// Every container's answer.
+    pub(super) answers: Vec<Answer>,
+    /// The engine's root directory, if a container's files revealed it.
+    pub(super) root: Option<String>,
+    /// What to remember of the listed containers (see [`cache`](super::cache)).
+    pub(super) remembered: Entries,
+}
 
 /// Which containers get their full inspect; the others keep what the list call says of
 /// them ([`Container::inspected`] is then false). Each inspect is a round trip that costs
@@ -39,18 +46,21 @@ pub enum Inspect<'a> {
     /// Those that can bear on these ports (`why`, `scan --port`): see `inspect_for_ports`.
     ForPorts(&'a PortSpec),
     /// Every container the default view can judge: all but the running ones whose list
-    /// record proves that no rule applies to them (see `settled`).
+    /// record proves that no rule applies to them (see `settled`), and the stopped ones
+    /// remembered to bind no port.
     Judged,
 }
 
-/// Lists every container and inspects them (those `inspect` asks for) concurrently,
-/// bounded: no per-container round trip waits for another.
+/// Lists every container and inspects them (those `inspect` asks for, given what is
+/// remembered of them, `known`) concurrently, bounded: no per-container round trip waits
+/// for another.
 pub(super) async fn list_and_inspect(
     docker: &Docker,
     target: &Target,
     timeout: Duration,
     inspect: Inspect<'_>,
-) -> Result<Inspected, Error> {
+    known: &Entries,
+) -> Result<Listed, Error> {
     let options = ListContainersOptionsBuilder::new().all(true).build();
     // The tolerant retry is part of the same call: it gets what is left of the bound.
     let asked = tokio::time::Instant::now();
@@ -61,11 +71,17 @@ pub(super) async fn list_and_inspect(
             Err(Error::Unfit(_)) => raw::list(target, left()).await?,
             Err(e) => return Err(e),
         };
+    let remembered: Vec<Option<&Entry>> = summaries.iter().map(|s| recall(known, s)).collect();
     let wanted = match inspect {
         Inspect::All => vec![true; summaries.len()],
-        Inspect::ForPorts(ports) => inspect_for_ports(&summaries, ports),
-        Inspect::Judged => inspect_judged(&summaries),
+        Inspect::ForPorts(ports) => inspect_for_ports(&summaries, &remembered, ports),
+        Inspect::Judged => inspect_judged(&summaries, &remembered),
     };
+    let mut keep: Entries = summaries
+        .iter()
+        .zip(&remembered)
+        .filter_map(|(s, e)| Some((s.id.clone()?, (*e)?.clone())))
+        .collect();
     let (summaries, listed_only): (Vec<_>, Vec<_>) = summaries
         .into_iter()
         .zip(wanted)
@@ -74,32 +90,64 @@ pub(super) async fn list_and_inspect(
         .into_iter()
         .filter_map(|(summary, _)| {
             let health = summary.status.as_deref().and_then(status_health);
-            from_listing(&summary, &odd_states).map(|c| Container { health, ..c })
+            let requested = recall(&keep, &summary).map(|e| e.requested.clone());
+            from_listing(&summary, &odd_states).map(|c| Container {
+                health,
+                requested: requested.unwrap_or_default(),
+                ..c
+            })
         })
-        .map(|c| ((Some(c), None), None));
-    let inspected: Vec<(Answer, Option<String>)> =
-        stream::iter(summaries.into_iter().map(|(summary, _)| summary))
-            .map(|summary| inspect_one(docker, target, timeout, summary, &odd_states))
-            .buffer_unordered(INSPECT_CONCURRENCY)
-            .chain(stream::iter(listed_only))
-            .collect()
-            .await;
-    let root = inspected.iter().find_map(|(_, root)| root.clone());
-    Ok((inspected.into_iter().map(|(c, _)| c).collect(), root))
+        .map(|c| Inspected {
+            answer: (Some(c), None),
+            root: None,
+            learned: None,
+        });
+    let inspected: Vec<Inspected> = stream::iter(summaries.into_iter().map(|(summary, _)| summary))
+        .map(|summary| inspect_one(docker, target, timeout, summary, &odd_states))
+        .buffer_unordered(INSPECT_CONCURRENCY)
+        .chain(stream::iter(listed_only))
+        .collect()
+        .await;
+    let root = inspected.iter().find_map(|i| i.root.clone());
+    keep.extend(inspected.iter().filter_map(|i| i.learned.clone()));
+    Ok(Listed {
+        answers: inspected.into_iter().map(|i| i.answer).collect(),
+        root,
+        remembered: keep,
+    })
 }
 
-/// One listed container, inspected: its answer, and the engine's root directory if its
-/// paths tell it. bollard's models refuse states they do not know: the raw inspect then
-/// keeps the state as the engine said it.
+/// What is remembered of a listed container, if it is the same container (its creation
+/// time agrees).
+fn recall<'a>(known: &'a Entries, s: &ContainerSummary) -> Option<&'a Entry> {
+    let entry = known.get(s.id.as_deref()?)?;
+    (Some(entry.created) == s.created).then_some(entry)
+}
+
+/// One container's answer, the engine's root directory if its paths tell it, and what
+/// to remember of it.
+struct Inspected {
+    answer: Answer,
+    root: Option<String>,
+    learned: Option<(String, Entry)>,
+}
+
+/// One listed container, inspected. bollard's models refuse states they do not know: the
+/// raw inspect then keeps the state as the engine said it.
 async fn inspect_one(
     docker: &Docker,
     target: &Target,
     timeout: Duration,
     summary: ContainerSummary,
     odd_states: &HashMap<String, String>,
-) -> (Answer, Option<String>) {
+) -> Inspected {
+    let nothing = |answer| Inspected {
+        answer,
+        root: None,
+        learned: None,
+    };
     let Some(id) = summary.id.clone() else {
-        return ((None, None), None);
+        return nothing((None, None));
     };
     let asked = tokio::time::Instant::now();
     let inspected = match bounded(timeout, docker.inspect_container(&id, None)).await {
@@ -122,38 +170,60 @@ async fn inspect_one(
                 }
                 c
             });
-            ((container, None), root)
+            let learned = container.as_ref().zip(summary.created).map(|(c, created)| {
+                let publish_all = detail
+                    .host_config
+                    .as_ref()
+                    .and_then(|h| h.publish_all_ports);
+                let entry = Entry {
+                    created,
+                    requested: c.requested.clone(),
+                    publish_all: publish_all.unwrap_or(false),
+                };
+                (c.id.clone(), entry)
+            });
+            Inspected {
+                answer: (container, None),
+                root,
+                learned,
+            }
         }
         // Removed between list and inspect: it holds nothing any more.
-        Err(e) if e.status() == Some(404) => ((None, None), None),
+        Err(e) if e.status() == Some(404) => nothing((None, None)),
         // Keep what the list call said rather than lose the container, but say the
         // answer is partial.
-        Err(e) => (
-            (
-                from_listing(&summary, odd_states),
-                Some(format!("cannot inspect container {}: {e}", short(&id))),
-            ),
-            None,
-        ),
+        Err(e) => nothing((
+            from_listing(&summary, odd_states),
+            Some(format!("cannot inspect container {}: {e}", short(&id))),
+        )),
     }
 }
 
 /// Which listed containers can bear on `ports`, and so need their full inspect; the list
 /// call's record is exact for the others as far as those ports go. Inspected are:
 /// containers not running (their requested bindings, which make them wanters, and their
-/// exit and restart facts are only in the inspect); containers on the host's network or
-/// another container's; running containers publishing one of the ports (the holders);
-/// and their compose neighbours.
-fn inspect_for_ports(summaries: &[ContainerSummary], ports: &PortSpec) -> Vec<bool> {
+/// exit and restart facts are only in the inspect), but for the stopped ones remembered
+/// to ask for none of the ports; containers on the host's network or another
+/// container's; running containers publishing one of the ports (the holders); and their
+/// compose neighbours.
+fn inspect_for_ports(
+    summaries: &[ContainerSummary],
+    remembered: &[Option<&Entry>],
+    ports: &PortSpec,
+) -> Vec<bool> {
     let wanted: Vec<bool> = summaries
         .iter()
-        .map(|s| {
+        .zip(remembered)
+        .map(|(s, known)| {
             let publishes = s.ports.iter().flatten().any(|p| {
                 summary_proto(p)
                     .zip(p.public_port)
                     .is_some_and(|(proto, port)| ports.matches(proto, port))
             });
-            !is_running(s) || shared_network(s) || publishes
+            // Remembered to ask for none of the ports: a start cannot touch them.
+            let spared = is_stopped(s) && known.is_some_and(|e| !e.may_want(ports));
+            let wants = !is_running(s) && !spared;
+            wants || shared_network(s) || publishes
         })
         .collect();
     with_compose_neighbours(summaries, wanted)
@@ -162,10 +232,12 @@ fn inspect_for_ports(summaries: &[ContainerSummary], ports: &PortSpec) -> Vec<bo
 /// Which listed containers the default view must inspect: every one whose list record
 /// does not prove that no rule applies. Kept from the list are running containers, on a
 /// network of their own, up for two minutes at least and not unhealthy (see `settled`),
-/// outside any directory two compose projects were started from (a superseded project
-/// is judged on its members' creation times). Every rule reads only what the list
-/// record holds for those: the live bindings, addresses, labels and health.
-fn inspect_judged(summaries: &[ContainerSummary]) -> Vec<bool> {
+/// and stopped ones remembered to bind no host port (every rule about a stopped
+/// container is about its ports), outside any directory two compose projects were
+/// started from (a superseded project is judged on its members' creation times). Every
+/// rule reads only what the list record holds for those: the live bindings, addresses,
+/// labels and health.
+fn inspect_judged(summaries: &[ContainerSummary], remembered: &[Option<&Entry>]) -> Vec<bool> {
     let mut projects: HashMap<String, HashSet<&str>> = HashMap::new();
     for s in summaries {
         if let (Some(dir), Some(project)) = (working_dir(s), label(s, labels::PROJECT)) {
@@ -174,10 +246,13 @@ fn inspect_judged(summaries: &[ContainerSummary]) -> Vec<bool> {
     }
     summaries
         .iter()
-        .map(|s| {
+        .zip(remembered)
+        .map(|(s, known)| {
             let rivals = working_dir(s).is_some_and(|dir| projects[&dir].len() > 1);
             let settled = s.status.as_deref().is_some_and(settled);
-            !(is_running(s) && settled && !shared_network(s)) || rivals
+            let quiet = (is_running(s) && settled && !shared_network(s))
+                || (is_stopped(s) && known.is_some_and(|e| !e.binds()));
+            !quiet || rivals
         })
         .collect()
 }
@@ -202,6 +277,13 @@ fn with_compose_neighbours(summaries: &[ContainerSummary], mut wanted: Vec<bool>
 
 fn is_running(s: &ContainerSummary) -> bool {
     s.state.is_some_and(|state| state.to_string() == "running")
+}
+
+/// Created and never started, or exited: nothing of it runs, and only a start changes
+/// that (a dead or restarting container is read in full).
+fn is_stopped(s: &ContainerSummary) -> bool {
+    s.state
+        .is_some_and(|state| matches!(state.to_string().as_str(), "created" | "exited"))
 }
 
 /// On the host's network or another container's: its processes hold host ports directly,
@@ -364,10 +446,77 @@ mod tests {
             ),
         ];
         assert_eq!(
-            inspect_judged(&list),
+            inspect_judged(&list, &[None; 10]),
             [false, false, true, true, true, true, true, true, true, true]
         );
     }
+    /// Stopped containers whose bindings are remembered are read only when they can bear
+    /// on the answer; running, paused, dead and unknown ones as before.
+    #[test]
+    fn remembered_stopped_containers_are_read_only_when_they_can_bear() {
+        use crate::model::{Proto, RequestedBinding};
+        use crate::portspec::PortRange;
+        let wants = |port: u16| Entry {
+            created: 7,
+            requested: vec![RequestedBinding {
+                proto: Proto::Tcp,
+                container_port: 80,
+                host_ip: None,
+                host_ports: Some(PortRange {
+                    start: port,
+                    end: port,
+                }),
+            }],
+            publish_all: false,
+        };
+        let bare = Entry {
+            created: 7,
+            requested: vec![],
+            publish_all: false,
+        };
+        let list = [
+            summary(serde_json::json!({"State": "exited", "Status": "Exited (0) 3 hours ago"})),
+            summary(serde_json::json!({"State": "created", "Status": "Created"})),
+            summary(serde_json::json!({"State": "exited", "Status": "Exited (0) 3 hours ago"})),
+            summary(serde_json::json!({"State": "dead", "Status": "Dead"})),
+            summary(serde_json::json!({"State": "exited", "Status": "Exited (0) 3 hours ago"})),
+        ];
+        let known = [
+            Some(&wants(3000)),
+            Some(&bare),
+            None,
+            Some(&bare),
+            Some(&wants(4000)),
+        ];
+        let ports: PortSpec = "3000".parse().unwrap();
+        assert_eq!(
+            inspect_for_ports(&list, &known, &ports),
+            [true, false, true, true, false]
+        );
+        assert_eq!(
+            inspect_judged(&list, &known),
+            [true, false, true, true, true]
+        );
+    }
+
+    #[test]
+    fn an_entry_is_recalled_only_for_the_container_it_was_made_for() {
+        let entry = Entry {
+            created: 7,
+            requested: vec![],
+            publish_all: false,
+        };
+        let known: Entries = [("abc".to_owned(), entry)].into_iter().collect();
+        let listed = |created: i64| summary(serde_json::json!({"Id": "abc", "Created": created}));
+        assert!(recall(&known, &listed(7)).is_some());
+        assert!(recall(&known, &listed(8)).is_none());
+        assert!(recall(
+            &known,
+            &summary(serde_json::json!({"Id": "abd", "Created": 7}))
+        )
+        .is_none());
+    }
+
     #[test]
     fn root_dir_comes_from_a_started_containers_files() {
         let id = "a5f169ec5ea40e53aa4b049c29904c1d17d166e00291dfef830f0fa3373992fc";

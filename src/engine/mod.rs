@@ -1,6 +1,7 @@
 //! The Docker Engine API, through bollard. The only module that imports bollard: its
 //! models are converted into portreap's own types here, at the boundary.
 
+pub mod cache;
 mod client;
 mod convert;
 pub mod endpoint;
@@ -31,6 +32,9 @@ pub struct EngineFacts {
     pub status: EngineStatus,
     /// Every container, in any state.
     pub containers: Vec<Container>,
+    /// What to remember of its containers (see [`cache`]); `None` when it did not list
+    /// them.
+    pub remembered: Option<cache::Entries>,
 }
 
 impl EngineFacts {
@@ -40,6 +44,7 @@ impl EngineFacts {
         EngineFacts {
             status,
             containers: Vec::new(),
+            remembered: None,
         }
     }
 }
@@ -50,11 +55,12 @@ impl EngineFacts {
 /// container tagged with its engine's position.
 ///
 /// `inspect` says which containers are read in full; the others keep what the list call
-/// says of them.
+/// says of them. What `cache` remembers of an engine's containers can spare inspects.
 pub fn collect_all(
     endpoints: Vec<Result<Endpoint, endpoint::Error>>,
     timeout: Duration,
     inspect: Inspect<'_>,
+    cache: &cache::Cache,
 ) -> Vec<EngineFacts> {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -85,7 +91,8 @@ pub fn collect_all(
                             source: endpoint.source.clone(),
                             ..EngineStatus::default()
                         };
-                        collect_async(&endpoint, timeout, inspect, status).await
+                        let known = cache.engine(&endpoint.url);
+                        collect_async(&endpoint, timeout, inspect, status, &known).await
                     }
                     Err(e) => {
                         let status = EngineStatus {
@@ -109,6 +116,7 @@ async fn collect_async(
     timeout: Duration,
     inspect: Inspect<'_>,
     mut status: EngineStatus,
+    known: &cache::Entries,
 ) -> EngineFacts {
     let (docker, target) = match connect_to(endpoint, timeout) {
         Ok(connected) => connected,
@@ -118,7 +126,7 @@ async fn collect_async(
     // on the answer, and each round trip costs a busy engine CPU that the host walk needs.
     let (identity, listed) = futures_util::future::join(
         identity::identify(&docker, &target, timeout),
-        list_and_inspect(&docker, &target, timeout, inspect),
+        list_and_inspect(&docker, &target, timeout, inspect, known),
     )
     .await;
     let identity = match identity {
@@ -129,7 +137,11 @@ async fn collect_async(
     status.kind = Some(identity.kind);
     status.version = identity.version;
     status.api_version = identity.api_version;
-    let (inspected, root_hint) = match listed {
+    let list::Listed {
+        answers: inspected,
+        root: root_hint,
+        remembered,
+    } = match listed {
         Ok(listed) => listed,
         Err(reason) => {
             return EngineFacts::unanswered(status, format!("cannot list containers: {reason}"))
@@ -159,5 +171,9 @@ async fn collect_async(
     if !problems.is_empty() {
         status.error = Some(problems.join("; "));
     }
-    EngineFacts { status, containers }
+    EngineFacts {
+        status,
+        containers,
+        remembered: Some(remembered),
+    }
 }

@@ -12,8 +12,15 @@ pub fn portreap() -> assert_cmd::Command {
     };
     cmd.env_remove("DOCKER_CONTEXT")
         .env_remove("NO_COLOR")
+        .env("XDG_CACHE_HOME", cache_home())
         .timeout(Duration::from_secs(60));
     cmd
+}
+
+/// The cache directory every run of the suite shares (kept between runs, as a user's
+/// is, but inside the build's directory, never the user's own).
+pub fn cache_home() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache")
 }
 
 /// Runs `line` as a person pasting it into a shell would: `sh -c`, with this portreap
@@ -55,6 +62,7 @@ pub fn paste(line: &str) -> (Command, tempfile::TempDir) {
     sh.args(["-c", line])
         .env("PATH", path)
         .env("XDG_CONFIG_HOME", config.path())
+        .env("XDG_CACHE_HOME", cache_home())
         .stdin(Stdio::null());
     (sh, config)
 }

@@ -390,3 +390,106 @@ fn settled_containers_are_listed_not_inspected_with_the_same_answer() {
     assert_eq!(found[0]["kind"], "orphaned-compose");
     assert_eq!(found[0]["container"]["name"], names[2].as_str());
 }
+
+/// A container's port bindings never change, so portreap remembers them: `why` then
+/// skips the inspect of a stopped container remembered to ask for other ports. The
+/// answer with the cache warm must equal the first run's and `--no-cache`'s; the cache
+/// is proven to decide (an entry rewritten to other ports hides the container); and a
+/// file others can write, or an entry of another container, is not believed.
+#[test]
+fn remembered_bindings_spare_inspects_with_the_same_answer() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let (asked, other) = (free_port(), free_port());
+    let serve = ["httpd", "-f", "-p", "80"];
+    let (wanter, bystander) = (unique("cachewanter"), unique("cachebystander"));
+    for (name, port) in [(&wanter, asked), (&bystander, other)] {
+        run_container(&mut cleanup, name, &["-p", &format!("{port}:80")], &serve);
+        docker(&["stop", "-t", "1", name]);
+    }
+    let _plain = std::net::TcpListener::bind(("0.0.0.0", asked)).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let why = |extra: &[&str]| -> Value {
+        let out = portreap()
+            .env("XDG_CACHE_HOME", home.path())
+            .args(["why", &asked.to_string(), "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        strip_clock(&mut doc);
+        doc["why"].clone()
+    };
+    let wanters = |answer: &Value| -> Vec<String> {
+        answer[0]["wanted_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let cold = why(&[]);
+    assert!(wanters(&cold).contains(&wanter), "{cold:#}");
+    assert!(!wanters(&cold).contains(&bystander), "{cold:#}");
+
+    // What was remembered: each container's requested port, in a file only root reads.
+    let file = home.path().join("portreap/bindings.json");
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let mut cache: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let id = |name: &str| {
+        docker(&["inspect", "-f", "{{.Id}}", name])
+            .trim()
+            .to_owned()
+    };
+    let (wanter_id, bystander_id) = (id(&wanter), id(&bystander));
+    let engine = cache["engines"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+        .find(|e| e.get(&wanter_id).is_some())
+        .expect("the wanter remembered");
+    let port_of = |entry: &Value| entry["requested"][0]["host_ports"]["start"].clone();
+    assert_eq!(port_of(&engine[&wanter_id]), asked);
+    assert_eq!(port_of(&engine[&bystander_id]), other);
+
+    assert_eq!(why(&[]), cold);
+    assert_eq!(why(&["--no-cache"]), cold);
+
+    // The cache decides: the wanter, said to ask for another port, is not inspected.
+    engine[&wanter_id]["requested"][0]["host_ports"] =
+        serde_json::json!({"start": other, "end": other});
+    let forged = engine[&wanter_id].clone();
+    let write = |cache: &Value, mode: u32| {
+        std::fs::write(&file, cache.to_string()).unwrap();
+        let perms = std::os::unix::fs::PermissionsExt::from_mode(mode);
+        std::fs::set_permissions(&file, perms).unwrap();
+    };
+    write(&cache, 0o600);
+    assert_eq!(why(&["--no-cache"]), cold, "--no-cache reads no file");
+    assert!(!wanters(&why(&[])).contains(&wanter));
+    // Not believed: a file anyone can write, an entry made for another container.
+    write(&cache, 0o666);
+    assert_eq!(why(&[]), cold);
+    let mut other_container = cache.clone();
+    let entries = other_container["engines"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+        .find(|e| e.get(&wanter_id).is_some())
+        .unwrap();
+    entries[&wanter_id] = forged;
+    entries[&wanter_id]["created"] = serde_json::json!(1);
+    write(&other_container, 0o600);
+    assert_eq!(why(&[]), cold);
+}
