@@ -182,6 +182,8 @@ fn write(dir: &Path, content: &File) -> std::io::Result<()> {
         ));
     }
     let temp = dir.join(format!(".{FILE}.{}", std::process::id()));
+    // Left by a run that died with this PID: nobody else writes this name.
+    let _ = std::fs::remove_file(&temp);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
