@@ -13,7 +13,8 @@ use crate::config::Global;
 use crate::engine::cache::Cache;
 use crate::engine::{EngineFacts, Inspect};
 use crate::host::Owners;
-use crate::model::{Container, EngineStatus, HostFacts, LocalEngine, Proto, Snapshot};
+use crate::model::{labels, Container, EngineStatus, HostFacts, LocalEngine, Proto, Snapshot};
+use crate::portspec::PortSpec;
 
 /// Reads the host and asks the engines at the same time (the engine round trips and the
 /// `/proc` walk are independent), then proves which local process serves each engine
@@ -50,7 +51,8 @@ pub fn gather(global: &Global, owners: Owners<'_>) -> anyhow::Result<Snapshot> {
             )
         })
         .collect();
-    let fs = crate::host::compose::compose_facts(&containers, &roots);
+    let judged = bearing_on(&containers, owners.ports());
+    let fs = crate::host::compose::compose_facts(&judged, &roots);
     Ok(Snapshot {
         taken_at: now(),
         host,
@@ -210,6 +212,38 @@ fn name_holders_of_asked_ports(global: &Global, host: &mut HostFacts, containers
                 .get(&(s.proto, s.port))
                 .is_some_and(|ips| ips.iter().any(|ip| s.serves(*ip)))
     });
+}
+
+/// The containers whose compose paths the answer needs judged: every one, or for a view
+/// confined to `ports`, those whose bindings can touch them (a binding on a port the
+/// engine picks can touch any) and the compose containers started from the same
+/// directory (a superseded project is judged against its successor). Another project's
+/// paths would cost reads and fill the answer with notes about files it never needed.
+fn bearing_on<'a>(containers: &'a [Container], ports: Option<&PortSpec>) -> Vec<&'a Container> {
+    let Some(ports) = ports else {
+        return containers.iter().collect();
+    };
+    let touches = |c: &Container| {
+        let requested = c.requested.iter().any(|r| {
+            r.host_ports
+                .is_none_or(|range| ports.overlaps(r.proto, range))
+        });
+        requested || c.live.iter().any(|b| ports.matches(b.proto, b.host_port))
+    };
+    let dirs: HashSet<&str> = containers
+        .iter()
+        .filter(|c| touches(c))
+        .filter_map(|c| c.labels.get(labels::WORKING_DIR).map(String::as_str))
+        .collect();
+    containers
+        .iter()
+        .filter(|c| {
+            touches(c)
+                || c.labels
+                    .get(labels::WORKING_DIR)
+                    .is_some_and(|dir| dirs.contains(dir.as_str()))
+        })
+        .collect()
 }
 
 /// Seconds since the epoch, as snapshots record when they were taken.

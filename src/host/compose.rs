@@ -68,12 +68,13 @@ impl Roots {
 /// directory (`<DockerRootDir>/containers/<id>`) is visible here; or portreap is not in a
 /// container and the engine is local. Otherwise it says why it did not look. A path two
 /// engines judge differently is kept the safe way: existing beats gone.
-pub fn compose_facts(containers: &[Container], engines: &[(&EngineStatus, Roots)]) -> FsFacts {
+pub fn compose_facts(containers: &[&Container], engines: &[(&EngineStatus, Roots)]) -> FsFacts {
     let mut facts = FsFacts::default();
     let mut notes = Vec::new();
     for (index, (engine, roots)) in engines.iter().enumerate() {
         let own: Vec<&Container> = containers
             .iter()
+            .copied()
             .filter(|c| c.engine == index && c.compose_paths().is_some())
             .collect();
         if own.is_empty() {

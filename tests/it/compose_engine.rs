@@ -315,6 +315,15 @@ fn compose_files_portreap_cannot_read_are_not_judged_and_said_so() {
     project.write("include:\n  - ${LIB:-lib}/x.yaml\n", KEEP);
     let doc = scan(port);
     assert!(kinds(&doc, port).is_empty(), "{doc:#}");
+    // A scan of a port the project does not touch neither reads nor mentions its files.
+    let elsewhere = scan(free_port());
+    let dir = project.dir.display().to_string();
+    assert!(
+        !elsewhere["host"]["compose_unjudged"]
+            .to_string()
+            .contains(&dir),
+        "{elsewhere:#}"
+    );
 }
 
 #[test]
