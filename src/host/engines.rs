@@ -89,7 +89,8 @@ pub fn merge(facts: &mut crate::model::HostFacts, found: Vec<LocalEngine>) {
     facts.engines.sort_by_key(|e| e.pid);
 }
 
-/// Every engine process on the host (see [`discover`]).
+/// Every engine process on the host, with the API sockets it listens on; a process is
+/// taken for an engine only if its executable is the engine's program installed by root.
 pub fn discover_all(proc_root: &Path) -> Vec<LocalEngine> {
     let comms: Vec<(u32, Option<String>)> = super::list_pids(proc_root)
         .unwrap_or_default()

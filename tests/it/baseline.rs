@@ -26,11 +26,7 @@ fn a_job_that_forgets_compose_down_is_cleaned_and_the_runners_service_survives()
         .args(["baseline", "save", file.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(saved["schema_version"], 1);
 
@@ -42,11 +38,7 @@ fn a_job_that_forgets_compose_down_is_cleaned_and_the_runners_service_survives()
     cleanup.compose(&project, &proj_dir);
     let jport = free_port();
     let up = compose_up_labelled(&proj_dir, Some(&project), jport, Some(&label));
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    assert_success(&up);
     let extra = unique("jobextra");
     let xport = free_port();
     run_container(

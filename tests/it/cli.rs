@@ -443,11 +443,7 @@ fn closed_stderr_and_broken_stdout_are_not_failures() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
 

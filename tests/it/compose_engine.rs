@@ -335,11 +335,7 @@ fn a_one_off_is_named_as_one_and_its_suggestion_frees_the_port() {
     let port = free_port();
     project.write("", &compose_service("api", port, ""));
     let run = project.run(&["run", "-d", "--service-ports", "api"]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_success(&run);
     let doc = scan(port);
     let holder = entries(&doc, "tcp", port)
         .into_iter()

@@ -38,11 +38,7 @@ fn start_engine() {
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/setup"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 }
 
 fn paused_pair(cleanup: &mut Cleanup, tag: &str) -> Vec<String> {
@@ -106,14 +102,18 @@ fn the_engine_restarts_mid_run() {
     let mut cleanup = Cleanup::default();
     let tag = unique("restart");
     let names = paused_pair(&mut cleanup, &tag);
-    // A freshly restarted engine takes a while to answer its first calls.
-    let child = delayed_prune(&[
-        "--timeout",
-        "20s",
-        "--include-suspects",
-        "--label",
-        &format!("portreap.test={tag}"),
-    ]);
+    // A freshly restarted engine takes a while to answer its first calls, and killing and
+    // starting it takes up to 6 s here: the prune acts only after that.
+    let child = delayed_prune_for(
+        "15s",
+        &[
+            "--timeout",
+            "20s",
+            "--include-suspects",
+            "--label",
+            &format!("portreap.test={tag}"),
+        ],
+    );
     kill_engine();
     start_engine();
     let out = child.wait_with_output().unwrap();

@@ -476,11 +476,7 @@ fn directory_gone(compose: Compose) {
     cleanup.compose(&project, &dir);
     let port = free_port();
     let up = compose_up_with(compose, &dir, None, port, None);
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    assert_success(&up);
     // A live project: no finding.
     assert!(findings_on(&scan_port(port), port).is_empty());
 

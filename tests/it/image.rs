@@ -18,11 +18,7 @@ fn the_image_scans_the_host_like_the_binary() {
         .env("TAG", "test")
         .output()
         .unwrap();
-    assert!(
-        build.status.success(),
-        "{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
+    assert_success(&build);
     let image_tag = String::from_utf8(build.stdout).unwrap().trim().to_owned();
     assert_eq!(image_tag, "portreap:test");
 
@@ -65,11 +61,7 @@ fn the_image_scans_the_host_like_the_binary() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let inside: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inside["engine"]["reachable"], true);
     assert_eq!(inside["host"]["compose_dirs_checked"], true);

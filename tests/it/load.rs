@@ -83,11 +83,7 @@ fn hundreds_of_containers_and_twenty_thousand_sockets() {
             ])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
     let mut running = Vec::new();
     for i in 0..10u16 {

@@ -53,11 +53,7 @@ fn unknown_container_states_do_not_fail_the_listing() {
         .args(["debug", "snapshot", "--host", &host])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(snap["engine"]["reachable"], true, "{snap:#}");
     assert_eq!(snap["engine"]["error"], serde_json::Value::Null, "{snap:#}");

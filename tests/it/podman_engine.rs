@@ -216,11 +216,7 @@ fn a_docker_context_pointing_at_a_second_socket() {
         .env("DOCKER_CONFIG", config.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let name = unique("ctx");
     let port = free_port();
     let _c = run(&name, port, false);

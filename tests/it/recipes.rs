@@ -119,11 +119,7 @@ fn the_daemonset_sees_the_host() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let ds: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let spec = &ds["spec"]["template"]["spec"];
     assert_eq!(ds["kind"], "DaemonSet");
@@ -168,11 +164,7 @@ fn the_daemonset_sees_the_host() {
     local.drain(every..every + 2);
     local.splice(0..0, ["--host", "unix:///nonexistent.sock"]);
     let out = portreap().args(&local).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let text = promtool_check(&file);
     assert!(
         text.contains(

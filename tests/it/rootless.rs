@@ -115,11 +115,7 @@ fn compose_up(kind: Rootless, url: &str, port: u16) -> (Project, tempfile::TempD
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     (project, dir)
 }
 

@@ -164,11 +164,7 @@ fn a_tls_endpoint_through_docker_tls_verify_and_through_a_context() {
             .args(["scan", "--json", "--port", "1"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         serde_json::from_slice(&out.stdout).unwrap()
     };
     let cert_path = certs.path().to_str().unwrap();
@@ -221,11 +217,7 @@ fn a_tls_endpoint_through_docker_tls_verify_and_through_a_context() {
         .env("DOCKER_CONFIG", config.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let doc = scan(
         &[("DOCKER_CONFIG", config.path().to_str().unwrap())],
         &["--context", "tlsctx"],

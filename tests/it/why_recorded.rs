@@ -13,11 +13,7 @@ fn check(case: &str, args: &[&str]) {
     let mut all = vec!["why", "--snapshot", FIXTURE];
     all.extend_from_slice(args);
     let out = portreap().args(&all).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let actual = String::from_utf8(out.stdout).unwrap();
     let path = format!("{}/tests/data/why/{case}.txt", env!("CARGO_MANIFEST_DIR"));
     if std::env::var("PORTREAP_BLESS").as_deref() == Ok("1") {

@@ -80,6 +80,15 @@ pub fn why_next(port: u16) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Asserts that a run exited 0, showing what it said on stderr if not.
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs portreap with `args`, asserts exit 0, parses stdout as JSON.
 pub fn json(args: &[&str]) -> Value {
     let out: Output = portreap().args(args).output().expect("run portreap");
@@ -227,9 +236,14 @@ pub fn prune_with_grace(grace: &str, args: &[&str]) -> (i32, serde_json::Value) 
     (out.status.code().unwrap(), doc)
 }
 
-/// Starts a prune that pauses between plan and action; returns once it has planned. Its
-/// stderr keeps being drained, so it never writes into a closed pipe.
+/// Starts a prune that pauses 3 s between plan and action; returns once it has planned.
+/// Its stderr keeps being drained, so it never writes into a closed pipe.
 pub fn delayed_prune(args: &[&str]) -> std::process::Child {
+    delayed_prune_for("3s", args)
+}
+
+/// [`delayed_prune`] with a pause of `delay` (long enough for what the test does meanwhile).
+pub fn delayed_prune_for(delay: &str, args: &[&str]) -> std::process::Child {
     let mut all = vec![
         "prune",
         "--json",
@@ -239,7 +253,7 @@ pub fn delayed_prune(args: &[&str]) -> std::process::Child {
         "--min-age",
         "0s",
         "--debug-act-delay",
-        "3s",
+        delay,
     ];
     all.extend_from_slice(args);
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("portreap"))

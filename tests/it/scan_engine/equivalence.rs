@@ -418,11 +418,7 @@ fn remembered_bindings_spare_inspects_with_the_same_answer() {
             .args(extra)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         let mut doc: Value = serde_json::from_slice(&out.stdout).unwrap();
         strip_clock(&mut doc);
         doc["why"].clone()
