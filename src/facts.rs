@@ -224,11 +224,8 @@ fn bearing_on<'a>(containers: &'a [Container], ports: Option<&PortSpec>) -> Vec<
         return containers.iter().collect();
     };
     let touches = |c: &Container| {
-        let requested = c.requested.iter().any(|r| {
-            r.host_ports
-                .is_none_or(|range| ports.overlaps(r.proto, range))
-        });
-        requested || c.live.iter().any(|b| ports.matches(b.proto, b.host_port))
+        c.requested.iter().any(|r| r.may_take(ports))
+            || c.live.iter().any(|b| ports.matches(b.proto, b.host_port))
     };
     let dirs: HashSet<&str> = containers
         .iter()

@@ -47,11 +47,7 @@ impl Entry {
     /// Whether a start of this container can bind or fail on one of `ports`: a binding
     /// on one of them, or on a port the engine picks.
     pub fn may_want(&self, ports: &PortSpec) -> bool {
-        self.publish_all
-            || self.requested.iter().any(|r| match r.host_ports {
-                Some(range) => ports.overlaps(r.proto, range),
-                None => true,
-            })
+        self.publish_all || self.requested.iter().any(|r| r.may_take(ports))
     }
 
     /// Whether a start of this container binds any host port at all.

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::Proto;
-use crate::portspec::PortRange;
+use crate::portspec::{PortRange, PortSpec};
 
 /// A moment an engine reported, parsed once where it enters (seconds since the epoch) and
 /// kept as the engine wrote it (RFC 3339, to the nanosecond) for output.
@@ -242,6 +242,15 @@ pub struct RequestedBinding {
     pub host_ip: Option<IpAddr>,
     /// Requested host port or range; `None` means any free port.
     pub host_ports: Option<PortRange>,
+}
+
+impl RequestedBinding {
+    /// Whether a start can bind (or fail on) one of `ports`: its range reaches one, or
+    /// the engine picks the port.
+    pub fn may_take(&self, ports: &PortSpec) -> bool {
+        self.host_ports
+            .is_none_or(|range| ports.overlaps(self.proto, range))
+    }
 }
 
 /// Compose labels worth knowing about.
