@@ -89,13 +89,13 @@ fn read_and_ask(
             .cache_dir
             .clone()
             .map_or_else(Cache::disabled, Cache::open);
-        let engines = crate::engine::collect_all(
+        let mut engines = crate::engine::collect_all(
             global.endpoints(found),
             global.timeout,
             inspect_for(owners),
             &cache,
         );
-        remember(&mut cache, &engines);
+        remember(&mut cache, &mut engines);
         for e in &engines {
             let from = if e.status.endpoint.is_empty() {
                 "nowhere"
@@ -117,12 +117,12 @@ fn read_and_ask(
     }
 }
 
-/// Writes back what the engines that listed their containers told of them, while the
-/// host walk goes on.
-fn remember(cache: &mut Cache, engines: &[EngineFacts]) {
+/// Writes back what the engines that listed their containers told of them (taken from
+/// their facts: nothing else reads it), while the host walk goes on.
+fn remember(cache: &mut Cache, engines: &mut [EngineFacts]) {
     for e in engines {
-        if let Some(entries) = &e.remembered {
-            cache.update(&e.status.endpoint, entries.clone());
+        if let Some(entries) = e.remembered.take() {
+            cache.update(&e.status.endpoint, entries);
         }
     }
     cache.save();
