@@ -20,6 +20,23 @@ use crate::portspec::PortSpec;
 /// `/proc` walk are independent), then proves which local process serves each engine
 /// and reads what the answers make worth reading. `--snapshot` replays a recorded one.
 pub fn gather(global: &Global, owners: Owners<'_>) -> anyhow::Result<Snapshot> {
+    gather_with(global, owners, open_cache(global))
+}
+
+/// [`gather`] for a verb that acts: what it reads is decided by nothing remembered (see
+/// [`Cache::refresh_only`]), so a cache file cannot hide a container from its plan.
+pub fn gather_to_act(global: &Global, owners: Owners<'_>) -> anyhow::Result<Snapshot> {
+    gather_with(global, owners, open_cache(global).refresh_only())
+}
+
+fn open_cache(global: &Global) -> Cache {
+    global
+        .cache_dir
+        .clone()
+        .map_or_else(Cache::disabled, Cache::open)
+}
+
+fn gather_with(global: &Global, owners: Owners<'_>, cache: Cache) -> anyhow::Result<Snapshot> {
     if let Some(path) = &global.snapshot {
         let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         return serde_json::from_slice(&raw)
@@ -32,7 +49,7 @@ pub fn gather(global: &Global, owners: Owners<'_>) -> anyhow::Result<Snapshot> {
     } else {
         Vec::new()
     };
-    let (mut host, engines) = read_and_ask(global, owners, &found)?;
+    let (mut host, engines) = read_and_ask(global, owners, &found, cache)?;
     if global.all_engines {
         crate::host::engines::merge(&mut host, found);
         host.engines_searched = true;
@@ -68,6 +85,7 @@ fn read_and_ask(
     global: &Global,
     owners: Owners<'_>,
     found: &[LocalEngine],
+    mut cache: Cache,
 ) -> anyhow::Result<(HostFacts, Vec<EngineFacts>)> {
     let (host, engines) = std::thread::scope(|scope| {
         let host = scope.spawn(|| {
@@ -85,10 +103,6 @@ fn read_and_ask(
             host
         });
         let start = std::time::Instant::now();
-        let mut cache = global
-            .cache_dir
-            .clone()
-            .map_or_else(Cache::disabled, Cache::open);
         let mut engines = crate::engine::collect_all(
             global.endpoints(found),
             global.timeout,

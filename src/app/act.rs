@@ -13,7 +13,7 @@ use crate::act::lock::Lock;
 use crate::act::{execute, Outcome, Report};
 use crate::analyze::{analyze, Analysis};
 use crate::config::{Act, Global, UsageError, Verb};
-use crate::facts::gather;
+use crate::facts::gather_to_act;
 use crate::model::{Proto, Snapshot};
 use crate::plan::Plan;
 use crate::report;
@@ -31,7 +31,7 @@ pub(super) fn act(global: &Global, options: &Act, verb: &Verb) -> anyhow::Result
         Ok(lock) => lock,
         Err(exit) => return Ok(exit),
     };
-    let snapshot = gather(global, owners(verb))?;
+    let snapshot = gather_to_act(global, owners(verb))?;
     if !snapshot.engines_complete() {
         crate::messages::stderr_line(&format!(
             "portreap: acting needs the engine's whole answer ({})",

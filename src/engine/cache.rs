@@ -9,10 +9,12 @@
 //! bindings, once read, stay true for as long as it exists, and a stopped container
 //! whose remembered bindings cannot touch the asked ports need not be inspected.
 //!
-//! Only that decision uses the cache: whatever portreap reports about a container that
-//! can bear on the answer is read from the engine, and `prune` and `free` re-read every
-//! container they act on. Entries are kept per endpoint, checked against the list call's
-//! creation time, and forgotten with their container. The file is read only when the
+//! Only that decision uses the cache, and only in the views that report: whatever
+//! portreap says about a container that can bear on the answer is read from the engine,
+//! and `prune` and `free` consult no cache at all (they only refresh it, see
+//! [`Cache::refresh_only`]), so no file can change what they plan. Entries are kept per
+//! endpoint, checked against the list call's creation time, and forgotten with their
+//! container. The file is read only when the
 //! user running portreap owns it and nobody else can write it.
 
 use std::collections::BTreeMap;
@@ -72,6 +74,8 @@ pub struct Cache {
     dir: Option<PathBuf>,
     file: File,
     changed: bool,
+    /// Whether [`Cache::engine`] hands out what is remembered.
+    consulted: bool,
 }
 
 impl Cache {
@@ -81,6 +85,7 @@ impl Cache {
             dir: None,
             file: File::default(),
             changed: false,
+            consulted: false,
         }
     }
 
@@ -91,6 +96,17 @@ impl Cache {
             dir: Some(dir),
             file,
             changed: false,
+            consulted: true,
+        }
+    }
+
+    /// This cache, written back as usual but never consulted: what a verb that acts
+    /// reads must not depend on a file (the user's own, yet anything they ran could have
+    /// written it).
+    pub fn refresh_only(self) -> Self {
+        Cache {
+            consulted: false,
+            ..self
         }
     }
 
@@ -107,6 +123,9 @@ impl Cache {
 
     /// What is remembered of the containers of the engine at `endpoint`.
     pub fn engine(&self, endpoint: &str) -> Entries {
+        if !self.consulted {
+            return Entries::new();
+        }
         self.file.engines.get(endpoint).cloned().unwrap_or_default()
     }
 
@@ -278,6 +297,32 @@ mod tests {
             .file
             .engines
             .is_empty());
+    }
+
+    /// A verb that acts consults nothing, yet keeps the file up to date, other engines'
+    /// entries included.
+    #[test]
+    fn a_refresh_only_cache_hands_out_nothing_and_still_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (local, remote) = ("unix:///var/run/docker.sock", "tcp://10.0.0.2:2376");
+        let first: Entries = [("a".repeat(64), entry(vec![], true))]
+            .into_iter()
+            .collect();
+        let mut cache = Cache::open(dir.join("portreap"));
+        cache.update(local, first.clone());
+        cache.update(remote, first.clone());
+        cache.save();
+        let mut acting = Cache::open(dir.join("portreap")).refresh_only();
+        assert!(acting.engine(local).is_empty());
+        let second: Entries = [("b".repeat(64), entry(vec![], false))]
+            .into_iter()
+            .collect();
+        acting.update(local, second.clone());
+        acting.save();
+        let reread = Cache::open(dir.join("portreap"));
+        assert_eq!(reread.engine(local), second);
+        assert_eq!(reread.engine(remote), first);
     }
 
     #[test]

@@ -370,5 +370,92 @@ fn dry_run_and_no_terminal_change_nothing_and_keep_label_is_honoured() {
     assert_eq!(state(&kept), "paused", "kept container untouched");
 }
 
+/// The cache of port bindings only spares `why` inspects; `prune` reads every container
+/// afresh. Proven here with a forged cache: the dormant container said to bind nothing,
+/// and its running neighbour said to ask for the dormant one's port.
+/// The plan is the same as with no cache at all, and pruning on it removes the dormant
+/// container only.
+#[test]
+fn a_forged_cache_changes_no_plan() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let tag = unique("forgedcache");
+    let dormant = unique("forgeddormant");
+    let port = labelled(&mut cleanup, &dormant, &tag, &["--restart", "always"]);
+    docker(&["stop", "-t", "1", &dormant]);
+    let neighbour = unique("forgedneighbour");
+    labelled(&mut cleanup, &neighbour, &tag, &[]);
+    let home = tempfile::tempdir().unwrap();
+    // A dry run that found work exits 1, a prune that did it all 0.
+    let prune_here = |code: i32, extra: &[&str]| -> Vec<(String, String, String, Vec<u64>)> {
+        let out = portreap()
+            .env("XDG_CACHE_HOME", home.path())
+            .args(["prune", "--json", "--grace", "1s", "--min-age", "0s"])
+            .args(["--include-suspects", "--label", &label(&tag)])
+            .args(extra)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{extra:?}: {said}");
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let mut plan: Vec<_> = doc["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let ports = a["ports"].as_array().unwrap();
+                let ports = ports.iter().map(|p| p["port"].as_u64().unwrap()).collect();
+                (
+                    text(&a["container"]["name"]),
+                    text(&a["kind"]),
+                    text(&a["action"]),
+                    ports,
+                )
+            })
+            .collect();
+        plan.sort();
+        plan
+    };
+    let expected = vec![(
+        dormant.clone(),
+        "dormant-binding".to_owned(),
+        "remove-container".to_owned(),
+        vec![u64::from(port)],
+    )];
+    assert_eq!(prune_here(1, &["--dry-run"]), expected);
+    let file = home.path().join("portreap/bindings.json");
+    let mut cache: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let id = |name: &str| {
+        docker(&["inspect", "-f", "{{.Id}}", name])
+            .trim()
+            .to_owned()
+    };
+    let (dormant_id, neighbour_id) = (id(&dormant), id(&neighbour));
+    let entries = cache["engines"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+        .find(|e| e.get(&dormant_id).is_some())
+        .expect("the dormant container remembered");
+    entries[&dormant_id]["requested"] = serde_json::json!([]);
+    let wanted = entries[&neighbour_id]["requested"][0].clone();
+    let mut claims = wanted;
+    claims["host_ports"] = serde_json::json!({"start": port, "end": port});
+    entries[&neighbour_id]["requested"] = serde_json::json!([claims]);
+    std::fs::write(&file, cache.to_string()).unwrap();
+    assert_eq!(
+        prune_here(1, &["--dry-run"]),
+        expected,
+        "a forged cache must decide nothing"
+    );
+    assert_eq!(prune_here(1, &["--dry-run", "--no-cache"]), expected);
+    assert_eq!(prune_here(0, &["--yes"]), expected);
+    assert!(!exists(&dormant));
+    assert_eq!(state(&neighbour), "running");
+}
+
 mod races;
 mod unattended;
