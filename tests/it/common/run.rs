@@ -23,6 +23,24 @@ pub fn cache_home() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache")
 }
 
+/// The entries of the engine that remembers container `id`, in a parsed cache file
+/// (`bindings.json`, see the cache module).
+pub fn remembered_by_engine<'a>(cache: &'a mut Value, id: &str) -> &'a mut Value {
+    cache["engines"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+        .find(|e| e.get(id).is_some())
+        .unwrap_or_else(|| panic!("container {id} not remembered"))
+}
+
+/// A container's full id.
+pub fn container_id(name: &str) -> String {
+    docker(&["inspect", "-f", "{{.Id}}", name])
+        .trim()
+        .to_owned()
+}
+
 /// Runs `line` as a person pasting it into a shell would: `sh -c`, with this portreap
 /// first on PATH and prune's age guard off (the containers are seconds old), and
 /// asserts it succeeded.

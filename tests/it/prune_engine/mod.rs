@@ -428,18 +428,8 @@ fn a_forged_cache_changes_no_plan() {
     assert_eq!(prune_here(1, &["--dry-run"]), expected);
     let file = home.path().join("portreap/bindings.json");
     let mut cache: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    let id = |name: &str| {
-        docker(&["inspect", "-f", "{{.Id}}", name])
-            .trim()
-            .to_owned()
-    };
-    let (dormant_id, neighbour_id) = (id(&dormant), id(&neighbour));
-    let entries = cache["engines"]
-        .as_object_mut()
-        .unwrap()
-        .values_mut()
-        .find(|e| e.get(&dormant_id).is_some())
-        .expect("the dormant container remembered");
+    let (dormant_id, neighbour_id) = (container_id(&dormant), container_id(&neighbour));
+    let entries = remembered_by_engine(&mut cache, &dormant_id);
     entries[&dormant_id]["requested"] = serde_json::json!([]);
     let wanted = entries[&neighbour_id]["requested"][0].clone();
     let mut claims = wanted;

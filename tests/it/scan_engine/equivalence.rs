@@ -443,18 +443,8 @@ fn remembered_bindings_spare_inspects_with_the_same_answer() {
         0o600
     );
     let mut cache: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    let id = |name: &str| {
-        docker(&["inspect", "-f", "{{.Id}}", name])
-            .trim()
-            .to_owned()
-    };
-    let (wanter_id, bystander_id) = (id(&wanter), id(&bystander));
-    let engine = cache["engines"]
-        .as_object_mut()
-        .unwrap()
-        .values_mut()
-        .find(|e| e.get(&wanter_id).is_some())
-        .expect("the wanter remembered");
+    let (wanter_id, bystander_id) = (container_id(&wanter), container_id(&bystander));
+    let engine = remembered_by_engine(&mut cache, &wanter_id);
     let port_of = |entry: &Value| entry["requested"][0]["host_ports"]["start"].clone();
     assert_eq!(port_of(&engine[&wanter_id]), asked);
     assert_eq!(port_of(&engine[&bystander_id]), other);
@@ -478,12 +468,7 @@ fn remembered_bindings_spare_inspects_with_the_same_answer() {
     write(&cache, 0o666);
     assert_eq!(why(&[]), cold);
     let mut other_container = cache.clone();
-    let entries = other_container["engines"]
-        .as_object_mut()
-        .unwrap()
-        .values_mut()
-        .find(|e| e.get(&wanter_id).is_some())
-        .unwrap();
+    let entries = remembered_by_engine(&mut other_container, &wanter_id);
     entries[&wanter_id] = forged;
     entries[&wanter_id]["created"] = serde_json::json!(1);
     write(&other_container, 0o600);
