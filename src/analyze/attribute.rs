@@ -100,6 +100,7 @@ pub(super) fn attribute(
         holder_pid: primary.map(|(p, _)| p.pid),
         owner,
         findings: Vec::new(),
+        severity: None,
         note,
         dual_stack: socket.dual_stack(),
     }
@@ -313,6 +314,7 @@ fn unbacked(proto: Proto, ip: IpAddr, port: u16, index: usize, via: Via) -> Port
         holder_pid: None,
         owner: Owner::Container { index, via },
         findings: Vec::new(),
+        severity: None,
         note: None,
         dual_stack: false,
     }

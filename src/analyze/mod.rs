@@ -140,6 +140,9 @@ pub struct PortEntry {
     pub owner: Owner,
     /// Kinds of the findings that concern this port.
     pub findings: Vec<Kind>,
+    /// The worst severity among those findings (a kind's own can be raised by its
+    /// evidence: an orphan service blocking its project's start is a leak).
+    pub severity: Option<findings::Severity>,
     /// What disproves the holder's claim to be a forwarder or an engine, if it makes one.
     pub note: Option<String>,
     /// A dual-stack `::` socket (see [`crate::model::Socket::dual_stack`]): it backs an IPv4 wildcard
@@ -228,13 +231,10 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
     // A container's finding marks that container's entries only, never another holder of
     // the same port (a blocked container's port is someone else's). Indexed, so a
     // container publishing a hundred thousand ports costs no more than linear time.
-    let mut marks: HashMap<(findings::PortRef, Option<usize>), Vec<Kind>> = HashMap::new();
+    let mut marks: HashMap<(findings::PortRef, Option<usize>), Vec<&Finding>> = HashMap::new();
     for f in &findings {
         for p in &f.ports {
-            let kinds = marks.entry((*p, f.container)).or_default();
-            if !kinds.contains(&f.kind) {
-                kinds.push(f.kind);
-            }
+            marks.entry((*p, f.container)).or_default().push(f);
         }
     }
     for entry in &mut ports {
@@ -245,14 +245,15 @@ pub fn analyze(snapshot: &Snapshot) -> Analysis {
                 ip,
                 port: entry.port,
             };
-            for kind in marks
+            for f in marks
                 .get(&(here, entry.container_index()))
                 .into_iter()
                 .flatten()
             {
-                if !entry.findings.contains(kind) {
-                    entry.findings.push(*kind);
+                if !entry.findings.contains(&f.kind) {
+                    entry.findings.push(f.kind);
                 }
+                entry.severity = entry.severity.into_iter().chain([f.severity]).min();
             }
         }
     }

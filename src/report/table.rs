@@ -24,6 +24,8 @@ struct Row {
     holder: String,
     attention: bool,
     findings: Vec<Kind>,
+    /// The worst of the findings' severities (their evidence's, not their kinds').
+    severity: Option<Severity>,
 }
 
 fn owner_name(snapshot: &Snapshot, c: &Container) -> String {
@@ -139,6 +141,7 @@ fn rows(snapshot: &Snapshot, entries: &[&PortEntry]) -> Vec<Row> {
                         last.findings.push(*kind);
                     }
                 }
+                last.severity = last.severity.into_iter().chain(entry.severity).min();
                 continue;
             }
         }
@@ -150,6 +153,7 @@ fn rows(snapshot: &Snapshot, entries: &[&PortEntry]) -> Vec<Row> {
             holder,
             attention,
             findings: entry.findings.clone(),
+            severity: entry.severity,
         });
     }
     rows
@@ -201,13 +205,17 @@ pub fn scan(
         } else {
             table.load_style(presets::NOTHING).force_no_tty();
         }
+        if style.color {
+            // The caller decided (a terminal, `NO_COLOR` unset); comfy-table would ask
+            // stdout again.
+            table.enforce_styling();
+        }
         table.set_header(["PORT", "ADDRESS", "OWNER", "STATE", "HELD BY", "FINDING"]);
         for row in rows(snapshot, &entries) {
             let mut owner = Cell::new(super::safe::line(&row.owner));
             if style.color && row.attention {
                 owner = owner.fg(Color::Yellow);
             }
-            let worst = row.findings.iter().map(|k| k.severity()).min();
             let mut finding = Cell::new(
                 row.findings
                     .iter()
@@ -215,7 +223,7 @@ pub fn scan(
                     .collect::<Vec<_>>()
                     .join(", "),
             );
-            if let (true, Some(severity)) = (style.color, worst) {
+            if let (true, Some(severity)) = (style.color, row.severity) {
                 finding = finding.fg(severity_color(severity));
             }
             table.add_row(vec![

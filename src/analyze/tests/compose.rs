@@ -179,6 +179,29 @@ fn a_service_its_files_no_longer_define_is_an_orphan() {
         .find(|f| f.kind == Kind::OrphanService)
         .expect("an orphan");
     assert_eq!(orphan.severity, findings::Severity::Leak);
+    // The port is marked, and coloured in the table, by that severity, not the kind's.
+    let marked = a
+        .ports
+        .iter()
+        .find(|p| p.port == 3000 && p.findings.contains(&Kind::OrphanService))
+        .expect("the orphan's port marked");
+    assert_eq!(marked.severity, Some(findings::Severity::Leak));
+    let style = crate::report::table::Style {
+        tty: true,
+        color: true,
+    };
+    let table = crate::report::table::scan(&snap, &a, |p| p.port == 3000, style, "");
+    let line = |name: &str| table.lines().find(|l| l.contains(name)).unwrap().to_owned();
+    // Red (as `leak` is in the findings below), not the kind's yellow; the blocked start
+    // beside it is information (cyan).
+    assert!(
+        line("web [shop/web]").contains("\x1b[38;5;9m orphan-service"),
+        "{table}"
+    );
+    assert!(
+        line("shop-frontend-1").contains("\x1b[38;5;14m blocked-start"),
+        "{table}"
+    );
     assert_eq!(
         orphan.evidence,
         Evidence::ServiceUndefined {
