@@ -20,13 +20,13 @@ use crate::portspec::PortSpec;
 /// `/proc` walk are independent), then proves which local process serves each engine
 /// and reads what the answers make worth reading. `--snapshot` replays a recorded one.
 pub fn gather(global: &Global, owners: Owners<'_>) -> anyhow::Result<Snapshot> {
-    gather_with(global, owners, open_cache(global))
+    gather_with(global, owners, |cache| cache)
 }
 
 /// [`gather`] for a verb that acts: what it reads is decided by nothing remembered (see
 /// [`Cache::refresh_only`]), so a cache file cannot hide a container from its plan.
 pub fn gather_to_act(global: &Global, owners: Owners<'_>) -> anyhow::Result<Snapshot> {
-    gather_with(global, owners, open_cache(global).refresh_only())
+    gather_with(global, owners, Cache::refresh_only)
 }
 
 fn open_cache(global: &Global) -> Cache {
@@ -36,7 +36,12 @@ fn open_cache(global: &Global) -> Cache {
         .map_or_else(Cache::disabled, Cache::open)
 }
 
-fn gather_with(global: &Global, owners: Owners<'_>, cache: Cache) -> anyhow::Result<Snapshot> {
+/// `gather`, with the user's cache as `cache` makes it (see [`Cache::refresh_only`]).
+fn gather_with(
+    global: &Global,
+    owners: Owners<'_>,
+    cache: impl FnOnce(Cache) -> Cache,
+) -> anyhow::Result<Snapshot> {
     if let Some(path) = &global.snapshot {
         let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         return serde_json::from_slice(&raw)
@@ -80,12 +85,13 @@ fn gather_with(global: &Global, owners: Owners<'_>, cache: Cache) -> anyhow::Res
     })
 }
 
-/// The host walk on a thread of its own while the engines answer on this one.
+/// The host walk on a thread of its own while the engines answer on this one, with what
+/// the user's cache remembers as `cache` lets them see it.
 fn read_and_ask(
     global: &Global,
     owners: Owners<'_>,
     found: &[LocalEngine],
-    mut cache: Cache,
+    cache: impl FnOnce(Cache) -> Cache,
 ) -> anyhow::Result<(HostFacts, Vec<EngineFacts>)> {
     let (host, engines) = std::thread::scope(|scope| {
         let host = scope.spawn(|| {
@@ -103,6 +109,8 @@ fn read_and_ask(
             host
         });
         let start = std::time::Instant::now();
+        // Read while the host walk goes on.
+        let mut cache = cache(open_cache(global));
         let mut engines = crate::engine::collect_all(
             global.endpoints(found),
             global.timeout,

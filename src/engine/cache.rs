@@ -14,8 +14,8 @@
 //! and `prune` and `free` consult no cache at all (they only refresh it, see
 //! [`Cache::refresh_only`]), so no file can change what they plan. Entries are kept per
 //! endpoint, checked against the list call's creation time, and forgotten with their
-//! container. The file is read only when the
-//! user running portreap owns it and nobody else can write it.
+//! container. The file is read only when the user running portreap owns it and nobody
+//! else can write it.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
