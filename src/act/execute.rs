@@ -105,7 +105,8 @@ pub struct Report {
     /// What happened.
     pub outcome: Outcome,
     /// After acting, whether every port of the action was free (bind-probed); `None`
-    /// when not acted on.
+    /// when not acted on, or when its ports are not this host's (see
+    /// [`PlannedAction::probed_here`]).
     pub port_free_after: Option<bool>,
     /// Ports still held after acting.
     pub still_held: Vec<PortRef>,
@@ -140,7 +141,8 @@ async fn run<O: Ops>(ops: &O, action: PlannedAction, timing: Timing) -> Report {
         } => act_on_container(ops, *engine, id, *step, expect, timing).await,
         Target::Process { pid, .. } => act_on_process(ops, *pid, &action.target, timing).await,
     };
-    let (port_free_after, still_held) = if outcome == Outcome::Done {
+    // A remote engine's ports are on its host: a probe here would prove nothing.
+    let (port_free_after, still_held) = if outcome == Outcome::Done && action.probed_here {
         let held = verify(ops, &action.ports, timing).await;
         (Some(held.is_empty()), held)
     } else {

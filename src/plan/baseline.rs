@@ -170,7 +170,7 @@ impl Sorted {
                 continue;
             }
             out.actions.push(container_action(
-                c,
+                snapshot,
                 index,
                 Vec::new(),
                 ports,

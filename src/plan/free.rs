@@ -60,7 +60,7 @@ pub fn free(
             // Freeing does not rest on a finding: only "still the same container in the
             // same state" must hold.
             None => out.actions.push(container_action(
-                c,
+                snapshot,
                 index,
                 kinds,
                 ports,

@@ -13,7 +13,7 @@ pub use prune::prune;
 mod tests;
 
 use crate::analyze::findings::{Action, Kind, PortRef};
-use crate::model::{Container, ContainerState};
+use crate::model::{Container, ContainerState, Snapshot};
 use crate::portspec::PortSpec;
 
 /// The label that protects a container from portreap.
@@ -231,6 +231,10 @@ pub struct PlannedAction {
     pub target: Target,
     /// Index of the container in the snapshot, for reports.
     pub container: Option<usize>,
+    /// Whether its ports are this host's, so that a bind probe here proves them free
+    /// after acting: a process here, or a container of an engine proven to run here (a
+    /// remote engine's ports are on its own host).
+    pub probed_here: bool,
 }
 
 impl PlannedAction {
@@ -313,18 +317,21 @@ pub(crate) fn process_action(
             uid: process.uid,
         },
         container: None,
+        probed_here: true,
     }
 }
 
-/// Stop or remove `c` (a dead container can only be removed), if `expect` still holds.
+/// Stop or remove the snapshot's container `index` (a dead container can only be
+/// removed), if `expect` still holds.
 pub(crate) fn container_action(
-    c: &Container,
+    snapshot: &Snapshot,
     index: usize,
     kinds: Vec<Kind>,
     ports: Vec<PortRef>,
     stop_only: bool,
     expect: Expect,
 ) -> PlannedAction {
+    let c = &snapshot.containers[index];
     PlannedAction {
         target: Target::Container {
             id: c.id.clone(),
@@ -341,6 +348,7 @@ pub(crate) fn container_action(
         kinds,
         ports,
         container: Some(index),
+        probed_here: snapshot.engine_of(c).process.is_some(),
     }
 }
 

@@ -39,7 +39,7 @@ pub fn prune(snapshot: &Snapshot, analysis: &Analysis, filters: &Filters) -> Pla
             None => {
                 let expect = expectation(snapshot, c, &kinds);
                 out.actions.push(container_action(
-                    c,
+                    snapshot,
                     index,
                     kinds,
                     ports,

@@ -92,7 +92,11 @@ fn raw_progress_line(report: &Report) -> String {
         Outcome::Planned => format!("planned  {what}"),
         Outcome::Done => match report.port_free_after {
             Some(true) => format!("done     {what}: {} free", ports(&report.action.ports)),
-            _ => format!(
+            None => format!(
+                "done     {what}; {} not probed: its engine is not proven to run on this host",
+                ports(&report.action.ports)
+            ),
+            Some(false) => format!(
                 "done     {what}, but {} still held: {}",
                 ports(&report.still_held),
                 still_held(&report.action)

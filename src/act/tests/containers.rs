@@ -27,6 +27,37 @@ fn unchanged_targets_are_acted_on_in_order_of_operations() {
     );
 }
 
+/// An engine not proven to run on this host may be remote: its containers' ports are on
+/// its host, so a bind probe here proves nothing and none is claimed. A process here is
+/// still probed.
+#[test]
+fn a_remote_engines_ports_are_not_claimed_free() {
+    let mut snap = scene();
+    snap.engine.process = None;
+    let p = plan::prune(&snap, &analyze(&snap), &suspects());
+    let fake = world_for(&snap);
+    let reports = run(&fake, &p);
+    let free_after = |r: &execute::Report| (r.action.describe(), r.port_free_after);
+    let seen: Vec<_> = reports.iter().map(free_after).collect();
+    assert!(
+        reports.iter().all(|r| r.outcome == Outcome::Done),
+        "{reports:?}"
+    );
+    for r in &reports {
+        let here = matches!(r.action.target, plan::Target::Process { .. });
+        assert_eq!(r.port_free_after, here.then_some(true), "{seen:?}");
+    }
+    let remote = reports
+        .iter()
+        .find(|r| r.port_free_after.is_none())
+        .expect("a container action");
+    let line = crate::report::prune::progress_line(remote);
+    assert!(
+        line.ends_with("not probed: its engine is not proven to run on this host"),
+        "{line}"
+    );
+}
+
 #[test]
 fn a_container_removed_recreated_or_changed_meanwhile_is_skipped() {
     let snap = scene();
