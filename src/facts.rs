@@ -13,7 +13,7 @@ use crate::config::Global;
 use crate::engine::cache::Cache;
 use crate::engine::{EngineFacts, Inspect};
 use crate::host::Owners;
-use crate::model::{labels, Container, EngineStatus, HostFacts, LocalEngine, Proto, Snapshot};
+use crate::model::{Container, EngineStatus, HostFacts, LocalEngine, Proto, Snapshot};
 use crate::portspec::PortSpec;
 
 /// Reads the host and asks the engines at the same time (the engine round trips and the
@@ -252,15 +252,14 @@ fn bearing_on<'a>(containers: &'a [Container], ports: Option<&PortSpec>) -> Vec<
     let dirs: HashSet<&str> = containers
         .iter()
         .filter(|c| touches(c))
-        .filter_map(|c| c.labels.get(labels::WORKING_DIR).map(String::as_str))
+        .filter_map(Container::compose_working_dir)
         .collect();
     containers
         .iter()
         .filter(|c| {
             touches(c)
-                || c.labels
-                    .get(labels::WORKING_DIR)
-                    .is_some_and(|dir| dirs.contains(dir.as_str()))
+                || c.compose_working_dir()
+                    .is_some_and(|dir| dirs.contains(dir))
         })
         .collect()
 }

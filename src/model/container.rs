@@ -370,10 +370,15 @@ impl Container {
         self.labels.get(labels::SERVICE).map(String::as_str)
     }
 
+    /// The directory compose was started from, if started by compose.
+    pub fn compose_working_dir(&self) -> Option<&str> {
+        self.labels.get(labels::WORKING_DIR).map(String::as_str)
+    }
+
     /// Compose working directory and config files (relative names resolved against the
     /// working directory, as compose v1 records them), if compose labels are present.
     pub fn compose_paths(&self) -> Option<(String, Vec<String>)> {
-        let dir = self.labels.get(labels::WORKING_DIR)?.clone();
+        let dir = self.compose_working_dir()?.to_owned();
         let files = self
             .labels
             .get(labels::CONFIG_FILES)

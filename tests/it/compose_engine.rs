@@ -147,7 +147,7 @@ fn a_renamed_service_is_an_orphan_and_compose_s_own_remedy_frees_it() {
     }
     for compose in [Compose::V2, Compose::V1] {
         let (project, port) = renamed(compose);
-        let keep = docker(&["inspect", "--format", "{{.Id}}", &project.container("keep")]);
+        let keep = container_id(&project.container("keep"));
         let next = why_next(port);
         let up = suggestion(&next, "cd ");
         assert!(up.ends_with("up -d --remove-orphans"), "{up}");
@@ -161,10 +161,7 @@ fn a_renamed_service_is_an_orphan_and_compose_s_own_remedy_frees_it() {
         ])
         .is_empty());
         assert!(running(&project.container("frontend")), "{compose:?}");
-        assert_eq!(
-            docker(&["inspect", "--format", "{{.Id}}", &project.container("keep")]),
-            keep
-        );
+        assert_eq!(container_id(&project.container("keep")), keep);
         assert!(kinds(&scan(port), port).is_empty(), "{compose:?}");
     }
 }

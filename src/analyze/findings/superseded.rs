@@ -33,10 +33,7 @@ fn project_names_for(dir: &str) -> [String; 2] {
 pub(super) fn compose_projects(snapshot: &Snapshot) -> Vec<Finding> {
     let mut by_dir: BTreeMap<&str, BTreeMap<&str, Vec<usize>>> = BTreeMap::new();
     for (i, c) in snapshot.containers.iter().enumerate() {
-        if let (Some(project), Some(dir)) = (
-            c.compose_project(),
-            c.labels.get(crate::model::labels::WORKING_DIR),
-        ) {
+        if let (Some(project), Some(dir)) = (c.compose_project(), c.compose_working_dir()) {
             by_dir
                 .entry(dir)
                 .or_default()

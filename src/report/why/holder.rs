@@ -116,7 +116,7 @@ fn compose_prefix(snapshot: &Snapshot, c: &Container) -> Option<String> {
             crate::report::command(engine, crate::report::Cli::Docker)
         ),
     };
-    let dir = c.labels.get(crate::model::labels::WORKING_DIR);
+    let dir = c.compose_working_dir();
     // Compose needs its directory; where that is gone, only docker itself can help.
     if dir.is_some_and(|d| snapshot.fs.exists.get(d) == Some(&false)) {
         return None;
