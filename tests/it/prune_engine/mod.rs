@@ -447,5 +447,50 @@ fn a_forged_cache_changes_no_plan() {
     assert_eq!(state(&neighbour), "running");
 }
 
+/// Through an endpoint no local engine process is proven to serve (a TCP relay in front
+/// of the real engine: to portreap it may be another host), a container's ports are its
+/// host's, not this one's to probe: the prune acts, and says it did not probe them.
+#[test]
+fn a_remote_engines_container_is_pruned_without_claiming_its_ports_free_here() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let (tag, name) = paused(&mut cleanup, "remote");
+    let engine = test_engine().unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
+    let socket = std::path::Path::new(engine.strip_prefix("unix://").unwrap());
+    let (_relay, url) = crate::tls::front(socket, None);
+    let out = portreap()
+        .args([
+            "prune",
+            "--json",
+            "--grace",
+            "1s",
+            "--min-age",
+            "0s",
+            "--yes",
+        ])
+        .args([
+            "--include-suspects",
+            "--label",
+            &label(&tag),
+            "--host",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = only_action(&doc);
+    assert_eq!(a["outcome"], "done", "{doc:#}");
+    assert_eq!(a["port_free_after"], Value::Null, "{doc:#}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("not probed: its engine is not proven to run on this host"),
+        "{said}"
+    );
+    assert!(!exists(&name));
+}
+
 mod races;
 mod unattended;
