@@ -74,6 +74,36 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Seconds since the Unix epoch as RFC 3339 in UTC (`2026-11-25T13:51:37Z`), the form the
+/// engines write; `None` outside years 0-9999.
+pub fn format_rfc3339(unix: i64) -> Option<String> {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    (0..=9999).contains(&year).then(|| {
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs % 3600 / 60,
+            secs % 60
+        )
+    })
+}
+
+/// The proleptic Gregorian date of a day counted from 1970-01-01 (the inverse of
+/// `days_from_civil`, by the same method).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// `42s`, `3 min`, `5 h`, `2 days`: rounded down, for sentences.
 pub fn human(seconds: i64) -> String {
     let s = seconds.max(0);
@@ -166,6 +196,27 @@ pub fn parse_duration_or_zero(text: &str) -> Result<Duration, DurationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_what_it_parses() {
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "2026-11-25T13:51:37Z",
+            "2000-02-29T23:59:59Z",
+            "1969-12-31T23:59:59Z",
+            "2100-03-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+        ] {
+            let unix = parse_rfc3339(text).unwrap();
+            assert_eq!(format_rfc3339(unix).as_deref(), Some(text));
+        }
+        assert_eq!(
+            format_rfc3339(1_795_614_697).as_deref(),
+            Some("2026-11-25T13:51:37Z")
+        );
+        assert_eq!(format_rfc3339(i64::MAX / 2), None);
+        assert_eq!(format_rfc3339(-62_167_219_201), None, "before year 0");
+    }
 
     #[test]
     fn parses_engine_timestamps() {

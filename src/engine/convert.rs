@@ -245,8 +245,11 @@ pub(super) fn from_listing(
     })
 }
 
-/// A degraded record from the list call, used when inspect failed: the state and live
-/// ports are still worth showing.
+/// A record from the list call alone (a container the view does not inspect, or one whose
+/// inspect failed), with every fact the list gives: state, health (from the status words),
+/// creation time, image, network mode, addresses, labels and live ports. What only the
+/// inspect gives (requested bindings, start and exit facts, restart policy, main process)
+/// stays unknown, and [`Container::inspected`] says so.
 fn from_summary(summary: &ContainerSummary) -> Option<Container> {
     let id = summary.id.clone()?;
     let mut live: Vec<LiveBinding> = Vec::new();
@@ -284,6 +287,12 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
     let state = parse_state(&summary.state.map(|s| s.to_string()).unwrap_or_default());
     Some(Container {
         image: summary.image.clone().unwrap_or_default(),
+        health: summary.status.as_deref().and_then(status_health),
+        // Whole seconds; a zero or missing time is not known.
+        created: summary
+            .created
+            .filter(|&t| t > 0)
+            .and_then(Timestamp::from_unix),
         network_mode: summary
             .host_config
             .as_ref()
@@ -299,6 +308,17 @@ fn from_summary(summary: &ContainerSummary) -> Option<Container> {
         inspected: false,
         ..Container::new(id, name, state)
     })
+}
+
+/// The health a list status names: `(healthy)`, `(unhealthy)`, `(health: starting)`.
+pub(super) fn status_health(status: &str) -> Option<Health> {
+    let (_, rest) = status.split_once(" (")?;
+    match rest.strip_suffix(')')? {
+        "healthy" => Some(Health::Healthy),
+        "unhealthy" => Some(Health::Unhealthy),
+        "health: starting" => Some(Health::Starting),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +358,65 @@ mod tests {
         );
         assert_eq!(c.finished_at, None, "zero time means never");
     }
+    /// Every fact a list answer gives reaches the record built from it: the default view
+    /// takes settled containers from the list alone, and the age guards, the protections
+    /// and the rules read these (the creation time was once dropped, and every settled
+    /// container counted as 0 s old).
+    #[test]
+    fn a_listed_container_keeps_every_fact_the_list_gives() {
+        // A real Docker 20.10 list entry of `docker run -p 127.0.0.1:3002:80 -l ...
+        // --health-cmd true`, trimmed of the network's ids.
+        let summary: ContainerSummary = serde_json::from_value(serde_json::json!({
+            "Id": "e639e3505370b530d23c565855cc6f0a3c6c61e29ebb89a1afb9d053c1581b26",
+            "Names": ["/t-list"],
+            "Image": "portreap-test-busybox:1",
+            "Command": "httpd -f -p 80",
+            "Created": 1_796_697_677,
+            "Ports": [{"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": 3002, "Type": "tcp"}],
+            "Labels": {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"},
+            "State": "running",
+            "Status": "Up 3 hours (healthy)",
+            "HostConfig": {"NetworkMode": "default"},
+            "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2"}}},
+            "Mounts": []
+        }))
+        .unwrap();
+        let c = from_listing(&summary, &HashMap::new()).unwrap();
+        assert!(!c.inspected);
+        assert_eq!(c.name, "t-list");
+        assert_eq!(c.image, "portreap-test-busybox:1");
+        assert_eq!(c.state, ContainerState::Running);
+        assert_eq!(c.health, Some(Health::Healthy));
+        assert_eq!(
+            c.created.as_ref().map(Timestamp::as_str),
+            Some("2026-12-08T02:41:17Z"),
+            "the engine's inspect said 2026-12-08T02:41:17.063467535Z"
+        );
+        assert_eq!(c.created.as_ref().map(Timestamp::unix), Some(1_796_697_677));
+        assert_eq!(c.network_mode.as_deref(), Some("default"));
+        assert_eq!(c.addresses, ["172.17.0.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.compose_project(), Some("shop"));
+        assert_eq!(c.compose_service(), Some("web"));
+        assert_eq!(
+            c.live,
+            [LiveBinding {
+                proto: Proto::Tcp,
+                container_port: 80,
+                host_ip: "127.0.0.1".parse().unwrap(),
+                host_port: 3002
+            }]
+        );
+        // What only the inspect gives stays unknown, never a value.
+        assert_eq!((c.started_at, c.restart_policy, c.pid), (None, None, None));
+        // A missing or zero creation time is not known.
+        for created in [serde_json::json!(0), serde_json::Value::Null] {
+            let mut raw = serde_json::to_value(&summary).unwrap();
+            raw["Created"] = created;
+            let s: ContainerSummary = serde_json::from_value(raw).unwrap();
+            assert_eq!(from_listing(&s, &HashMap::new()).unwrap().created, None);
+        }
+    }
+
     #[test]
     fn port_keys_and_host_port_ranges() {
         assert_eq!(parse_port_key("80/tcp"), Some((80, Proto::Tcp)));

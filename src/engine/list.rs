@@ -9,7 +9,7 @@ use bollard::Docker;
 use futures_util::stream::{self, StreamExt};
 
 use super::cache::{Entries, Entry};
-use super::convert::{convert, from_listing, short, summary_proto};
+use super::convert::{convert, from_listing, short, status_health, summary_proto};
 use super::error::{bounded, Error};
 use super::raw;
 use super::transport::Target;
@@ -89,10 +89,8 @@ pub(super) async fn list_and_inspect(
     let listed_only = listed_only
         .into_iter()
         .filter_map(|(summary, _)| {
-            let health = summary.status.as_deref().and_then(status_health);
             let requested = recall(&keep, &summary).map(|e| e.requested.clone());
             from_listing(&summary, &odd_states).map(|c| Container {
-                health,
                 requested: requested.unwrap_or_default(),
                 ..c
             })
@@ -331,17 +329,6 @@ fn settled(status: &str) -> bool {
         None => false,
     };
     long && health_ok
-}
-
-/// The health a list status names: `(healthy)`, `(unhealthy)`, `(health: starting)`.
-fn status_health(status: &str) -> Option<Health> {
-    let (_, rest) = status.split_once(" (")?;
-    match rest.strip_suffix(')')? {
-        "healthy" => Some(Health::Healthy),
-        "unhealthy" => Some(Health::Unhealthy),
-        "health: starting" => Some(Health::Starting),
-        _ => None,
-    }
 }
 
 /// Docker keeps a started container's files in `<DockerRootDir>/containers/<id>/`; its

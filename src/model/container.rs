@@ -26,6 +26,15 @@ impl Timestamp {
         })
     }
 
+    /// A moment an engine gave in whole seconds since the epoch (the list call's
+    /// `Created`), written as RFC 3339 in UTC; `None` for one outside years 0-9999.
+    pub fn from_unix(unix: i64) -> Option<Self> {
+        Some(Timestamp {
+            unix,
+            text: crate::time::format_rfc3339(unix)?,
+        })
+    }
+
     /// Seconds since the Unix epoch.
     pub fn unix(&self) -> i64 {
         self.unix

@@ -198,7 +198,8 @@ struct ContainerDoc<'a> {
     /// The endpoint of the engine that knows it.
     engine: &'a str,
     /// Whether its full record was read; when not (a running container with nothing to
-    /// judge, in the default view), `created`, `started_at` and `restart_policy` are null.
+    /// judge, in the default view), `started_at` and `restart_policy` are null, and
+    /// `created` is the list's, to the second.
     inspected: bool,
 }
 
