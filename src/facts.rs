@@ -20,13 +20,14 @@ use crate::portspec::PortSpec;
 /// `/proc` walk are independent), then proves which local process serves each engine
 /// and reads what the answers make worth reading. `--snapshot` replays a recorded one.
 pub fn gather(global: &Global, owners: Owners<'_>) -> anyhow::Result<Snapshot> {
-    gather_with(global, owners, |cache| cache)
+    gather_with(global, owners, inspect_for(owners), |cache| cache)
 }
 
 /// [`gather`] for a verb that acts: what it reads is decided by nothing remembered (see
-/// [`Cache::refresh_only`]), so a cache file cannot hide a container from its plan.
+/// [`Cache::refresh_only`]), so a cache file cannot hide a container from its plan; and
+/// every container its plan may act on is read in full (see [`inspect_to_act`]).
 pub fn gather_to_act(global: &Global, owners: Owners<'_>) -> anyhow::Result<Snapshot> {
-    gather_with(global, owners, Cache::refresh_only)
+    gather_with(global, owners, inspect_to_act(owners), Cache::refresh_only)
 }
 
 fn open_cache(global: &Global) -> Cache {
@@ -40,6 +41,7 @@ fn open_cache(global: &Global) -> Cache {
 fn gather_with(
     global: &Global,
     owners: Owners<'_>,
+    inspect: Inspect<'_>,
     cache: impl FnOnce(Cache) -> Cache,
 ) -> anyhow::Result<Snapshot> {
     if let Some(path) = &global.snapshot {
@@ -54,7 +56,7 @@ fn gather_with(
     } else {
         Vec::new()
     };
-    let (mut host, engines) = read_and_ask(global, owners, &found, cache)?;
+    let (mut host, engines) = read_and_ask(global, (owners, inspect), &found, cache)?;
     if global.all_engines {
         crate::host::engines::merge(&mut host, found);
         host.engines_searched = true;
@@ -85,11 +87,12 @@ fn gather_with(
     })
 }
 
-/// The host walk on a thread of its own while the engines answer on this one, with what
-/// the user's cache remembers as `cache` lets them see it.
+/// The host walk on a thread of its own while the engines answer on this one (reading
+/// in full the containers `inspect` names), with what the user's cache remembers as
+/// `cache` lets them see it.
 fn read_and_ask(
     global: &Global,
-    owners: Owners<'_>,
+    (owners, inspect): (Owners<'_>, Inspect<'_>),
     found: &[LocalEngine],
     cache: impl FnOnce(Cache) -> Cache,
 ) -> anyhow::Result<(HostFacts, Vec<EngineFacts>)> {
@@ -111,12 +114,8 @@ fn read_and_ask(
         let start = std::time::Instant::now();
         // Read while the host walk goes on.
         let mut cache = cache(open_cache(global));
-        let mut engines = crate::engine::collect_all(
-            global.endpoints(found),
-            global.timeout,
-            inspect_for(owners),
-            &cache,
-        );
+        let mut engines =
+            crate::engine::collect_all(global.endpoints(found), global.timeout, inspect, &cache);
         remember(&mut cache, &mut engines);
         for e in &engines {
             let from = if e.status.endpoint.is_empty() {
@@ -157,6 +156,19 @@ fn inspect_for(owners: Owners<'_>) -> Inspect<'_> {
         Owners::All => Inspect::All,
         Owners::OnPorts(spec) | Owners::EveryHolderOn(spec) => Inspect::ForPorts(spec),
         Owners::Forwarders => Inspect::Judged,
+    }
+}
+
+/// Which containers a verb that acts reads in full: every one for `prune`, whose guards
+/// and re-checks need facts only the inspect gives (the creation time to the second, the
+/// image as the user named it, the restart policy); the default view leaves settled
+/// running containers to their list record, and a decision must never rest on a fact
+/// the view did not read. `free` and a baseline cleanup already read every holder of
+/// their ports, or every container.
+fn inspect_to_act(owners: Owners<'_>) -> Inspect<'_> {
+    match owners {
+        Owners::Forwarders => Inspect::All,
+        other => inspect_for(other),
     }
 }
 

@@ -109,6 +109,8 @@ fn too_fresh(snapshot: &Snapshot, process: &Process, limit: Duration) -> Option<
 
 /// Why a selected container is left alone, if it is: the keep label, the config file's
 /// protection, `--older-than`, or `--min-age` (it may still be starting), in that order.
+/// An age guard that is on keeps a container whose age is not known: unknown is never
+/// old enough.
 fn held_back(
     snapshot: &Snapshot,
     c: &Container,
@@ -118,40 +120,48 @@ fn held_back(
     if let Some(why) = kept_by_label(c).or_else(|| filters.protect.container(c, ports)) {
         return Some(why);
     }
-    if let Some(limit) = filters.older_than {
-        if let Some(age) = too_young(snapshot, c, limit) {
-            return Some(format!(
+    let age = container_age(snapshot, c);
+    let below = |limit: Duration| age.is_none_or(|age| age < secs(limit));
+    if let Some(limit) = filters.older_than.filter(|&l| below(l)) {
+        return Some(match age {
+            Some(age) => format!(
                 "created {} ago, not older than --older-than {}s",
                 crate::time::human(age),
                 limit.as_secs()
-            ));
-        }
+            ),
+            None => unknown_age("--older-than", limit),
+        });
     }
-    let age = too_young(snapshot, c, filters.min_age)?;
-    Some(format!(
-        "created {} ago, younger than --min-age {}s: it may still be starting",
-        crate::time::human(age),
-        filters.min_age.as_secs()
-    ))
+    let limit = filters.min_age;
+    if limit.is_zero() || !below(limit) {
+        return None;
+    }
+    Some(match age {
+        Some(age) => format!(
+            "created {} ago, younger than --min-age {}s: it may still be starting",
+            crate::time::human(age),
+            limit.as_secs()
+        ),
+        None => unknown_age("--min-age", limit),
+    })
 }
 
-fn secs(d: std::time::Duration) -> i64 {
+fn unknown_age(guard: &str, limit: Duration) -> String {
+    format!(
+        "its creation time is not known, so it is not shown older than {guard} {}s",
+        limit.as_secs()
+    )
+}
+
+fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// The container's age when it is below `min_age`; an unknown creation time counts as
-/// old enough only when the guard is off.
-fn too_young(snapshot: &Snapshot, c: &Container, min_age: std::time::Duration) -> Option<i64> {
-    if min_age.is_zero() {
-        return None;
-    }
-    let created = c.created.as_ref().map(crate::model::Timestamp::unix);
-    let age = match (created, snapshot.taken_at) {
-        (Some(created), Some(now)) => now - created,
-        // Without both clocks, the age cannot be shown to be enough.
-        _ => 0,
-    };
-    (age < i64::try_from(min_age.as_secs()).unwrap_or(i64::MAX)).then_some(age)
+/// How long ago the container was created, when both the engine's creation time and
+/// the snapshot's clock are known.
+fn container_age(snapshot: &Snapshot, c: &Container) -> Option<i64> {
+    let created = c.created.as_ref()?.unix();
+    Some(snapshot.taken_at? - created)
 }
 
 fn expectation(snapshot: &Snapshot, c: &Container, kinds: &[Kind]) -> Expect {

@@ -212,10 +212,39 @@ fn the_grace_age_keeps_young_containers() {
     assert!(p.kept.iter().any(|k| k
         .reason
         .starts_with("created 7s ago, younger than --min-age 30s")));
-    // Unknown creation time: not shown old enough.
+    // Unknown creation time: not shown old enough, and said to be unknown (never "0s").
     snap.containers[1].created = None;
     let p = super::prune(&snap, &analyze(&snap), &young);
     assert_eq!(names(&p), ["kill docker-proxy pid 50"]);
+    let reasons: Vec<&str> = p.kept.iter().map(|k| k.reason.as_str()).collect();
+    assert!(
+        reasons.contains(
+            &"its creation time is not known, so it is not shown older than --min-age 30s"
+        ),
+        "{reasons:?}"
+    );
+    assert!(!reasons.iter().any(|r| r.contains("0s ago")), "{reasons:?}");
+    let policy = Filters {
+        older_than: Some(Duration::from_secs(60)),
+        ..young.clone()
+    };
+    let p = super::prune(&snap, &analyze(&snap), &policy);
+    assert!(p.kept.iter().any(|k| k.reason
+        == "its creation time is not known, so it is not shown older than --older-than 60s"));
+    // Without the guards, the age decides nothing: the young one and the unknown one go.
+    let off = Filters {
+        min_age: Duration::ZERO,
+        ..young
+    };
+    let p = super::prune(&snap, &analyze(&snap), &off);
+    assert_eq!(
+        names(&p),
+        [
+            "kill docker-proxy pid 50",
+            "remove container admin",
+            "remove container old"
+        ]
+    );
 }
 
 #[test]
