@@ -17,6 +17,7 @@ use crate::facts::gather_to_act;
 use crate::model::{Proto, Snapshot};
 use crate::plan::Plan;
 use crate::report;
+use crate::report::prune::Layout;
 
 /// Whether each named port of `free` is free after acting.
 type PortsFree = Vec<(Proto, u16, bool)>;
@@ -255,13 +256,29 @@ impl Run<'_> {
         let options = self.options;
         if options.json || options.report.is_some() {
             let ports_free = matches!(self.verb, Verb::Free { .. }).then_some(free);
-            let text = report::prune::json(self.snapshot, self.plan, reports, dry_run, ports_free);
+            let doc = |layout| {
+                report::prune::json(
+                    self.snapshot,
+                    self.plan,
+                    reports,
+                    dry_run,
+                    ports_free,
+                    layout,
+                )
+            };
             // The file first: a reader that went away must not cost the report.
             if let Some(path) = &options.report {
-                crate::safe_file::write(path, text.as_bytes())
+                crate::safe_file::write(path, doc(Layout::Pretty).as_bytes())
                     .with_context(|| format!("cannot write the report to {}", path.display()))?;
             }
             if options.json {
+                // A terminal gets it indented; anything else one line a run, so cron's
+                // `>> portreap.jsonl` is a JSON Lines log a shipper reads line by line.
+                let text = doc(if io::stdout().is_terminal() {
+                    Layout::Pretty
+                } else {
+                    Layout::OneLine
+                });
                 // Nobody reads stdout any more: the report and the exit status still say
                 // what happened.
                 match write_stdout(&text) {

@@ -229,6 +229,16 @@ fn held_doc<'a>(snapshot: &'a Snapshot, h: &'a Held) -> HeldDoc<'a> {
     }
 }
 
+/// How a JSON report is laid out: indented for people, or on one line (a run's record
+/// appended to a JSON Lines log by cron or a timer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Indented, for a terminal or a report file.
+    Pretty,
+    /// One line, ended by a newline.
+    OneLine,
+}
+
 /// The JSON report; `free`'s names whether each of its ports is free (`ports_free`).
 pub fn json(
     snapshot: &Snapshot,
@@ -236,6 +246,7 @@ pub fn json(
     reports: &[Report],
     dry_run: bool,
     ports_free: Option<&[(crate::model::Proto, u16, bool)]>,
+    layout: Layout,
 ) -> String {
     let doc = PruneDoc {
         schema_version: super::json::SCHEMA_VERSION,
@@ -288,7 +299,11 @@ pub fn json(
         }),
     };
     // Serialising plain structs of strings, numbers and booleans cannot fail.
-    let mut out = serde_json::to_string_pretty(&doc).expect("JSON of plain data");
+    let mut out = match layout {
+        Layout::Pretty => serde_json::to_string_pretty(&doc),
+        Layout::OneLine => serde_json::to_string(&doc),
+    }
+    .expect("JSON of plain data");
     out.push('\n');
     out
 }
