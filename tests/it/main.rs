@@ -8,6 +8,7 @@
 
 mod common;
 
+mod aged;
 mod baseline;
 mod bind_engine;
 mod cli;
