@@ -192,7 +192,7 @@ pub enum Verb {
     /// `prune --since-baseline`: every holder the baseline does not know.
     Since {
         /// The baseline.
-        baseline: crate::plan::baseline::Baseline,
+        baseline: Box<crate::plan::baseline::Baseline>,
         /// Plain processes too.
         kill_processes: bool,
         /// Narrowing by port, project and label.
@@ -216,27 +216,17 @@ impl Verb {
         loaded: Option<&Loaded>,
     ) -> Result<Self, UsageError> {
         if let Some(path) = &args.since_baseline {
-            let raw = std::fs::read(path).map_err(|e| {
-                UsageError(format!(
-                    "--since-baseline: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let baseline = serde_json::from_slice(&raw).map_err(|e| {
-                UsageError(format!(
-                    "--since-baseline: {} is not a portreap baseline: {e}",
-                    path.display()
-                ))
-            })?;
+            let baseline = crate::safe_file::read_record(path, crate::plan::baseline::MAX_BYTES)
+                .and_then(|raw| crate::plan::baseline::parse(&raw))
+                .map_err(|why| {
+                    UsageError(format!("--since-baseline: {}: {why}", path.display()))
+                })?;
+            // The config file's protections and age guards hold here as in every prune.
+            let (filters, _) = prune_filters(Some(args), loaded)?;
             return Ok(Verb::Since {
-                baseline,
+                baseline: Box::new(baseline),
                 kill_processes: args.kill_processes,
-                filters: crate::plan::Filters {
-                    ports: merged(&args.port),
-                    project: args.project.clone(),
-                    labels: args.label.clone(),
-                    ..crate::plan::Filters::default()
-                },
+                filters,
             });
         }
         let (filters, _) = prune_filters(Some(args), loaded)?;

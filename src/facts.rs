@@ -20,14 +20,48 @@ use crate::portspec::PortSpec;
 /// `/proc` walk are independent), then proves which local process serves each engine
 /// and reads what the answers make worth reading. `--snapshot` replays a recorded one.
 pub fn gather(global: &Global, owners: Owners<'_>) -> anyhow::Result<Snapshot> {
-    gather_with(global, owners, inspect_for(owners), |cache| cache)
+    let ask = Ask {
+        owners,
+        inspect: inspect_for(owners),
+        identify: false,
+    };
+    gather_with(global, ask, |cache| cache)
 }
 
 /// [`gather`] for a verb that acts: what it reads is decided by nothing remembered (see
 /// [`Cache::refresh_only`]), so a cache file cannot hide a container from its plan; and
 /// every container its plan may act on is read in full (see [`inspect_to_act`]).
-pub fn gather_to_act(global: &Global, owners: Owners<'_>) -> anyhow::Result<Snapshot> {
-    gather_with(global, owners, inspect_to_act(owners), Cache::refresh_only)
+/// `identify` also asks each engine its own id (a baseline's cleanup checks it).
+pub fn gather_to_act(
+    global: &Global,
+    owners: Owners<'_>,
+    identify: bool,
+) -> anyhow::Result<Snapshot> {
+    let ask = Ask {
+        owners,
+        inspect: inspect_to_act(owners),
+        identify,
+    };
+    gather_with(global, ask, Cache::refresh_only)
+}
+
+/// Everything, with each engine's own id: what a CI baseline records.
+pub fn gather_baseline(global: &Global) -> anyhow::Result<Snapshot> {
+    let ask = Ask {
+        owners: Owners::All,
+        inspect: Inspect::All,
+        identify: true,
+    };
+    gather_with(global, ask, |cache| cache)
+}
+
+/// What a gather reads: whose sockets, which containers in full, and whether the
+/// engines' own ids.
+#[derive(Clone, Copy)]
+struct Ask<'a> {
+    owners: Owners<'a>,
+    inspect: Inspect<'a>,
+    identify: bool,
 }
 
 fn open_cache(global: &Global) -> Cache {
@@ -40,10 +74,10 @@ fn open_cache(global: &Global) -> Cache {
 /// `gather`, with the user's cache as `cache` makes it (see [`Cache::refresh_only`]).
 fn gather_with(
     global: &Global,
-    owners: Owners<'_>,
-    inspect: Inspect<'_>,
+    ask: Ask<'_>,
     cache: impl FnOnce(Cache) -> Cache,
 ) -> anyhow::Result<Snapshot> {
+    let owners = ask.owners;
     if let Some(path) = &global.snapshot {
         let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         return serde_json::from_slice(&raw)
@@ -56,7 +90,7 @@ fn gather_with(
     } else {
         Vec::new()
     };
-    let (mut host, engines) = read_and_ask(global, (owners, inspect), &found, cache)?;
+    let (mut host, engines) = read_and_ask(global, ask, &found, cache)?;
     if global.all_engines {
         crate::host::engines::merge(&mut host, found);
         host.engines_searched = true;
@@ -87,19 +121,18 @@ fn gather_with(
     })
 }
 
-/// The host walk on a thread of its own while the engines answer on this one (reading
-/// in full the containers `inspect` names), with what the user's cache remembers as
-/// `cache` lets them see it.
+/// The host walk on a thread of its own while the engines answer on this one (as `ask`
+/// says), with what the user's cache remembers as `cache` lets them see it.
 fn read_and_ask(
     global: &Global,
-    (owners, inspect): (Owners<'_>, Inspect<'_>),
+    ask: Ask<'_>,
     found: &[LocalEngine],
     cache: impl FnOnce(Cache) -> Cache,
 ) -> anyhow::Result<(HostFacts, Vec<EngineFacts>)> {
     let (host, engines) = std::thread::scope(|scope| {
         let host = scope.spawn(|| {
             let start = std::time::Instant::now();
-            let host = crate::host::collect(&global.proc_root, owners);
+            let host = crate::host::collect(&global.proc_root, ask.owners);
             if let Ok(h) = &host {
                 crate::messages::detail(&format!(
                     "host: {} sockets, {} owning processes, {} unreadable, in {:.1} ms",
@@ -114,8 +147,12 @@ fn read_and_ask(
         let start = std::time::Instant::now();
         // Read while the host walk goes on.
         let mut cache = cache(open_cache(global));
-        let mut engines =
-            crate::engine::collect_all(global.endpoints(found), global.timeout, inspect, &cache);
+        let mut engines = crate::engine::collect_all(
+            global.endpoints(found),
+            global.timeout,
+            (ask.inspect, ask.identify),
+            &cache,
+        );
         remember(&mut cache, &mut engines);
         for e in &engines {
             let from = if e.status.endpoint.is_empty() {

@@ -90,6 +90,95 @@ pub fn append(path: &Path, contents: &[u8]) -> io::Result<()> {
         .and_then(|mut f| f.write_all(contents))
 }
 
+/// Who may own a record portreap acts from: root, the user running portreap, and under
+/// `sudo` the user who ran sudo (`SUDO_UID`; only believed when portreap runs as root,
+/// where sudo sets it).
+pub fn trusted_owners() -> Vec<u32> {
+    let euid = rustix::process::geteuid().as_raw();
+    let mut owners = vec![0, euid];
+    if euid == 0 {
+        owners.extend(
+            std::env::var("SUDO_UID")
+                .ok()
+                .and_then(|u| u.parse::<u32>().ok()),
+        );
+    }
+    owners.sort_unstable();
+    owners.dedup();
+    owners
+}
+
+/// Reads a record portreap acts from (a CI baseline, a job's registration), which must
+/// prove itself: reached without a symbolic link anywhere in its path, a regular file of
+/// at most `max` bytes, owned by a [`trusted_owners`] user and writable by nobody else, in
+/// a directory of such a user that others cannot write (or a sticky one, where they
+/// cannot replace it). Nothing is read before the checks, all made on the open
+/// descriptors; a FIFO or a device never blocks the open. Says why when it does not prove
+/// itself.
+pub fn read_record(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+    use std::io::Read;
+    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| "it names no file".to_owned())?;
+    let link = |e: rustix::io::Errno| match e {
+        rustix::io::Errno::LOOP => "a symbolic link is in its path: name the real path".into(),
+        e => io::Error::from(e).to_string(),
+    };
+    let dir_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let dirfd = rustix::fs::openat2(CWD, dir, dir_flags, Mode::empty(), resolve).map_err(link)?;
+    let owners = trusted_owners();
+    let dir_stat = rustix::fs::fstat(&dirfd).map_err(|e| io::Error::from(e).to_string())?;
+    let sticky = dir_stat.st_mode & libc::S_ISVTX != 0;
+    if !owners.contains(&dir_stat.st_uid) {
+        return Err(format!(
+            "its directory {} belongs to uid {}, who could replace it",
+            dir.display(),
+            dir_stat.st_uid
+        ));
+    }
+    if dir_stat.st_mode & 0o022 != 0 && !sticky {
+        return Err(format!(
+            "its directory {} lets other users replace it (writable by others, not sticky)",
+            dir.display()
+        ));
+    }
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat2(&dirfd, name, flags, Mode::empty(), resolve).map_err(link)?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| io::Error::from(e).to_string())?;
+    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err("it is not a regular file".into());
+    }
+    if !owners.contains(&stat.st_uid) {
+        return Err(format!(
+            "it belongs to uid {}, neither root nor the user running portreap",
+            stat.st_uid
+        ));
+    }
+    if stat.st_mode & 0o022 != 0 {
+        return Err("other users may write it".into());
+    }
+    let size = u64::try_from(stat.st_size).unwrap_or(u64::MAX);
+    if size > max {
+        return Err(format!("it is larger than {} KiB", max / 1024));
+    }
+    let mut raw = Vec::new();
+    fs::File::from(fd)
+        .take(max + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| e.to_string())?;
+    if raw.len() as u64 > max {
+        return Err(format!("it grew past {} KiB while read", max / 1024));
+    }
+    Ok(raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +196,62 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"two");
         let left: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(left.len(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn a_record_proves_itself_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("baseline.json");
+        write(&good, b"{}").unwrap();
+        assert_eq!(read_record(&good, 1024).unwrap(), b"{}");
+        // Too large, writable by others, a link, a FIFO, a device, a directory.
+        assert!(read_record(&good, 1).unwrap_err().contains("larger than"));
+        fs::set_permissions(&good, fs::Permissions::from_mode(0o622)).unwrap();
+        assert_eq!(
+            read_record(&good, 1024).unwrap_err(),
+            "other users may write it"
+        );
+        fs::set_permissions(&good, fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        assert!(read_record(&link, 1024)
+            .unwrap_err()
+            .contains("symbolic link"));
+        let linked_dir = dir.path().join("linked");
+        std::os::unix::fs::symlink(dir.path(), &linked_dir).unwrap();
+        let through = linked_dir.join("baseline.json");
+        assert!(read_record(&through, 1024)
+            .unwrap_err()
+            .contains("symbolic link"));
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            read_record(&fifo, 1024).unwrap_err(),
+            "it is not a regular file"
+        );
+        assert_eq!(
+            read_record(Path::new("/dev/zero"), 1024).unwrap_err(),
+            "it is not a regular file"
+        );
+        assert_eq!(
+            read_record(dir.path(), 1024).unwrap_err(),
+            "it is not a regular file"
+        );
+        // A directory others may write, unless sticky.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(read_record(&good, 1024)
+            .unwrap_err()
+            .contains("lets other users replace it"));
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(read_record(&good, 1024).unwrap(), b"{}");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
     }
 
     #[test]

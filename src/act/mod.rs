@@ -4,6 +4,7 @@
 //! alone, under the [`lock`].
 
 pub mod execute;
+pub mod jobs;
 pub mod lock;
 pub mod outcome;
 mod recheck;

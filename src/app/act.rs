@@ -32,7 +32,11 @@ pub(super) fn act(global: &Global, options: &Act, verb: &Verb) -> anyhow::Result
         Ok(lock) => lock,
         Err(exit) => return Ok(exit),
     };
-    let snapshot = gather_to_act(global, owners(verb))?;
+    let since = matches!(verb, Verb::Since { .. });
+    let mut snapshot = gather_to_act(global, owners(verb), since)?;
+    if since {
+        crate::host::read_holders_lineage(&mut snapshot.host, &global.proc_root);
+    }
     if !snapshot.engines_complete() {
         crate::messages::stderr_line(&format!(
             "portreap: acting needs the engine's whole answer ({})",
@@ -40,8 +44,9 @@ pub(super) fn act(global: &Global, options: &Act, verb: &Verb) -> anyhow::Result
         ));
         return Ok(Exit::EngineUnreachable);
     }
+    let jobs = since_jobs(global, &snapshot, verb)?;
     let analysis = analyze(&snapshot);
-    let plan = plan(&snapshot, &analysis, verb, options);
+    let plan = plan(&snapshot, &analysis, verb, options, jobs.as_ref());
     let run = Run {
         global,
         options,
@@ -52,6 +57,7 @@ pub(super) fn act(global: &Global, options: &Act, verb: &Verb) -> anyhow::Result
     };
     run.show_plan()?;
     if plan.actions.is_empty() {
+        run.cleanup_done();
         return run.finish(&[], options.dry_run);
     }
     if options.dry_run {
@@ -62,8 +68,38 @@ pub(super) fn act(global: &Global, options: &Act, verb: &Verb) -> anyhow::Result
         return Ok(refused);
     }
     let reports = run.execute()?;
+    run.cleanup_done();
     say(options.json, &report::prune::summary(&reports));
     run.finish(&reports, false)
+}
+
+/// For a baseline's cleanup, what it knows of the jobs on this host (see
+/// [`crate::act::jobs`]); the engines asked must be ones the baseline was saved against
+/// (with `--all-engines`, the others' containers are only kept).
+fn since_jobs(
+    global: &Global,
+    snapshot: &Snapshot,
+    verb: &Verb,
+) -> anyhow::Result<Option<crate::plan::baseline::Jobs>> {
+    let Verb::Since { baseline, .. } = verb else {
+        return Ok(None);
+    };
+    let mut known = std::collections::BTreeSet::new();
+    for (i, e) in snapshot.all_engines().enumerate() {
+        if baseline.engines.iter().any(|r| r.is(e)) {
+            known.insert(i);
+        } else if !global.all_engines {
+            let saved: Vec<String> = baseline.engines.iter().map(ToString::to_string).collect();
+            let now = crate::plan::baseline::EngineRecord::of(e);
+            return Err(UsageError(format!(
+                "--since-baseline: the baseline was saved against {}, and this prune asks {now}: name the engine it was saved against, or save one against this engine",
+                if saved.is_empty() { "no engine".into() } else { saved.join(" and ") }
+            ))
+            .into());
+        }
+    }
+    let jobs = crate::act::jobs::jobs(&baseline.job, &global.proc_root, known);
+    Ok(Some(jobs))
 }
 
 /// The run's lock (none for a dry run, which changes nothing), or the exit when another
@@ -92,7 +128,13 @@ fn owners(verb: &Verb) -> crate::host::Owners<'_> {
 }
 
 /// The plan of the verb's planner.
-fn plan(snapshot: &Snapshot, analysis: &Analysis, verb: &Verb, options: &Act) -> Plan {
+fn plan(
+    snapshot: &Snapshot,
+    analysis: &Analysis,
+    verb: &Verb,
+    options: &Act,
+    jobs: Option<&crate::plan::baseline::Jobs>,
+) -> Plan {
     match verb {
         Verb::Prune(filters) => crate::plan::prune(snapshot, analysis, filters),
         Verb::Since {
@@ -102,7 +144,10 @@ fn plan(snapshot: &Snapshot, analysis: &Analysis, verb: &Verb, options: &Act) ->
         } => crate::plan::baseline::plan_since(
             snapshot,
             analysis,
-            baseline,
+            (
+                baseline,
+                jobs.unwrap_or(&crate::plan::baseline::Jobs::default()),
+            ),
             *kill_processes,
             filters,
         ),
@@ -136,6 +181,13 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// A baseline's cleanup that acted (not a dry run) ends its job's registration.
+    fn cleanup_done(&self) {
+        if let (Verb::Since { baseline, .. }, false) = (self.verb, self.options.dry_run) {
+            crate::act::jobs::unregister(&baseline.job, self.snapshot.taken_at);
+        }
+    }
+
     /// The plan, on stdout (stderr when stdout carries JSON).
     fn show_plan(&self) -> anyhow::Result<()> {
         let nothing = match self.verb {

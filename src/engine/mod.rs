@@ -56,10 +56,11 @@ impl EngineFacts {
 ///
 /// `inspect` says which containers are read in full; the others keep what the list call
 /// says of them. What `cache` remembers of an engine's containers can spare inspects.
+/// `identify` asks each engine its own id too (see [`EngineStatus::id`]).
 pub fn collect_all(
     endpoints: Vec<Result<Endpoint, endpoint::Error>>,
     timeout: Duration,
-    inspect: Inspect<'_>,
+    (inspect, identify): (Inspect<'_>, bool),
     cache: &cache::Cache,
 ) -> Vec<EngineFacts> {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -92,7 +93,8 @@ pub fn collect_all(
                             ..EngineStatus::default()
                         };
                         let known = cache.engine(&endpoint.url);
-                        collect_async(&endpoint, timeout, inspect, status, &known).await
+                        let ask = (inspect, identify);
+                        collect_async(&endpoint, timeout, ask, status, &known).await
                     }
                     Err(e) => {
                         let status = EngineStatus {
@@ -114,7 +116,7 @@ pub fn collect_all(
 async fn collect_async(
     endpoint: &Endpoint,
     timeout: Duration,
-    inspect: Inspect<'_>,
+    (inspect, identify): (Inspect<'_>, bool),
     mut status: EngineStatus,
     known: &cache::Entries,
 ) -> EngineFacts {
@@ -124,9 +126,16 @@ async fn collect_async(
     };
     // Who the engine is and its containers are asked at once: nothing in the list depends
     // on the answer, and each round trip costs a busy engine CPU that the host walk needs.
-    let (identity, listed) = futures_util::future::join(
+    let info = async {
+        match identify {
+            true => bounded(timeout, docker.info()).await.ok(),
+            false => None,
+        }
+    };
+    let (identity, listed, info) = futures_util::future::join3(
         identity::identify(&docker, &target, timeout),
         list_and_inspect(&docker, &target, timeout, inspect, known),
+        info,
     )
     .await;
     let identity = match identity {
@@ -134,6 +143,11 @@ async fn collect_async(
         Err(e) => return EngineFacts::unanswered(status, e.to_string()),
     };
     status.reachable = true;
+    // Podman's compatible API makes up a new id for every answer: it identifies nothing.
+    status.id = info
+        .as_ref()
+        .and_then(|i| i.id.clone())
+        .filter(|id| !id.is_empty() && identity.kind == crate::model::EngineKind::Docker);
     status.kind = Some(identity.kind);
     status.version = identity.version;
     status.api_version = identity.api_version;
@@ -160,6 +174,7 @@ async fn collect_async(
     // when compose containers exist and none of them told.
     status.root_dir = match root_hint {
         Some(root) => Some(root),
+        None if info.is_some() => info.and_then(|i| i.docker_root_dir),
         None if containers.iter().any(|c| c.compose_paths().is_some()) => {
             bounded(timeout, docker.info())
                 .await

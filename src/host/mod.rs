@@ -10,6 +10,7 @@ mod compose_files;
 pub mod diag;
 pub mod engines;
 mod fds;
+pub mod lineage;
 mod process;
 pub mod procfs;
 mod sockets;
@@ -325,6 +326,18 @@ pub fn read_processes(facts: &mut HostFacts, proc_root: &Path, pids: &[u32]) {
             }
         }
     }
+}
+
+/// Reads the ancestors of every process holding a socket: a baseline's cleanup tells a
+/// job's own processes from another's by them.
+pub fn read_holders_lineage(facts: &mut HostFacts, proc_root: &Path) {
+    let holders: BTreeSet<u32> = facts
+        .sockets
+        .iter()
+        .flat_map(|s| s.pids.iter().copied())
+        .collect();
+    let holders: Vec<u32> = holders.into_iter().collect();
+    read_ancestors(facts, proc_root, &holders);
 }
 
 /// Reads `pids` and every ancestor of theirs up to PID 1 into the process table.

@@ -7,6 +7,8 @@
 pub struct Stat {
     /// Command name (`comm`), may contain spaces and parentheses.
     pub name: String,
+    /// State (`R`, `S`, `Z` for a zombie that has ended, ...).
+    pub state: char,
     /// Parent PID.
     pub ppid: u32,
     /// Session id: the PID of the session's leader (a login shell, or a daemon that
@@ -33,6 +35,7 @@ pub fn parse_stat(raw: &[u8]) -> Option<Stat> {
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
     Some(Stat {
         name,
+        state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
         session: fields.get(3)?.parse().ok()?,
         tty_nr: fields.get(4)?.parse().ok()?,
@@ -155,6 +158,7 @@ mod tests {
             parse_stat(raw),
             Some(Stat {
                 name: "docker-proxy".into(),
+                state: 'S',
                 ppid: 2428,
                 session: 2428,
                 tty_nr: 0,
@@ -164,6 +168,7 @@ mod tests {
         let raw = b"7 (a) b (c) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0";
         assert_eq!(parse_stat(raw).unwrap().name, "a) b (c");
         assert_eq!(parse_stat(raw).unwrap().start_ticks, 99);
+        assert_eq!(parse_stat(raw).unwrap().state, 'R');
         let raw = b"7 (\xff\xfe) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0";
         assert_eq!(parse_stat(raw).unwrap().name, "\u{fffd}\u{fffd}");
         assert_eq!(parse_stat(b"7 (x) R 1"), None);

@@ -168,6 +168,11 @@ pub struct EngineStatus {
     /// Why no local engine process is proven to serve the endpoint.
     #[serde(default)]
     pub locality: Option<String>,
+    /// The engine's own identity (Docker's `ID` from `/info`, kept across its restarts),
+    /// when asked for (baselines record it). Podman's compatible API answers a new id on
+    /// every call, so none is kept for it.
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 impl EngineStatus {

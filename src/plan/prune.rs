@@ -90,7 +90,7 @@ fn plan_processes(
 
 /// Why `--older-than` keeps a process, if it does: it started too recently, or when is
 /// not known.
-fn too_fresh(snapshot: &Snapshot, process: &Process, limit: Duration) -> Option<String> {
+pub(super) fn too_fresh(snapshot: &Snapshot, process: &Process, limit: Duration) -> Option<String> {
     let age = process
         .started
         .zip(snapshot.taken_at)
@@ -111,7 +111,7 @@ fn too_fresh(snapshot: &Snapshot, process: &Process, limit: Duration) -> Option<
 /// protection, `--older-than`, or `--min-age` (it may still be starting), in that order.
 /// An age guard that is on keeps a container whose age is not known: unknown is never
 /// old enough.
-fn held_back(
+pub(super) fn held_back(
     snapshot: &Snapshot,
     c: &Container,
     ports: &[PortRef],

@@ -281,13 +281,45 @@ fn older_than_keeps_fresh_holders_containers_and_processes() {
     );
 }
 
+fn job(id: &str, workspace: &str) -> super::baseline::Job {
+    super::baseline::Job {
+        id: id.into(),
+        workspace: Some(workspace.into()),
+        ci: [("CI_JOB_ID".to_owned(), format!("{id}00"))].into(),
+        chain: Vec::new(),
+        registered: Some(1_000),
+        ended: None,
+        over_before: Default::default(),
+    }
+}
+
+/// This job (`me`, in /ci/a) alone on its engine (0): no other job registered.
+fn alone() -> super::baseline::Jobs {
+    super::baseline::Jobs {
+        workspace: Some("/ci/a".into()),
+        id: "me".into(),
+        engines: [0].into(),
+        ..Default::default()
+    }
+}
+
+fn empty_baseline() -> super::baseline::Baseline {
+    super::baseline::record(
+        &crate::model::Snapshot::default(),
+        Default::default(),
+        job("me", "/ci/a"),
+    )
+}
+
 #[test]
 fn since_baseline_acts_on_what_is_new_and_keeps_the_rest() {
     use super::baseline::{plan_since, record};
     let snap = scene();
     let analysis = analyze(&snap);
+    let jobs = alone();
     // Everything existed at the baseline: nothing to do, containers holding ports kept.
-    let p = plan_since(&snap, &analysis, &record(&snap), false, &Filters::default());
+    let all = record(&snap, Default::default(), job("me", "/ci/a"));
+    let p = plan_since(&snap, &analysis, (&all, &jobs), false, &Filters::default());
     assert!(p.actions.is_empty(), "{:?}", p.actions);
     assert!(p
         .kept
@@ -295,8 +327,14 @@ fn since_baseline_acts_on_what_is_new_and_keeps_the_rest() {
         .all(|k| k.reason == "in the baseline: not created by this job"));
     // An empty baseline: every holder is the job's, healthy or not; the keep label still
     // protects...
-    let empty = super::baseline::Baseline::default();
-    let p = plan_since(&snap, &analysis, &empty, false, &Filters::default());
+    let empty = empty_baseline();
+    let p = plan_since(
+        &snap,
+        &analysis,
+        (&empty, &jobs),
+        false,
+        &Filters::default(),
+    );
     let mut got = names(&p);
     got.sort();
     assert_eq!(
@@ -316,7 +354,146 @@ fn since_baseline_acts_on_what_is_new_and_keeps_the_rest() {
         labels: vec!["team=db".parse().unwrap()],
         ..Filters::default()
     };
-    let p = plan_since(&snap, &analysis, &empty, false, &team);
+    let p = plan_since(&snap, &analysis, (&empty, &jobs), false, &team);
     assert!(names(&p).is_empty());
     assert_eq!(p.kept.len(), 1);
+    // A process that existed at the baseline, whatever it held then, is not new.
+    let mut before = empty_baseline();
+    before.processes.insert((50, 4242));
+    let p = plan_since(
+        &snap,
+        &analysis,
+        (&before, &jobs),
+        false,
+        &Filters::default(),
+    );
+    assert!(!names(&p).contains(&"kill docker-proxy pid 50".to_owned()));
+}
+
+/// Another job ran on the host meanwhile: what it may have made is kept, named; what is
+/// proven this job's (its workspace, its label, its processes) or made before the other
+/// started goes.
+#[test]
+fn since_baseline_leaves_another_jobs_work_alone() {
+    use super::baseline::{plan_since, OtherJob};
+    use crate::model::Timestamp;
+    let mut snap = scene();
+    snap.taken_at = Some(2_000);
+    let compose = |c: &mut crate::model::Container, dir: &str| {
+        c.labels
+            .insert("com.docker.compose.project".into(), "p".into());
+        c.labels
+            .insert("com.docker.compose.project.working_dir".into(), dir.into());
+    };
+    // admin: started in the other job's workspace; old: made while it ran.
+    compose(&mut snap.containers[0], "/ci/b/app");
+    snap.containers[1].created = Timestamp::from_unix(1_500);
+    let analysis = analyze(&snap);
+    let mut jobs = alone();
+    jobs.others.push(OtherJob {
+        job: job("other", "/ci/b"),
+        own: [(50, 4242)].into(),
+        start: Some(1_200),
+    });
+    let empty = empty_baseline();
+    let plan = |jobs: &super::baseline::Jobs| {
+        plan_since(&snap, &analysis, (&empty, jobs), false, &Filters::default())
+    };
+    let p = plan(&jobs);
+    assert!(names(&p).is_empty(), "{:?}", names(&p));
+    let reasons: Vec<&str> = p.kept.iter().map(|k| k.reason.as_str()).collect();
+    assert!(reasons.contains(
+        &"its compose project was started in the workspace of job other (CI_JOB_ID=other00) in /ci/b"
+    ), "{reasons:?}");
+    assert!(reasons.contains(
+        &"created while job other (CI_JOB_ID=other00) in /ci/b was running, and nothing proves it this job's: label it portreap.job=me or start it in this job's workspace"
+    ), "{reasons:?}");
+    assert!(
+        reasons.contains(&"it runs under job other (CI_JOB_ID=other00) in /ci/b"),
+        "{reasons:?}"
+    );
+
+    // Proven this job's: its workspace (deeper than the other's), its label, made before
+    // the other started; its own process.
+    compose(&mut snap.containers[0], "/ci/b/app/mine");
+    jobs.workspace = Some("/ci/b/app".into());
+    snap.containers[1]
+        .labels
+        .insert("portreap.job".into(), "me".into());
+    jobs.own.insert((50, 4242));
+    jobs.others[0].own.clear();
+    let analysis2 = analyze(&snap);
+    let p = plan_since(
+        &snap,
+        &analysis2,
+        (&empty, &jobs),
+        false,
+        &Filters::default(),
+    );
+    let mut got = names(&p);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "kill docker-proxy pid 50",
+            "remove container admin (compose project p)",
+            "remove container old"
+        ]
+    );
+    // A label naming the other job, or another engine: kept.
+    snap.containers[1]
+        .labels
+        .insert("portreap.job".into(), "other".into());
+    snap.containers[0].engine = 1;
+    let analysis3 = analyze(&snap);
+    let p = plan_since(
+        &snap,
+        &analysis3,
+        (&empty, &jobs),
+        false,
+        &Filters::default(),
+    );
+    assert_eq!(names(&p), ["kill docker-proxy pid 50"]);
+    let reasons: Vec<&str> = p.kept.iter().map(|k| k.reason.as_str()).collect();
+    assert!(
+        reasons.contains(&"labelled portreap.job=other: job other (CI_JOB_ID=other00) in /ci/b"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"its engine is not one the baseline was saved against"),
+        "{reasons:?}"
+    );
+}
+
+/// The config file's protections and the age guards hold for a baseline's cleanup too.
+#[test]
+fn since_baseline_honours_protections_and_ages() {
+    use super::baseline::plan_since;
+    use crate::model::Timestamp;
+    let mut snap = scene();
+    snap.taken_at = Some(2_000);
+    snap.containers[0].created = Timestamp::from_unix(1_990); // 10 s old
+    snap.containers[1].created = Timestamp::from_unix(100);
+    snap.containers[1].image = "postgres:16".into();
+    let analysis = analyze(&snap);
+    let empty = empty_baseline();
+    let filters = Filters {
+        min_age: Duration::from_secs(30),
+        protect: super::Protect {
+            images: vec!["postgres:16".into()],
+            ports: Some("5432".parse().unwrap()),
+            ..Default::default()
+        },
+        ..Filters::default()
+    };
+    let p = plan_since(&snap, &analysis, (&empty, &alone()), false, &filters);
+    assert!(names(&p).is_empty(), "{:?}", names(&p));
+    let reasons: Vec<&str> = p.kept.iter().map(|k| k.reason.as_str()).collect();
+    for want in [
+        "created 10s ago, younger than --min-age 30s: it may still be starting",
+        "protected by the config file: image postgres:16",
+        "protected by the config file: port 5432/tcp",
+    ] {
+        assert!(reasons.contains(&want), "{want}: {reasons:?}");
+    }
 }

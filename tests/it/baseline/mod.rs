@@ -3,11 +3,22 @@
 
 use crate::common::*;
 
+mod jobs;
+mod records;
+
+/// Baseline tests register CI jobs on the host, and a job running beside another is
+/// doubted by it (as on a shared runner): they take turns.
+pub(super) fn one_job_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn a_job_that_forgets_compose_down_is_cleaned_and_the_runners_service_survives() {
     if !require_engine() {
         return;
     }
+    let _turn = one_job_at_a_time();
     let mut cleanup = Cleanup::default();
     let tag = unique("job");
     let label = format!("portreap.test={tag}");
@@ -22,13 +33,17 @@ fn a_job_that_forgets_compose_down_is_cleaned_and_the_runners_service_survives()
     );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("baseline.json");
+    // The job's workspace is the temporary directory (other tests may run jobs beside
+    // this one: what it makes must be proven its own).
     let out = portreap()
         .args(["baseline", "save", file.to_str().unwrap()])
+        .env("CI_PROJECT_DIR", dir.path())
         .output()
         .unwrap();
     assert_success(&out);
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    assert_eq!(saved["schema_version"], 1);
+    assert_eq!(saved["schema_version"], 2);
+    let job = format!("portreap.job={}", saved["job"]["id"].as_str().unwrap());
 
     // The job: a compose project it never takes down (labelled, healthy), and a container
     // recreated under the service's name pattern would be new too.
@@ -44,7 +59,14 @@ fn a_job_that_forgets_compose_down_is_cleaned_and_the_runners_service_survives()
     run_container(
         &mut cleanup,
         &extra,
-        &["--label", &label, "-p", &format!("{xport}:80")],
+        &[
+            "--label",
+            &label,
+            "--label",
+            &job,
+            "-p",
+            &format!("{xport}:80"),
+        ],
         &["httpd", "-f", "-p", "80"],
     );
 
@@ -57,6 +79,8 @@ fn a_job_that_forgets_compose_down_is_cleaned_and_the_runners_service_survives()
                 "--yes",
                 "--grace",
                 "1s",
+                "--min-age",
+                "0s",
                 "--since-baseline",
             ])
             .args([file.to_str().unwrap(), "--label", &label])

@@ -1,0 +1,289 @@
+//! The host's registry of CI jobs, beside the lock: every `baseline save` registers its
+//! job there, so that jobs sharing a runner host can tell their leftovers apart (see
+//! [`crate::plan::baseline::Jobs`]). One file per job, `<id>.json`, written like every
+//! output (a temporary file renamed into place, mode 0600) into a directory only its
+//! owner may write: `/run/portreap/jobs` for root, `$XDG_RUNTIME_DIR/portreap/jobs` for a
+//! user. A job is known to be over when none of its own processes (those that are no
+//! other job's) runs any more: the next registration forgets it, so a job killed mid-way
+//! never holds the others back.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::host::lineage::{self, Known};
+use crate::plan::baseline::{Job, Jobs, OtherJob};
+
+/// The most a registration may hold.
+const MAX_ENTRY: u64 = 256 * 1024;
+
+/// The CI variables that name a job, in the order they are shown.
+const CI_IDS: [&str; 10] = [
+    "GITHUB_RUN_ID",
+    "GITHUB_RUN_ATTEMPT",
+    "GITHUB_JOB",
+    "RUNNER_NAME",
+    "CI_JOB_ID",
+    "CI_PIPELINE_ID",
+    "CI_RUNNER_ID",
+    "BUILD_TAG",
+    "BUILDKITE_JOB_ID",
+    "CIRCLE_WORKFLOW_JOB_ID",
+];
+
+/// The variables that name a job's workspace, most specific first.
+const WORKSPACES: [&str; 3] = ["GITHUB_WORKSPACE", "CI_PROJECT_DIR", "WORKSPACE"];
+
+/// The registry's directory for the user running portreap; `None` for a user without a
+/// runtime directory.
+fn dir() -> Option<PathBuf> {
+    if rustix::process::geteuid().is_root() {
+        return Some(PathBuf::from("/run/portreap/jobs"));
+    }
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(|d| PathBuf::from(d).join("portreap/jobs"))
+}
+
+/// The registry's directory, made if missing, and proven: reached without a link, a
+/// directory of the user running portreap that nobody else may write.
+fn open_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = dir().ok_or("no runtime directory (XDG_RUNTIME_DIR) for a registry of jobs")?;
+    if let Some(parent) = dir.parent() {
+        let _ = std::fs::DirBuilder::new().mode(0o755).create(parent);
+    }
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let euid = rustix::process::geteuid().as_raw();
+    let proven = [dir.parent(), Some(dir.as_path())]
+        .into_iter()
+        .flatten()
+        .try_for_each(|d| own_directory(d, euid));
+    proven.map(|()| dir)
+}
+
+/// Whether `dir` is a directory of `euid` nobody else may write, reached without a link.
+fn own_directory(dir: &Path, euid: u32) -> Result<(), String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat2(CWD, dir, flags, Mode::empty(), resolve)
+        .map_err(|e| format!("{}: {}", dir.display(), std::io::Error::from(e)))?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| std::io::Error::from(e).to_string())?;
+    if stat.st_uid != euid || stat.st_mode & 0o022 != 0 {
+        return Err(format!(
+            "{} is not a directory of uid {euid} that only it may write",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// A random id for a job: 16 bytes of the kernel's randomness, in hex.
+fn random_id() -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The job running portreap now: a new id, its workspace, its CI ids, and the chain of
+/// processes it runs in (from portreap's parent up).
+pub fn this_job(proc_root: &Path, now: Option<i64>) -> Result<Job, String> {
+    let cwd = std::env::current_dir().ok();
+    let workspace = WORKSPACES
+        .iter()
+        .find_map(|v| std::env::var_os(v).filter(|w| !w.is_empty()))
+        .map(PathBuf::from)
+        .or_else(|| cwd.clone())
+        .map(|w| match (w.is_absolute(), &cwd) {
+            (false, Some(cwd)) => cwd.join(w),
+            _ => w,
+        })
+        .map(|w| w.to_string_lossy().into_owned());
+    let ci = CI_IDS
+        .iter()
+        .filter_map(|v| Some(((*v).to_owned(), std::env::var(v).ok()?)))
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32);
+    Ok(Job {
+        id: random_id()?,
+        workspace,
+        ci,
+        chain: lineage::chain(proc_root, parent),
+        registered: now,
+        ended: None,
+        over_before: BTreeSet::new(),
+    })
+}
+
+/// Every registration, but `except`'s. One that does not prove itself (another owner, a
+/// link, garbage) is left out.
+fn registered(dir: &Path, except: &str) -> Vec<Job> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let id = name.strip_suffix(".json")?;
+            (id != except && !id.starts_with('.')).then(|| e.path())
+        })
+        .filter_map(|path| crate::safe_file::read_record(&path, MAX_ENTRY).ok())
+        .filter_map(|raw| serde_json::from_slice::<Job>(&raw).ok())
+        .collect()
+}
+
+/// Whether `chain` holds the process `p` (same PID, same start).
+fn holds(chain: &[Known], p: &Known) -> bool {
+    chain
+        .iter()
+        .any(|q| q.pid == p.pid && q.start_ticks == p.start_ticks)
+}
+
+/// The chains of `jobs`, but `skip`'s.
+fn chains_except<'a>(
+    jobs: &'a [Job],
+    skip: &'a str,
+) -> impl Iterator<Item = &'a [Known]> + Clone + 'a {
+    jobs.iter()
+        .filter(move |j| j.id != skip)
+        .map(|j| j.chain.as_slice())
+}
+
+/// The processes of `job` that are in no chain of `others` (PID 1 is in none).
+fn own_processes<'a>(
+    job: &'a Job,
+    others: impl Iterator<Item = &'a [Known]> + Clone,
+) -> Vec<&'a Known> {
+    job.chain
+        .iter()
+        .filter(|p| !others.clone().any(|chain| holds(chain, p)))
+        .collect()
+}
+
+/// Whether a registered job is over: its cleanup ended it, or none of its processes
+/// outside the chain of `ours` (the job registering now, whose own ancestors may be
+/// shared: a runner's service, PID 1) runs any more. Returns when it ended: its cleanup's
+/// time, or `now` for a death nobody saw.
+fn over(job: &Job, ours: &Job, proc_root: &Path, now: i64) -> Option<i64> {
+    if let Some(end) = job.ended {
+        return Some(end);
+    }
+    let own = own_processes(job, std::iter::once(ours.chain.as_slice()));
+    let dead = !own.is_empty() && !own.iter().any(|p| lineage::alive(proc_root, p));
+    dead.then_some(now)
+}
+
+/// The registry's directory, made and proven, with a way to write an entry.
+pub struct Registry(PathBuf);
+
+impl Registry {
+    /// The registry of the user running portreap.
+    pub fn open() -> Result<Self, String> {
+        open_dir().map(Registry)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn write(&self, job: &Job) -> Result<(), String> {
+        let mut text = serde_json::to_string_pretty(job).map_err(|e| e.to_string())?;
+        text.push('\n');
+        crate::safe_file::write(&self.0.join(format!("{}.json", job.id)), text.as_bytes())
+            .map_err(|e| format!("cannot register the job in {}: {e}", self.0.display()))
+    }
+
+    /// Notes in `job` the registered jobs that are over (nothing made from now on can be
+    /// theirs), and forgets those no job still running needs (one that started before
+    /// such a job ended may yet meet its leftovers).
+    pub fn prepare(&self, job: &mut Job, proc_root: &Path) {
+        let now = job.registered.unwrap_or(i64::MAX);
+        let others = registered(&self.0, &job.id);
+        let mut ended = Vec::new();
+        let mut running = Vec::new();
+        for other in &others {
+            match over(other, job, proc_root, now) {
+                Some(end) => ended.push((other, end)),
+                None => running.push(other),
+            }
+        }
+        for (other, end) in ended {
+            job.over_before.insert(other.id.clone());
+            let needed = running
+                .iter()
+                .any(|r| r.registered.is_none_or(|start| start <= end));
+            if !needed {
+                let _ = std::fs::remove_file(self.0.join(format!("{}.json", other.id)));
+            }
+        }
+    }
+
+    /// Registers `job` (after [`Registry::prepare`]).
+    pub fn register(&self, job: &Job) -> Result<(), String> {
+        self.write(job)
+    }
+
+    /// Marks `job` ended at `now`: its cleanup is done. The entry stays while a job that
+    /// started before it ended still runs.
+    pub fn end(&self, job: &Job, now: Option<i64>) {
+        let mut ended = job.clone();
+        ended.ended = now.or(Some(i64::MAX));
+        ended.over_before.clear();
+        let _ = self.write(&ended);
+    }
+}
+
+/// What the cleanup of `ours` knows of the jobs: its own processes (those of its chain
+/// then and now that are no other job's) and the other jobs registered, with theirs.
+/// `engines`: the positions of the engines the baseline knows.
+pub fn jobs(ours: &Job, proc_root: &Path, engines: BTreeSet<usize>) -> Jobs {
+    let others: Vec<Job> = open_dir()
+        .map(|dir| registered(&dir, &ours.id))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| !ours.over_before.contains(&o.id))
+        .collect();
+    let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+    let now = lineage::chain(proc_root, pid);
+    let mine = [ours.chain.as_slice(), now.as_slice()];
+    let own: BTreeSet<(u32, u64)> = ours
+        .chain
+        .iter()
+        .chain(&now)
+        .filter(|p| !chains_except(&others, "").any(|chain| holds(chain, p)))
+        .map(|p| (p.pid, p.start_ticks))
+        .collect();
+    // A registration with no process of its own runs in this job's own process tree (the
+    // same shell saved twice): it cannot be told from this job, nor doubted.
+    let others = others
+        .iter()
+        .filter_map(|o| {
+            let theirs = own_processes(o, chains_except(&others, &o.id).chain(mine));
+            (!theirs.is_empty()).then(|| OtherJob {
+                start: theirs.iter().filter_map(|p| p.started).min(),
+                own: theirs.iter().map(|p| (p.pid, p.start_ticks)).collect(),
+                job: o.clone(),
+            })
+        })
+        .collect();
+    Jobs {
+        workspace: ours.workspace.clone(),
+        id: ours.id.clone(),
+        own,
+        others,
+        engines,
+    }
+}
+
+/// Ends `job`'s registration: its cleanup is done.
+pub fn unregister(job: &Job, now: Option<i64>) {
+    if let Ok(registry) = Registry::open() {
+        registry.end(job, now);
+    }
+}
