@@ -85,6 +85,9 @@ fn gather_with(
     }
     // Every engine is asked at once with the host walk, so the engines to ask must be
     // known first: a quick look at the process table's names, only when all are asked.
+    // The clock before anything is read: every age measured against it is at most what
+    // was seen (a slow engine's answers must not make young containers look old).
+    let taken_at = now();
     let found = if global.all_engines {
         crate::host::engines::discover_all(&global.proc_root)
     } else {
@@ -112,7 +115,7 @@ fn gather_with(
     let judged = bearing_on(&containers, owners.ports());
     let fs = crate::host::compose::compose_facts(&judged, &roots);
     Ok(Snapshot {
-        taken_at: now(),
+        taken_at,
         host,
         fs,
         engine: first,

@@ -70,7 +70,8 @@ pub enum PathState {
 /// All the facts one scan works from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    /// When the facts were gathered, in seconds since the Unix epoch.
+    /// When the facts began to be gathered, in seconds since the Unix epoch: every age
+    /// measured against it is at most what was seen.
     #[serde(default)]
     pub taken_at: Option<i64>,
     /// Host sockets and their processes.

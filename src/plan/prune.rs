@@ -125,8 +125,8 @@ pub(super) fn held_back(
     if let Some(limit) = filters.older_than.filter(|&l| below(l)) {
         return Some(match age {
             Some(age) => format!(
-                "created {} ago, not older than --older-than {}s",
-                crate::time::human(age),
+                "{}, not older than --older-than {}s",
+                created_ago(age),
                 limit.as_secs()
             ),
             None => unknown_age("--older-than", limit),
@@ -138,12 +138,24 @@ pub(super) fn held_back(
     }
     Some(match age {
         Some(age) => format!(
-            "created {} ago, younger than --min-age {}s: it may still be starting",
-            crate::time::human(age),
+            "{}, younger than --min-age {}s: it may still be starting",
+            created_ago(age),
             limit.as_secs()
         ),
         None => unknown_age("--min-age", limit),
     })
+}
+
+/// `created 5 min ago`; a creation time ahead of this host's clock (the engine's clock
+/// runs ahead) is said so, never "0s ago".
+fn created_ago(age: i64) -> String {
+    match age {
+        0.. => format!("created {} ago", crate::time::human(age)),
+        _ => format!(
+            "created {} ahead of this host's clock",
+            crate::time::human(-age)
+        ),
+    }
 }
 
 fn unknown_age(guard: &str, limit: Duration) -> String {

@@ -231,6 +231,12 @@ fn the_grace_age_keeps_young_containers() {
     let p = super::prune(&snap, &analyze(&snap), &policy);
     assert!(p.kept.iter().any(|k| k.reason
         == "its creation time is not known, so it is not shown older than --older-than 60s"));
+    // A creation time ahead of this host's clock is said so.
+    snap.containers[1].created = crate::model::Timestamp::parse("2026-11-25T13:53:37Z");
+    let p = super::prune(&snap, &analyze(&snap), &young);
+    assert!(p.kept.iter().any(|k| k.reason
+        == "created 2 min ahead of this host's clock, younger than --min-age 30s: it may still be starting"));
+    snap.containers[1].created = None;
     // Without the guards, the age decides nothing: the young one and the unknown one go.
     let off = Filters {
         min_age: Duration::ZERO,

@@ -144,3 +144,79 @@ fn unknown_container_states_survive_over_tcp_and_tls_too() {
         );
     }
 }
+
+/// A slow engine must not age its containers: ages are measured against the clock read
+/// before the engine was asked, so a dead container one second old, whose inspect takes
+/// three, is still younger than `--min-age 2s` (measured at the end of the facts, it
+/// passed for four seconds old).
+#[test]
+fn a_slow_engine_does_not_make_young_containers_look_old() {
+    const DEAD: &str = "4444444444444444444444444444444444444444444444444444444444444444";
+    let born = std::sync::Mutex::new(None::<i64>);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let (_dir, host) = fake_engine(move |path| {
+        let body = match path.split('?').next().unwrap_or("") {
+            "/version" => json!({"Version": "20.10.24", "ApiVersion": "1.41"}),
+            "/containers/json" => {
+                let created = now() - 1;
+                *born.lock().unwrap() = Some(created);
+                json!([{"Id": DEAD, "Names": ["/young"], "Image": "app:1", "State": "dead",
+                        "Created": created, "Ports": []}])
+            }
+            p if p == format!("/containers/{DEAD}/json") => {
+                std::thread::sleep(std::time::Duration::from_secs(3));
+                let created = born.lock().unwrap().unwrap_or_else(now);
+                let created = portreap_time(created);
+                json!({
+                    "Id": DEAD, "Name": "/young", "Created": created,
+                    "State": {"Status": "dead", "Running": false, "Pid": 0, "ExitCode": 0,
+                              "StartedAt": created, "FinishedAt": created},
+                    "Config": {"Image": "app:1", "Labels": {}},
+                    "HostConfig": {"NetworkMode": "bridge", "RestartPolicy": {"Name": "no"},
+                                   "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "3998"}]}},
+                    "NetworkSettings": {"Ports": {}, "Networks": {}}
+                })
+            }
+            _ => return (404, json!({"message": "no such thing"}).to_string()),
+        };
+        (200, body.to_string())
+    });
+    let out = portreap()
+        .args([
+            "prune",
+            "--dry-run",
+            "--json",
+            "--min-age",
+            "2s",
+            "--host",
+            &host,
+        ])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["actions"], json!([]), "{doc:#}");
+    let reason = doc["kept"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.ends_with("younger than --min-age 2s: it may still be starting"),
+        "{doc:#}"
+    );
+}
+
+/// Seconds since the epoch as the engine writes a time (RFC 3339, UTC).
+fn portreap_time(unix: i64) -> String {
+    let out = std::process::Command::new("date")
+        .args([
+            "-u",
+            "-d",
+            &format!("@{unix}"),
+            "+%Y-%m-%dT%H:%M:%S.000000000Z",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
