@@ -317,6 +317,8 @@ pub struct MetricsArgs {
 pub enum BaselineCommand {
     /// Save the host's port holders (container ids, process identities) to FILE; at the
     /// end of the job, `prune --since-baseline FILE` removes what the job left.
+    /// Prints the job's id, for the job to label the containers it starts
+    /// (`--label portreap.job=ID`).
     Save {
         /// Where to write it (JSON).
         file: std::path::PathBuf,

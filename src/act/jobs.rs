@@ -3,7 +3,7 @@
 //! [`crate::plan::baseline::Jobs`]). One file per job, `<id>.json`, written like every
 //! output (a temporary file renamed into place, mode 0600) into a directory only its
 //! owner may write: `/run/portreap/jobs` for root, `$XDG_RUNTIME_DIR/portreap/jobs` for a
-//! user. A job is known to be over when none of its own processes (those that are no
+//! user (else `$TMPDIR/portreap-UID/jobs`). A job is known to be over when none of its own processes (those that are no
 //! other job's) runs any more: the next registration forgets it, so a job killed mid-way
 //! never holds the others back.
 
@@ -33,24 +33,32 @@ const CI_IDS: [&str; 10] = [
 /// The variables that name a job's workspace, most specific first.
 const WORKSPACES: [&str; 3] = ["GITHUB_WORKSPACE", "CI_PROJECT_DIR", "WORKSPACE"];
 
-/// The registry's directory for the user running portreap; `None` for a user without a
-/// runtime directory.
-fn dir() -> Option<PathBuf> {
-    if rustix::process::geteuid().is_root() {
-        return Some(PathBuf::from("/run/portreap/jobs"));
+/// The registry's directory for the user running portreap: root's under `/run`, a user's
+/// in their runtime directory, else in the temporary directory (made theirs, mode 0700:
+/// a directory someone else made there is refused).
+fn dir() -> PathBuf {
+    let euid = rustix::process::geteuid();
+    if euid.is_root() {
+        return PathBuf::from("/run/portreap/jobs");
     }
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|d| !d.is_empty())
-        .map(|d| PathBuf::from(d).join("portreap/jobs"))
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d).join("portreap/jobs"),
+        None => std::env::temp_dir().join(format!("portreap-{}/jobs", euid.as_raw())),
+    }
 }
 
 /// The registry's directory, made if missing, and proven: reached without a link, a
 /// directory of the user running portreap that nobody else may write.
 fn open_dir() -> Result<PathBuf, String> {
     use std::os::unix::fs::DirBuilderExt;
-    let dir = dir().ok_or("no runtime directory (XDG_RUNTIME_DIR) for a registry of jobs")?;
+    let dir = dir();
+    let parent_mode = if rustix::process::geteuid().is_root() {
+        0o755
+    } else {
+        0o700
+    };
     if let Some(parent) = dir.parent() {
-        let _ = std::fs::DirBuilder::new().mode(0o755).create(parent);
+        let _ = std::fs::DirBuilder::new().mode(parent_mode).create(parent);
     }
     let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
     let euid = rustix::process::geteuid().as_raw();

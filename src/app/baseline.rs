@@ -58,5 +58,10 @@ pub(super) fn save(global: &Global, file: &Path) -> anyhow::Result<Exit> {
             "baseline: the job is not registered ({why}): other jobs on this host cannot tell its containers from theirs"
         )),
     }
+    // The job's id alone on stdout, for the job to label what it starts.
+    match super::output::write_stdout(&format!("{id}\n")) {
+        Err(e) if super::is_broken_pipe(&e) => {}
+        other => other?,
+    }
     Ok(Exit::Ok)
 }

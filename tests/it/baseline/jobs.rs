@@ -73,7 +73,9 @@ impl JobShell {
     /// Runs `line` in the job; its exit code, stdout and stderr.
     pub fn run(&mut self, line: &str) -> (i32, String, String) {
         let (out, err) = (self.dir.path().join("out"), self.dir.path().join("err"));
-        writeln!(self.stdin, "{line} >{} 2>{}", out.display(), err.display()).unwrap();
+        // Braced: the line's own redirections stay its own.
+        let (o, e) = (out.display(), err.display());
+        writeln!(self.stdin, "{{ {line}; }} >{o} 2>{e}").unwrap();
         let mut said = String::new();
         loop {
             said.clear();
@@ -90,13 +92,18 @@ impl JobShell {
 
     /// Saves the job's baseline in its directory; returns the job's id.
     pub fn save(&mut self) -> String {
-        let (code, _, err) = self.run("portreap baseline save ../baseline.json");
+        let (code, out, err) = self.run("portreap baseline save ../baseline.json");
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("registered in"), "{err}");
         let saved: Value =
             serde_json::from_slice(&std::fs::read(self.dir.path().join("baseline.json")).unwrap())
                 .unwrap();
-        saved["job"]["id"].as_str().unwrap().to_owned()
+        assert_eq!(
+            out,
+            format!("{}\n", saved["job"]["id"].as_str().unwrap()),
+            "the id on stdout"
+        );
+        out.trim().to_owned()
     }
 
     /// The job's cleanup, confined to `ports` (other tests run beside this one).
@@ -312,4 +319,89 @@ fn a_process_older_than_the_baseline_is_never_signalled() {
     assert_eq!(doc["actions"], serde_json::json!([]), "{doc:#}");
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     assert!(!port_free(port));
+}
+
+/// The README's shared-runner recipes, three jobs at once: each of GitHub's, GitLab's and
+/// Jenkins' lines run as written (the binary under test in portreap's place, the test
+/// image for `my-image`, ports of the test's own, and the cleanup confined to them, with
+/// the age guard off: the containers are seconds old), each job with its CI's workspace
+/// variable and a compose project started there.
+#[test]
+fn the_shared_runner_recipes_clean_each_job_alone() {
+    if !require_engine() {
+        return;
+    }
+    let _turn = super::one_job_at_a_time();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("**CI runners that share a host**")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the recipes in the README");
+    let recipes: Vec<Vec<&str>> = block
+        .split("\n\n")
+        .map(|r| r.lines().filter(|l| !l.starts_with('#')).collect())
+        .collect();
+    assert_eq!(recipes.len(), 3, "GitHub, GitLab, Jenkins: {block}");
+    let mut cleanup = Cleanup::default();
+    let bin = assert_cmd::cargo::cargo_bin("portreap");
+    let ports = free_ports(6);
+    let all: Vec<String> = (ports..ports + 6).map(|p| p.to_string()).collect();
+    let mut jobs: Vec<(JobShell, Vec<String>, u16, String)> = Vec::new();
+    for (i, (lines, var)) in recipes
+        .iter()
+        .zip(["GITHUB_WORKSPACE", "CI_PROJECT_DIR", "WORKSPACE"])
+        .enumerate()
+    {
+        let (run_port, compose_port) = (ports + 2 * i as u16, ports + 2 * i as u16 + 1);
+        let mut job = JobShell::start(&format!("90{i}"));
+        let ws = job.ws();
+        let tmp = job.dir.path().display().to_string();
+        // Jenkins makes the workspace's `@tmp` directory beside it.
+        std::fs::create_dir(format!("{}@tmp", ws.display())).unwrap();
+        job.run(&format!(
+            "unset CI_PROJECT_DIR CI_JOB_ID; export {var}={} RUNNER_TEMP={tmp} GITHUB_ENV={tmp}/env CI_BUILDS_DIR={tmp} CI_JOB_ID=90{i}",
+            ws.display()
+        ));
+        let lines: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let l = l.split("   # ").next().unwrap();
+                l.replace("portreap ", &format!("{} ", bin.display()))
+                    .replace("my-image", &format!("{} httpd -f -p 80", image()))
+                    .replace("8080:80", &format!("{run_port}:80"))
+            })
+            .collect();
+        let (code, _, err) = job.run(&lines[0]);
+        assert_eq!(code, 0, "{}: {err}", lines[0]);
+        let project = compose_in(&mut cleanup, &ws, "recipe", compose_port);
+        jobs.push((job, lines, run_port, project));
+    }
+    for (job, lines, run_port, _) in &mut jobs {
+        // GitHub's steps read what an earlier one wrote to GITHUB_ENV.
+        let line = format!(
+            "[ -f \"$GITHUB_ENV\" ] && set -a && . \"$GITHUB_ENV\"; set +a; {}",
+            lines[1]
+        );
+        let (code, out, err) = job.run(&line);
+        assert_eq!(code, 0, "{line}: {err}");
+        cleanup.container(out.trim());
+        assert!(!port_free(*run_port));
+    }
+    for (job, lines, run_port, project) in &mut jobs {
+        let line = format!("{} --json --min-age 0s --port {}", lines[2], all.join(","));
+        let (code, out, err) = job.run(&line);
+        assert_eq!(code, 0, "{line}: {err}");
+        let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        let names = acted(&doc);
+        assert_eq!(
+            names.len(),
+            2,
+            "its project and its labelled container: {doc:#}"
+        );
+        assert!(names.contains(project), "{doc:#}");
+        assert!(port_free(*run_port), "{doc:#}");
+    }
 }
