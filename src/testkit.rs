@@ -63,6 +63,7 @@ pub(crate) fn proxy_process(pid: u32, port: u16) -> Process {
         }),
         pid_ns: None,
         mnt_ns: None,
+        session: None,
     }
 }
 
@@ -187,6 +188,7 @@ impl Host {
                 }),
                 pid_ns: Some(HOST_PID_NS),
                 mnt_ns: Some(HOST_MNT_NS),
+                session: None,
             },
         );
         let kind = match name {

@@ -69,6 +69,7 @@ mod tests {
             exe: None,
             pid_ns: None,
             mnt_ns: None,
+            session: None,
         }
     }
 

@@ -203,5 +203,6 @@ pub fn read_process(proc_root: &Path, pid: u32) -> Option<Process> {
         exe: dir.exe(),
         pid_ns: dir.ns("pid"),
         mnt_ns: dir.ns("mnt"),
+        session: Some(stat.session),
     })
 }

@@ -192,6 +192,10 @@ pub struct Process {
     /// its engine's, which no process name or argument can forge.
     #[serde(default)]
     pub mnt_ns: Option<u64>,
+    /// Its session (the PID of the session's leader; its own for a daemon that called
+    /// `setsid`).
+    #[serde(default)]
+    pub session: Option<u32>,
 }
 
 /// A process's executable as the kernel links it. Unlike the name and the command line,

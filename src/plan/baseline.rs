@@ -381,6 +381,18 @@ pub fn plan_since(
                 if known {
                     continue;
                 }
+                if let Some(why) = plain
+                    .then(|| super::plain_refusal(snapshot, p, &port))
+                    .flatten()
+                {
+                    out.refused.push(Held {
+                        kinds: Vec::new(),
+                        ports: vec![port],
+                        container: None,
+                        reason: why,
+                    });
+                    continue;
+                }
                 if let Some(held) = sorted.process(p, plain && !kill_processes, port) {
                     out.refused.push(held);
                 }

@@ -122,7 +122,11 @@ impl Free<'_> {
     /// Plans signalling each of `processes` for the entry's port, or refuses it.
     fn signal(&mut self, entry: &PortEntry, processes: &[&Process], forwarder: bool) {
         for process in processes {
-            match may_signal(process, forwarder, self.options) {
+            let plain = (!forwarder)
+                .then(|| super::plain_refusal(self.snapshot, process, &entry.port_ref()))
+                .flatten()
+                .map(Refusal::NeverAct);
+            match plain.map_or_else(|| may_signal(process, forwarder, self.options), Err) {
                 Err(why) => refuse_port(
                     &mut self.out,
                     &entry.findings,
@@ -151,7 +155,8 @@ impl Free<'_> {
                 port: u.port,
             };
             for process in u.pids.iter().filter_map(|p| snapshot.host.processes.get(p)) {
-                match may_signal(process, false, self.options) {
+                let daemon = super::system_daemon(process).map(Refusal::NeverAct);
+                match daemon.map_or_else(|| may_signal(process, false, self.options), Err) {
                     Ok(()) => self.by_pid.add(process.pid, &[], &[port]),
                     Err(why) => refuse_port(&mut self.out, &[], port, why.to_string()),
                 }

@@ -13,7 +13,7 @@ pub use prune::prune;
 mod tests;
 
 use crate::analyze::findings::{Action, Kind, PortRef};
-use crate::model::{Container, ContainerState, Snapshot};
+use crate::model::{Container, ContainerState, Process, Snapshot};
 use crate::portspec::PortSpec;
 
 /// The label that protects a container from portreap.
@@ -423,6 +423,68 @@ fn kept_by_label(c: &Container) -> Option<String> {
         .get(KEEP_LABEL)
         .filter(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
         .map(|value| format!("label {KEEP_LABEL}={value}"))
+}
+
+/// The first uid of a person's account (Debian's `UID_MIN`); those below are the
+/// system's.
+const UID_MIN: u32 = 1000;
+
+/// Daemons of the system that may hold a port a user asks for (the system bus, the init
+/// system and its helpers, the authorization and login services). A name proves nothing
+/// (any process may take one), but here it only ever spares a process.
+const SYSTEM_DAEMONS: [&str; 7] = [
+    "dbus-daemon",
+    "dbus-broker",
+    "dbus-broker-lau",
+    "systemd",
+    "polkitd",
+    "sshd",
+    "(sd-pam)",
+];
+
+/// Why a plain process holding `port` is not signalled even with `--kill-processes`: it
+/// is a daemon of the system, or the socket was made by another user and handed to it
+/// (an unprivileged user can hand its socket to the system bus, and a prune run as root
+/// must not kill the bus for it). `None` when neither can be said.
+pub(crate) fn plain_refusal(snapshot: &Snapshot, p: &Process, port: &PortRef) -> Option<String> {
+    system_daemon(p).or_else(|| handed_over(snapshot, p, port))
+}
+
+pub(crate) fn system_daemon(p: &Process) -> Option<String> {
+    let (name, pid) = (&p.name, p.pid);
+    if SYSTEM_DAEMONS.contains(&name.as_str()) || name.starts_with("systemd-") {
+        return Some(format!(
+            "{name} (pid {pid}) is a daemon of the system: stop its service instead"
+        ));
+    }
+    let uid = p.uid?;
+    (uid < UID_MIN && p.session == Some(pid)).then(|| {
+        format!(
+            "{name} (pid {pid}) runs as system user {uid} and leads its own session: a daemon of the system, stop its service instead"
+        )
+    })
+}
+
+fn handed_over(snapshot: &Snapshot, p: &Process, port: &PortRef) -> Option<String> {
+    let holder = p.uid?;
+    let host = &snapshot.host;
+    let socket = host.sockets.iter().find(|s| {
+        s.proto == port.proto && s.port == port.port && s.ip == port.ip && s.pids.contains(&p.pid)
+    })?;
+    let creator = socket.uid;
+    // Held by a process of its creator too (a server that dropped privileges for its
+    // workers): the creator's own program holds it.
+    let creator_holds = socket.pids.iter().any(|pid| {
+        host.processes
+            .get(pid)
+            .is_some_and(|q| q.uid == Some(creator))
+    });
+    (creator != holder && !creator_holds).then(|| {
+        format!(
+            "the socket on {port} was made by uid {creator} and handed to {} (pid {}, uid {holder}), which did not make it: stop the program of uid {creator} that made it",
+            p.name, p.pid
+        )
+    })
 }
 
 /// What `free` may touch.

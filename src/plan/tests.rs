@@ -503,3 +503,75 @@ fn since_baseline_honours_protections_and_ages() {
         assert!(reasons.contains(&want), "{want}: {reasons:?}");
     }
 }
+
+/// `free --kill-processes`, even as root, spares the system's daemons and a process that
+/// holds a socket another user made and handed to it (the system bus, handed a user's
+/// listening socket over D-Bus): neither is the port's own program.
+#[test]
+fn free_spares_system_daemons_and_sockets_handed_over() {
+    let mut snap = scene();
+    let mut add = |pid: u32, name: &str, uid: u32, creator: u32, session: u32, port: u16| {
+        let mut p = proxy_process(pid, port);
+        p.name = name.into();
+        p.cmdline = vec![format!("/usr/bin/{name}")];
+        p.uid = Some(uid);
+        p.session = Some(session);
+        snap.host.processes.insert(pid, p);
+        snap.host.sockets.push(Socket {
+            proto: Proto::Tcp,
+            ip: ip("0.0.0.0"),
+            port,
+            inode: u32::from(port),
+            uid: creator,
+            pids: vec![pid],
+            v6only: None,
+        });
+    };
+    // The bus (by name), a daemon of a system user (leads its session), a root daemon, a
+    // process of user 1001 holding a socket uid 65534 made, and a plain one of its own.
+    add(80, "dbus-daemon", 101, 101, 80, 9101);
+    add(81, "exporter", 107, 107, 81, 9102);
+    add(82, "rsyncd", 0, 0, 82, 9103);
+    add(83, "keeper", 1001, 65534, 9, 9104);
+    add(84, "node", 1001, 1001, 9, 9105);
+    let free = |snap: &crate::model::Snapshot, ports: &str| {
+        super::free(
+            snap,
+            &analyze(snap),
+            &ports.parse().unwrap(),
+            super::FreeOptions {
+                kill_processes: true,
+                stop_only: false,
+                euid: 0,
+            },
+        )
+    };
+    let p = free(&snap, "9101-9105");
+    assert_eq!(names(&p), ["kill node pid 84"]);
+    let reasons: Vec<&str> = p.refused.iter().map(|h| h.reason.as_str()).collect();
+    for want in [
+        "dbus-daemon (pid 80) is a daemon of the system: stop its service instead",
+        "exporter (pid 81) runs as system user 107 and leads its own session: a daemon of the system, stop its service instead",
+        "rsyncd (pid 82) runs as system user 0 and leads its own session: a daemon of the system, stop its service instead",
+        "the socket on 0.0.0.0:9104/tcp was made by uid 65534 and handed to keeper (pid 83, uid 1001), which did not make it: stop the program of uid 65534 that made it",
+    ] {
+        assert!(reasons.contains(&want), "{want}: {reasons:?}");
+    }
+    // A socket its maker's program holds too (a server whose workers dropped privileges).
+    let mut maker = proxy_process(85, 9104);
+    maker.name = "nginx".into();
+    maker.uid = Some(0);
+    maker.session = Some(9);
+    snap.host.processes.insert(85, maker);
+    let socket = snap
+        .host
+        .sockets
+        .iter_mut()
+        .find(|s| s.port == 9104)
+        .unwrap();
+    socket.uid = 0;
+    socket.pids.push(85);
+    let p = free(&snap, "9104");
+    assert!(p.refused.is_empty(), "{:?}", p.refused);
+    assert!(names(&p).contains(&"kill nginx pid 85".to_owned()));
+}

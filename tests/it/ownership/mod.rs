@@ -511,3 +511,4 @@ fn wait_listening(port: u16) -> Value {
 }
 
 mod forged;
+mod handed;
