@@ -126,32 +126,22 @@ pub fn read_record(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     let name = path
         .file_name()
         .ok_or_else(|| "it names no file".to_owned())?;
-    let link = |e: rustix::io::Errno| match e {
-        rustix::io::Errno::LOOP => "a symbolic link is in its path: name the real path".into(),
-        e => io::Error::from(e).to_string(),
-    };
-    let dir_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let dirfd = rustix::fs::openat2(CWD, dir, dir_flags, Mode::empty(), resolve).map_err(link)?;
     let owners = trusted_owners();
-    let dir_stat = rustix::fs::fstat(&dirfd).map_err(|e| io::Error::from(e).to_string())?;
-    let sticky = dir_stat.st_mode & libc::S_ISVTX != 0;
-    if !owners.contains(&dir_stat.st_uid) {
-        return Err(format!(
-            "its directory {} belongs to uid {}, who could replace it",
-            dir.display(),
-            dir_stat.st_uid
-        ));
+    // Every directory above it too: one a user may write could swap a whole branch.
+    let absolute = std::path::absolute(dir).map_err(|e| e.to_string())?;
+    for d in absolute.ancestors() {
+        trusted_directory(d, &owners)?;
     }
-    if dir_stat.st_mode & 0o022 != 0 && !sticky {
-        return Err(format!(
-            "its directory {} lets other users replace it (writable by others, not sticky)",
-            dir.display()
-        ));
+    let dir_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let dirfd =
+        rustix::fs::openat2(CWD, &absolute, dir_flags, Mode::empty(), resolve).map_err(errno)?;
+    // Looked at before it is opened for reading: opening a device can have effects.
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let found = rustix::fs::openat2(&dirfd, name, flags, Mode::empty(), resolve).map_err(errno)?;
+    let stat = rustix::fs::fstat(&found).map_err(errno)?;
+    if stat.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        return Err(errno(rustix::io::Errno::LOOP));
     }
-    let flags =
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat2(&dirfd, name, flags, Mode::empty(), resolve).map_err(link)?;
-    let stat = rustix::fs::fstat(&fd).map_err(|e| io::Error::from(e).to_string())?;
     if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err("it is not a regular file".into());
     }
@@ -168,6 +158,18 @@ pub fn read_record(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     if size > max {
         return Err(format!("it is larger than {} KiB", max / 1024));
     }
+    // The very file looked at, opened for reading through its descriptor.
+    let fd = rustix::fs::openat(
+        &dirfd,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
+    let now = rustix::fs::fstat(&fd).map_err(errno)?;
+    if (now.st_dev, now.st_ino) != (stat.st_dev, stat.st_ino) {
+        return Err("it was replaced while it was read".into());
+    }
     let mut raw = Vec::new();
     fs::File::from(fd)
         .take(max + 1)
@@ -177,6 +179,38 @@ pub fn read_record(path: &Path, max: u64) -> Result<Vec<u8>, String> {
         return Err(format!("it grew past {} KiB while read", max / 1024));
     }
     Ok(raw)
+}
+
+fn errno(e: rustix::io::Errno) -> String {
+    match e {
+        rustix::io::Errno::LOOP => "a symbolic link is in its path: name the real path".into(),
+        e => io::Error::from(e).to_string(),
+    }
+}
+
+/// Whether nobody but `owners` could replace what is in directory `dir`: theirs, and not
+/// writable by others unless sticky.
+fn trusted_directory(dir: &Path, owners: &[u32]) -> Result<(), String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat2(CWD, dir, flags, Mode::empty(), resolve).map_err(errno)?;
+    let stat = rustix::fs::fstat(&fd).map_err(errno)?;
+    let sticky = stat.st_mode & libc::S_ISVTX != 0;
+    if !owners.contains(&stat.st_uid) {
+        return Err(format!(
+            "its directory {} belongs to uid {}, who could replace it",
+            dir.display(),
+            stat.st_uid
+        ));
+    }
+    if stat.st_mode & 0o022 != 0 && !sticky {
+        return Err(format!(
+            "its directory {} lets other users replace it (writable by others, not sticky)",
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

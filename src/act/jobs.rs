@@ -7,11 +7,14 @@
 //! other job's) runs any more: the next registration forgets it, so a job killed mid-way
 //! never holds the others back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::host::lineage::{self, Known};
 use crate::plan::baseline::{Job, Jobs, OtherJob};
+
+/// How long a registration that never ended is believed to run.
+const MAX_JOB_SECONDS: i64 = 24 * 3600;
 
 /// The most a registration may hold.
 const MAX_ENTRY: u64 = 256 * 1024;
@@ -130,19 +133,30 @@ pub fn this_job(proc_root: &Path, now: Option<i64>) -> Result<Job, String> {
 /// Every registration, but `except`'s. One that does not prove itself (another owner, a
 /// link, garbage) is left out.
 fn registered(dir: &Path, except: &str) -> Vec<Job> {
+    read_registry(dir, except).0
+}
+
+/// Every registration but `except`'s, and how many entries did not prove themselves
+/// (another owner, a link, garbage, too large), or could not be listed at all.
+fn read_registry(dir: &Path, except: &str) -> (Vec<Job>, usize) {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
+        return (Vec::new(), 1);
     };
-    entries
+    let paths: Vec<PathBuf> = entries
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let id = name.strip_suffix(".json")?;
             (id != except && !id.starts_with('.')).then(|| e.path())
         })
-        .filter_map(|path| crate::safe_file::read_record(&path, MAX_ENTRY).ok())
+        .collect();
+    let jobs: Vec<Job> = paths
+        .iter()
+        .filter_map(|path| crate::safe_file::read_record(path, MAX_ENTRY).ok())
         .filter_map(|raw| serde_json::from_slice::<Job>(&raw).ok())
-        .collect()
+        .collect();
+    let unread = paths.len() - jobs.len();
+    (jobs, unread)
 }
 
 /// Whether `chain` holds the process `p` (same PID, same start).
@@ -150,16 +164,6 @@ fn holds(chain: &[Known], p: &Known) -> bool {
     chain
         .iter()
         .any(|q| q.pid == p.pid && q.start_ticks == p.start_ticks)
-}
-
-/// The chains of `jobs`, but `skip`'s.
-fn chains_except<'a>(
-    jobs: &'a [Job],
-    skip: &'a str,
-) -> impl Iterator<Item = &'a [Known]> + Clone + 'a {
-    jobs.iter()
-        .filter(move |j| j.id != skip)
-        .map(|j| j.chain.as_slice())
 }
 
 /// The processes of `job` that are in no chain of `others` (PID 1 is in none).
@@ -180,6 +184,14 @@ fn own_processes<'a>(
 fn over(job: &Job, ours: &Job, proc_root: &Path, now: i64) -> Option<i64> {
     if let Some(end) = job.ended {
         return Some(end);
+    }
+    // A registration a day old that never ended is over: no CI job here runs that long,
+    // and one whose chain outlives it (a shared ancestor) must not doubt others for ever.
+    if job
+        .registered
+        .is_some_and(|r| now.saturating_sub(r) > MAX_JOB_SECONDS)
+    {
+        return Some(now);
     }
     let own = own_processes(job, std::iter::once(ours.chain.as_slice()));
     let dead = !own.is_empty() && !own.iter().any(|p| lineage::alive(proc_root, p));
@@ -251,28 +263,61 @@ impl Registry {
 /// then and now that are no other job's) and the other jobs registered, with theirs.
 /// `engines`: the positions of the engines the baseline knows.
 pub fn jobs(ours: &Job, proc_root: &Path, engines: BTreeSet<usize>) -> Jobs {
-    let others: Vec<Job> = open_dir()
-        .map(|dir| registered(&dir, &ours.id))
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|o| !ours.over_before.contains(&o.id))
-        .collect();
+    let (claims, unknown) = match open_dir() {
+        Ok(dir) => match read_registry(&dir, &ours.id) {
+            (jobs, 0) => (jobs, None),
+            (jobs, n) => (
+                jobs,
+                Some(format!(
+                    "{n} entries of the registry of jobs in {} could not be read",
+                    dir.display()
+                )),
+            ),
+        },
+        Err(why) => (
+            Vec::new(),
+            Some(format!("the registry of jobs is not available ({why})")),
+        ),
+    };
     let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
     let now = lineage::chain(proc_root, pid);
-    let mine = [ours.chain.as_slice(), now.as_slice()];
-    let own: BTreeSet<(u32, u64)> = ours
+    // How many registrations (this job counting once) hold each process in their chain:
+    // a process is a job's own when only that job's chain holds it.
+    let mut holders: HashMap<(u32, u64), usize> = HashMap::new();
+    let mine: BTreeSet<(u32, u64)> = ours
         .chain
         .iter()
         .chain(&now)
-        .filter(|p| !chains_except(&others, "").any(|chain| holds(chain, p)))
+        .map(|p| (p.pid, p.start_ticks))
+        .collect();
+    let chains = claims.iter().map(|j| {
+        j.chain
+            .iter()
+            .map(|p| (p.pid, p.start_ticks))
+            .collect::<BTreeSet<_>>()
+    });
+    for id in chains.chain(std::iter::once(mine)).flatten() {
+        *holders.entry(id).or_default() += 1;
+    }
+    let alone = |p: &&Known| holders.get(&(p.pid, p.start_ticks)) == Some(&1);
+    // This job's own processes are the nearest of its chain only (the shell that saved
+    // the baseline and its parent; the cleanup's shell and its parent): a process further
+    // up (sshd, a terminal, a runner's service) has children that are nobody's job.
+    let own = ours
+        .chain
+        .iter()
+        .take(2)
+        .chain(now.iter().skip(1).take(2))
+        .filter(alone)
         .map(|p| (p.pid, p.start_ticks))
         .collect();
     // A registration with no process of its own runs in this job's own process tree (the
     // same shell saved twice): it cannot be told from this job, nor doubted.
-    let others = others
+    let others = claims
         .iter()
+        .filter(|o| !ours.over_before.contains(&o.id))
         .filter_map(|o| {
-            let theirs = own_processes(o, chains_except(&others, &o.id).chain(mine));
+            let theirs: Vec<&Known> = o.chain.iter().filter(alone).collect();
             (!theirs.is_empty()).then(|| OtherJob {
                 start: theirs.iter().filter_map(|p| p.started).min(),
                 own: theirs.iter().map(|p| (p.pid, p.start_ticks)).collect(),
@@ -285,6 +330,8 @@ pub fn jobs(ours: &Job, proc_root: &Path, engines: BTreeSet<usize>) -> Jobs {
         id: ours.id.clone(),
         own,
         others,
+        claims,
+        unknown,
         engines,
     }
 }

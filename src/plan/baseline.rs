@@ -220,8 +220,14 @@ pub struct Jobs {
     pub id: String,
     /// This job's processes that are no other job's (then and now), by PID and start.
     pub own: BTreeSet<(u32, u64)>,
-    /// The other jobs registered on the host.
+    /// The other jobs registered on the host that may have run since this one began.
     pub others: Vec<OtherJob>,
+    /// Every other registration, over or not: a workspace or a label of theirs still
+    /// claims what they made.
+    pub claims: Vec<Job>,
+    /// Why the other jobs cannot be known (the registry could not be read): then only a
+    /// proof (this job's label, workspace or processes) makes something this job's.
+    pub unknown: Option<String>,
     /// The engines the baseline knows, by their position in the snapshot; a container of
     /// another engine is not judged.
     pub engines: BTreeSet<usize>,
@@ -246,27 +252,37 @@ impl Jobs {
             if *label == self.id {
                 return None;
             }
-            if let Some(o) = self.others.iter().find(|o| o.job.id == *label) {
-                return Some(format!(
-                    "labelled {JOB_LABEL}={label}: {}",
-                    o.job.describe()
-                ));
-            }
+            let whose = self.claims.iter().find(|j| j.id == *label);
+            return Some(match whose {
+                Some(j) => format!("labelled {JOB_LABEL}={label}: {}", j.describe()),
+                None => format!("labelled {JOB_LABEL}={label}: another job's"),
+            });
         }
         if let Some((dir, files)) = c.compose_paths() {
             let paths: Vec<&str> = std::iter::once(dir.as_str())
                 .chain(files.iter().map(String::as_str))
                 .collect();
-            match self.workspace_of(&paths) {
-                Some(None) => return None,
-                Some(Some(o)) => {
-                    return Some(format!(
-                        "its compose project was started in the workspace of {}",
-                        o.job.describe()
-                    ))
-                }
-                None => {}
+            // Another job's workspace claims it, even where this job's holds it too.
+            let theirs = self.claims.iter().find(|j| {
+                j.workspace
+                    .as_deref()
+                    .is_some_and(|ws| paths.iter().any(|p| within(p, ws)))
+            });
+            if let Some(j) = theirs {
+                return Some(format!(
+                    "its compose project was started in the workspace of {}",
+                    j.describe()
+                ));
             }
+            let mine = self.workspace.as_deref();
+            if mine.is_some_and(|ws| paths.iter().any(|p| within(p, ws))) {
+                return None;
+            }
+        }
+        if let Some(why) = &self.unknown {
+            return Some(format!(
+                "{why}, so only this job's label or workspace proves it this job's"
+            ));
         }
         if self.others.is_empty() {
             return None;
@@ -275,24 +291,6 @@ impl Jobs {
             return Some("its creation time is not known, so it may be another job's".into());
         };
         self.running_at(created, "created")
-    }
-
-    /// The job whose workspace holds the deepest of `paths`: `Some(None)` for this one,
-    /// `Some(Some(other))`, or `None` for none.
-    fn workspace_of(&self, paths: &[&str]) -> Option<Option<&OtherJob>> {
-        let mut best: Option<(usize, Option<&OtherJob>)> = None;
-        let candidates = std::iter::once((self.workspace.as_deref(), None)).chain(
-            self.others
-                .iter()
-                .map(|o| (o.job.workspace.as_deref(), Some(o))),
-        );
-        for (ws, who) in candidates {
-            let Some(ws) = ws else { continue };
-            if paths.iter().any(|p| within(p, ws)) && best.is_none_or(|(len, _)| ws.len() > len) {
-                best = Some((ws.len(), who));
-            }
-        }
-        best.map(|(_, who)| who)
     }
 
     /// Why something made (or started) at `t` may be another job's: one was running.
@@ -322,6 +320,11 @@ impl Jobs {
             .find(|o| lineage.iter().any(|id| o.own.contains(id)))
         {
             return Some(format!("it runs under {}", o.job.describe()));
+        }
+        if let Some(why) = &self.unknown {
+            return Some(format!(
+                "{why}, so only this job's processes prove it this job's"
+            ));
         }
         if self.others.is_empty() {
             return None;

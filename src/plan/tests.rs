@@ -401,6 +401,7 @@ fn since_baseline_leaves_another_jobs_work_alone() {
         own: [(50, 4242)].into(),
         start: Some(1_200),
     });
+    jobs.claims.push(job("other", "/ci/b"));
     let empty = empty_baseline();
     let plan = |jobs: &super::baseline::Jobs| {
         plan_since(&snap, &analysis, (&empty, jobs), false, &Filters::default())
@@ -419,10 +420,8 @@ fn since_baseline_leaves_another_jobs_work_alone() {
         "{reasons:?}"
     );
 
-    // Proven this job's: its workspace (deeper than the other's), its label, made before
-    // the other started; its own process.
-    compose(&mut snap.containers[0], "/ci/b/app/mine");
-    jobs.workspace = Some("/ci/b/app".into());
+    // Proven this job's: its workspace, its label; its own process.
+    compose(&mut snap.containers[0], "/ci/a/app");
     snap.containers[1]
         .labels
         .insert("portreap.job".into(), "me".into());
@@ -574,4 +573,61 @@ fn free_spares_system_daemons_and_sockets_handed_over() {
     let p = free(&snap, "9104");
     assert!(p.refused.is_empty(), "{:?}", p.refused);
     assert!(names(&p).contains(&"kill nginx pid 85".to_owned()));
+}
+
+/// What an ended or unknown job claims stays claimed, and without the registry only a
+/// proof makes a holder this job's (found by an attacker review: a job judged over, a
+/// label of a job not registered, a shared workspace, a registry a user could refuse).
+#[test]
+fn since_baseline_needs_proof_when_jobs_cannot_be_told_apart() {
+    use super::baseline::plan_since;
+    let mut snap = scene();
+    snap.taken_at = Some(2_000);
+    let compose = |c: &mut crate::model::Container, dir: &str| {
+        c.labels
+            .insert("com.docker.compose.project".into(), "p".into());
+        c.labels
+            .insert("com.docker.compose.project.working_dir".into(), dir.into());
+    };
+    // admin: started where an ended job's workspace and this one's overlap; old: labelled
+    // for a job nobody knows.
+    compose(&mut snap.containers[0], "/ci/a/b/app");
+    snap.containers[1]
+        .labels
+        .insert("portreap.job".into(), "stranger".into());
+    let analysis = analyze(&snap);
+    let mut jobs = alone();
+    jobs.claims.push(job("ended", "/ci/a/b"));
+    let empty = empty_baseline();
+    let p = plan_since(
+        &snap,
+        &analysis,
+        (&empty, &jobs),
+        false,
+        &Filters::default(),
+    );
+    assert_eq!(names(&p), ["kill docker-proxy pid 50"]);
+    let reasons: Vec<&str> = p.kept.iter().map(|k| k.reason.as_str()).collect();
+    for want in [
+        "its compose project was started in the workspace of job ended (CI_JOB_ID=ended00) in /ci/a/b",
+        "labelled portreap.job=stranger: another job's",
+    ] {
+        assert!(reasons.contains(&want), "{want}: {reasons:?}");
+    }
+    // No registry: nothing unproven is taken; this job's workspace still proves.
+    jobs.claims.clear();
+    jobs.unknown = Some("the registry of jobs is not available (refused)".into());
+    snap.containers[1].labels.remove("portreap.job");
+    let analysis = analyze(&snap);
+    let p = plan_since(
+        &snap,
+        &analysis,
+        (&empty, &jobs),
+        false,
+        &Filters::default(),
+    );
+    assert_eq!(names(&p), ["remove container admin (compose project p)"]);
+    let reasons: Vec<&str> = p.kept.iter().map(|k| k.reason.as_str()).collect();
+    assert!(reasons.contains(&"the registry of jobs is not available (refused), so only this job's label or workspace proves it this job's"), "{reasons:?}");
+    assert!(reasons.contains(&"the registry of jobs is not available (refused), so only this job's processes prove it this job's"), "{reasons:?}");
 }

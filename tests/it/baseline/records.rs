@@ -88,7 +88,12 @@ fn a_baseline_that_does_not_prove_itself_is_refused_and_nothing_is_done() {
     let theirs = tempfile::tempdir().unwrap();
     let in_theirs = copy(&good, &theirs.path().join("baseline.json"), 0o600);
     chown(theirs.path());
-    let cases: [(PathBuf, &str); 10] = [
+    // Root's own directory, inside one of another user's: they could swap it whole.
+    let above = tempfile::tempdir().unwrap();
+    std::fs::create_dir(above.path().join("root")).unwrap();
+    let below = copy(&good, &above.path().join("root/baseline.json"), 0o600);
+    chown(above.path());
+    let cases: [(PathBuf, &str); 11] = [
         (other, "belongs to uid 65534"),
         (
             copy(&good, &d.join("group.json"), 0o620),
@@ -105,6 +110,7 @@ fn a_baseline_that_does_not_prove_itself_is_refused_and_nothing_is_done() {
         (future, "schema_version 99, and this portreap reads 2"),
         (swapped, "lets other users replace it"),
         (in_theirs, "belongs to uid 65534, who could replace it"),
+        (below, "belongs to uid 65534, who could replace it"),
     ];
     for (file, why) in &cases {
         assert_refused(&since(file, port, &["--yes", "--min-age", "0s"]), why);
