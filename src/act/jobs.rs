@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use crate::host::lineage::{self, Known};
 use crate::plan::baseline::{Job, Jobs, OtherJob};
 
-/// How long a registration that never ended is believed to run.
-const MAX_JOB_SECONDS: i64 = 24 * 3600;
+/// How long a registration that never ended is kept: a week.
+const MAX_REGISTRATION_SECONDS: i64 = 7 * 24 * 3600;
 
 /// The most a registration may hold.
 const MAX_ENTRY: u64 = 256 * 1024;
@@ -125,9 +125,20 @@ pub fn this_job(proc_root: &Path, now: Option<i64>) -> Result<Job, String> {
         ci,
         chain: lineage::chain(proc_root, parent),
         registered: now,
+        uid: Some(job_user()),
         ended: None,
         over_before: BTreeSet::new(),
     })
+}
+
+/// The user a job runs as: the sudoer under `sudo` (root's euid, `SUDO_UID` set), else
+/// the user running portreap.
+fn job_user() -> u32 {
+    let euid = rustix::process::geteuid().as_raw();
+    crate::safe_file::trusted_owners()
+        .into_iter()
+        .find(|&u| u != 0 && u != euid)
+        .unwrap_or(euid)
 }
 
 /// Every registration, but `except`'s. One that does not prove itself (another owner, a
@@ -185,17 +196,18 @@ fn over(job: &Job, ours: &Job, proc_root: &Path, now: i64) -> Option<i64> {
     if let Some(end) = job.ended {
         return Some(end);
     }
-    // A registration a day old that never ended is over: no CI job here runs that long,
-    // and one whose chain outlives it (a shared ancestor) must not doubt others for ever.
-    if job
-        .registered
-        .is_some_and(|r| now.saturating_sub(r) > MAX_JOB_SECONDS)
-    {
-        return Some(now);
-    }
     let own = own_processes(job, std::iter::once(ours.chain.as_slice()));
     let dead = !own.is_empty() && !own.iter().any(|p| lineage::alive(proc_root, p));
     dead.then_some(now)
+}
+
+/// The clock, in seconds since the epoch.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .unwrap_or(0)
 }
 
 /// The registry's directory, made and proven, with a way to write an entry.
@@ -223,7 +235,7 @@ impl Registry {
     /// theirs), and forgets those no job still running needs (one that started before
     /// such a job ended may yet meet its leftovers).
     pub fn prepare(&self, job: &mut Job, proc_root: &Path) {
-        let now = job.registered.unwrap_or(i64::MAX);
+        let now = job.registered.unwrap_or_else(now);
         let others = registered(&self.0, &job.id);
         let mut ended = Vec::new();
         let mut running = Vec::new();
@@ -235,10 +247,17 @@ impl Registry {
         }
         for (other, end) in ended {
             job.over_before.insert(other.id.clone());
+            // A registration stays while it may claim something: until its cleanup ended
+            // it and no job that started before that end still runs (one whose processes
+            // only seem gone, a CI whose steps are processes of their own, still claims
+            // its workspace and its label), or for a week at most.
             let needed = running
                 .iter()
                 .any(|r| r.registered.is_none_or(|start| start <= end));
-            if !needed {
+            let stale = other
+                .registered
+                .is_some_and(|r| now.saturating_sub(r) > MAX_REGISTRATION_SECONDS);
+            if stale || (other.ended.is_some() && !needed) {
                 let _ = std::fs::remove_file(self.0.join(format!("{}.json", other.id)));
             }
         }
@@ -253,7 +272,7 @@ impl Registry {
     /// started before it ended still runs.
     pub fn end(&self, job: &Job, now: Option<i64>) {
         let mut ended = job.clone();
-        ended.ended = now.or(Some(i64::MAX));
+        ended.ended = Some(now.unwrap_or_else(self::now));
         ended.over_before.clear();
         let _ = self.write(&ended);
     }
@@ -263,7 +282,7 @@ impl Registry {
 /// then and now that are no other job's) and the other jobs registered, with theirs.
 /// `engines`: the positions of the engines the baseline knows.
 pub fn jobs(ours: &Job, proc_root: &Path, engines: BTreeSet<usize>) -> Jobs {
-    let (claims, unknown) = match open_dir() {
+    let (claims, mut unknown) = match open_dir() {
         Ok(dir) => match read_registry(&dir, &ours.id) {
             (jobs, 0) => (jobs, None),
             (jobs, n) => (
@@ -279,6 +298,14 @@ pub fn jobs(ours: &Job, proc_root: &Path, engines: BTreeSet<usize>) -> Jobs {
             Some(format!("the registry of jobs is not available ({why})")),
         ),
     };
+    // A user's registry holds that user's jobs only, in a place its environment chooses:
+    // other jobs on the host may register elsewhere.
+    if unknown.is_none() && !rustix::process::geteuid().is_root() {
+        unknown = Some(
+            "portreap does not run as root, so the jobs of the host's other registries cannot be seen"
+                .into(),
+        );
+    }
     let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
     let now = lineage::chain(proc_root, pid);
     // How many registrations (this job counting once) hold each process in their chain:
@@ -300,14 +327,14 @@ pub fn jobs(ours: &Job, proc_root: &Path, engines: BTreeSet<usize>) -> Jobs {
         *holders.entry(id).or_default() += 1;
     }
     let alone = |p: &&Known| holders.get(&(p.pid, p.start_ticks)) == Some(&1);
-    // This job's own processes are the nearest of its chain only (the shell that saved
-    // the baseline and its parent; the cleanup's shell and its parent): a process further
-    // up (sshd, a terminal, a runner's service) has children that are nobody's job.
+    // This job's own processes are the nearest of its chains only (the shell that saved
+    // the baseline, the one running the cleanup): a process further up (sshd, a terminal,
+    // a runner's service shared by every job) has children that are nobody's job.
     let own = ours
         .chain
         .iter()
-        .take(2)
-        .chain(now.iter().skip(1).take(2))
+        .take(1)
+        .chain(now.iter().skip(1).take(1))
         .filter(alone)
         .map(|p| (p.pid, p.start_ticks))
         .collect();
@@ -318,7 +345,9 @@ pub fn jobs(ours: &Job, proc_root: &Path, engines: BTreeSet<usize>) -> Jobs {
         .filter(|o| !ours.over_before.contains(&o.id))
         .filter_map(|o| {
             let theirs: Vec<&Known> = o.chain.iter().filter(alone).collect();
-            (!theirs.is_empty()).then(|| OtherJob {
+            // An empty chain (unreadable at its save) proves nothing: doubted from its
+            // registration on.
+            (o.chain.is_empty() || !theirs.is_empty()).then(|| OtherJob {
                 start: theirs.iter().filter_map(|p| p.started).min(),
                 own: theirs.iter().map(|p| (p.pid, p.start_ticks)).collect(),
                 job: o.clone(),
@@ -328,6 +357,7 @@ pub fn jobs(ours: &Job, proc_root: &Path, engines: BTreeSet<usize>) -> Jobs {
     Jobs {
         workspace: ours.workspace.clone(),
         id: ours.id.clone(),
+        uid: ours.uid,
         own,
         others,
         claims,

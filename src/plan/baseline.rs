@@ -116,6 +116,9 @@ pub struct Job {
     pub chain: Vec<Known>,
     /// When it registered (seconds since the epoch).
     pub registered: Option<i64>,
+    /// The user it runs as (the sudoer under `sudo`).
+    #[serde(default)]
+    pub uid: Option<u32>,
     /// When its cleanup ended it (in the registry only).
     #[serde(default)]
     pub ended: Option<i64>,
@@ -206,8 +209,8 @@ impl OtherJob {
         let started = self
             .start
             .or(self.job.registered)
-            .is_none_or(|start| t + 1 >= start);
-        started && self.job.ended.is_none_or(|end| t <= end + 1)
+            .is_none_or(|start| t.saturating_add(1) >= start);
+        started && self.job.ended.is_none_or(|end| t <= end.saturating_add(1))
     }
 }
 
@@ -218,6 +221,9 @@ pub struct Jobs {
     pub workspace: Option<String>,
     /// This job's id.
     pub id: String,
+    /// The user this job runs as: another user's process is never its own unless its
+    /// processes started it.
+    pub uid: Option<u32>,
     /// This job's processes that are no other job's (then and now), by PID and start.
     pub own: BTreeSet<(u32, u64)>,
     /// The other jobs registered on the host that may have run since this one began.
@@ -314,6 +320,13 @@ impl Jobs {
         if lineage.iter().any(|id| self.own.contains(id)) {
             return None;
         }
+        if p.uid.is_none() || p.uid != self.uid {
+            return Some(format!(
+                "it runs as {}, not as this job's user, and not under this job's processes",
+                p.uid
+                    .map_or("an unknown user".into(), |u| format!("uid {u}"))
+            ));
+        }
         if let Some(o) = self
             .others
             .iter()
@@ -382,6 +395,17 @@ pub fn plan_since(
                     .start_ticks
                     .is_some_and(|t| baseline.processes.contains(&(p.pid, t)));
                 if known {
+                    continue;
+                }
+                // A forwarder may serve an engine the baseline does not know (asked with
+                // --all-engines): its own engine's containers are only kept, so is it.
+                if !plain && jobs.engines.len() < snapshot.all_engines().count() {
+                    out.keep(
+                        Vec::new(),
+                        vec![port],
+                        None,
+                        "a forwarder, and the baseline does not know every engine asked".into(),
+                    );
                     continue;
                 }
                 if let Some(why) = plain

@@ -121,12 +121,21 @@ impl Free<'_> {
 
     /// Plans signalling each of `processes` for the entry's port, or refuses it.
     fn signal(&mut self, entry: &PortEntry, processes: &[&Process], forwarder: bool) {
+        // One holder that may not be signalled spares them all: killing the others would
+        // not free the port, and they are its workers.
+        let spared = processes.iter().find_map(|p| {
+            never_act(p).or_else(|| {
+                (!forwarder)
+                    .then(|| super::plain_refusal(self.snapshot, p, &entry.port_ref()))
+                    .flatten()
+            })
+        });
+        if let Some(why) = spared {
+            refuse_port(&mut self.out, &entry.findings, entry.port_ref(), why);
+            return;
+        }
         for process in processes {
-            let plain = (!forwarder)
-                .then(|| super::plain_refusal(self.snapshot, process, &entry.port_ref()))
-                .flatten()
-                .map(Refusal::NeverAct);
-            match plain.map_or_else(|| may_signal(process, forwarder, self.options), Err) {
+            match may_signal(process, forwarder, self.options) {
                 Err(why) => refuse_port(
                     &mut self.out,
                     &entry.findings,
@@ -155,7 +164,7 @@ impl Free<'_> {
                 port: u.port,
             };
             for process in u.pids.iter().filter_map(|p| snapshot.host.processes.get(p)) {
-                let daemon = super::system_daemon(process).map(Refusal::NeverAct);
+                let daemon = super::system_daemon(snapshot, process).map(Refusal::NeverAct);
                 match daemon.map_or_else(|| may_signal(process, false, self.options), Err) {
                     Ok(()) => self.by_pid.add(process.pid, &[], &[port]),
                     Err(why) => refuse_port(&mut self.out, &[], port, why.to_string()),

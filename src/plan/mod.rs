@@ -442,25 +442,59 @@ const SYSTEM_DAEMONS: [&str; 7] = [
     "(sd-pam)",
 ];
 
-/// Why a plain process holding `port` is not signalled even with `--kill-processes`: it
-/// is a daemon of the system, or the socket was made by another user and handed to it
-/// (an unprivileged user can hand its socket to the system bus, and a prune run as root
-/// must not kill the bus for it). `None` when neither can be said.
+/// Why a plain process holding `port` is not signalled even with `--kill-processes`: its
+/// user cannot be read, it is a daemon of the system or runs under one, or the socket was
+/// made by another user and handed to it (an unprivileged user can hand its socket to
+/// the system bus, and a prune run as root must not kill the bus for it). `None` when
+/// none of these can be said.
 pub(crate) fn plain_refusal(snapshot: &Snapshot, p: &Process, port: &PortRef) -> Option<String> {
-    system_daemon(p).or_else(|| handed_over(snapshot, p, port))
+    system_daemon(snapshot, p).or_else(|| handed_over(snapshot, p, port))
 }
 
-pub(crate) fn system_daemon(p: &Process) -> Option<String> {
+/// A user of the system rather than a person: below Debian's `UID_MIN`, or in the ranges
+/// kept for `nobody` and systemd's dynamic users.
+fn system_uid(uid: u32) -> bool {
+    !(UID_MIN..60_000).contains(&uid)
+}
+
+/// Why `p` is a daemon of the system, if it is: by name, as a system user's process that
+/// leads its own session or was left to init (a double-forking daemon), or as a worker
+/// of such a daemon that runs as another user (a web server's workers).
+pub(crate) fn system_daemon(snapshot: &Snapshot, p: &Process) -> Option<String> {
+    let Some(uid) = p.uid else {
+        return Some(format!(
+            "{} (pid {}): its user cannot be read",
+            p.name, p.pid
+        ));
+    };
+    if let Some(why) = daemon_itself(p, uid) {
+        return Some(why);
+    }
+    // A worker that dropped privileges below a daemon (a web server's www-data workers
+    // under its root master): its parent, of another user, is a daemon of the system.
+    let above = snapshot
+        .host
+        .processes
+        .get(&p.ppid)
+        .filter(|a| a.pid != 1 && a.uid != Some(uid))
+        .filter(|a| a.uid.is_some_and(|u| daemon_itself(a, u).is_some()))?;
+    Some(format!(
+        "{} (pid {}) runs under {} (pid {}), a daemon of the system: stop its service instead",
+        p.name, p.pid, above.name, above.pid
+    ))
+}
+
+fn daemon_itself(p: &Process, uid: u32) -> Option<String> {
     let (name, pid) = (&p.name, p.pid);
     if SYSTEM_DAEMONS.contains(&name.as_str()) || name.starts_with("systemd-") {
         return Some(format!(
             "{name} (pid {pid}) is a daemon of the system: stop its service instead"
         ));
     }
-    let uid = p.uid?;
-    (uid < UID_MIN && p.session == Some(pid)).then(|| {
+    let detached = p.session == Some(pid) || p.ppid == 1;
+    (system_uid(uid) && detached).then(|| {
         format!(
-            "{name} (pid {pid}) runs as system user {uid} and leads its own session: a daemon of the system, stop its service instead"
+            "{name} (pid {pid}) runs as system user {uid} on its own (it leads its session, or init adopted it): a daemon of the system, stop its service instead"
         )
     })
 }
@@ -472,14 +506,12 @@ fn handed_over(snapshot: &Snapshot, p: &Process, port: &PortRef) -> Option<Strin
         s.proto == port.proto && s.port == port.port && s.ip == port.ip && s.pids.contains(&p.pid)
     })?;
     let creator = socket.uid;
-    // Held by a process of its creator too (a server that dropped privileges for its
-    // workers): the creator's own program holds it.
-    let creator_holds = socket.pids.iter().any(|pid| {
-        host.processes
-            .get(pid)
-            .is_some_and(|q| q.uid == Some(creator))
-    });
-    (creator != holder && !creator_holds).then(|| {
+    // Made by an ancestor that holds it too (a server whose workers dropped privileges):
+    // privileges flow down the process tree, a descriptor passed over a socket does not.
+    let from_ancestor = host
+        .ancestors(p.pid)
+        .any(|a| a.uid == Some(creator) && socket.pids.contains(&a.pid));
+    (creator != holder && !from_ancestor).then(|| {
         format!(
             "the socket on {port} was made by uid {creator} and handed to {} (pid {}, uid {holder}), which did not make it: stop the program of uid {creator} that made it",
             p.name, p.pid

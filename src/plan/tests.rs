@@ -146,6 +146,8 @@ fn free_refuses_what_it_must_never_touch() {
     add(71, "dockerd", "/usr/sbin/dockerd", 0, 9002);
     add(72, "python3", "python3 -m http.server 9003", 1000, 9003);
     add(73, "nginx", "nginx", 33, 9004);
+    // Started from a shell (a daemon init adopted would be the system's).
+    snap.host.processes.get_mut(&73).unwrap().ppid = 500;
     let analysis = analyze(&snap);
     let free = |spec: &str, kill: bool, euid: u32| {
         super::free(
@@ -294,6 +296,7 @@ fn job(id: &str, workspace: &str) -> super::baseline::Job {
         ci: [("CI_JOB_ID".to_owned(), format!("{id}00"))].into(),
         chain: Vec::new(),
         registered: Some(1_000),
+        uid: Some(0),
         ended: None,
         over_before: Default::default(),
     }
@@ -304,6 +307,7 @@ fn alone() -> super::baseline::Jobs {
     super::baseline::Jobs {
         workspace: Some("/ci/a".into()),
         id: "me".into(),
+        uid: Some(0),
         engines: [0].into(),
         ..Default::default()
     }
@@ -533,6 +537,9 @@ fn free_spares_system_daemons_and_sockets_handed_over() {
     add(82, "rsyncd", 0, 0, 82, 9103);
     add(83, "keeper", 1001, 65534, 9, 9104);
     add(84, "node", 1001, 1001, 9, 9105);
+    // A worker (www-data) of a root daemon, on a socket of its own.
+    add(86, "worker", 33, 33, 82, 9106);
+    snap.host.processes.get_mut(&86).unwrap().ppid = 82;
     let free = |snap: &crate::model::Snapshot, ports: &str| {
         super::free(
             snap,
@@ -545,23 +552,27 @@ fn free_spares_system_daemons_and_sockets_handed_over() {
             },
         )
     };
-    let p = free(&snap, "9101-9105");
+    let p = free(&snap, "9101-9106");
     assert_eq!(names(&p), ["kill node pid 84"]);
     let reasons: Vec<&str> = p.refused.iter().map(|h| h.reason.as_str()).collect();
     for want in [
         "dbus-daemon (pid 80) is a daemon of the system: stop its service instead",
-        "exporter (pid 81) runs as system user 107 and leads its own session: a daemon of the system, stop its service instead",
-        "rsyncd (pid 82) runs as system user 0 and leads its own session: a daemon of the system, stop its service instead",
+        "exporter (pid 81) runs as system user 107 on its own (it leads its session, or init adopted it): a daemon of the system, stop its service instead",
+        "rsyncd (pid 82) runs as system user 0 on its own (it leads its session, or init adopted it): a daemon of the system, stop its service instead",
         "the socket on 0.0.0.0:9104/tcp was made by uid 65534 and handed to keeper (pid 83, uid 1001), which did not make it: stop the program of uid 65534 that made it",
+        "worker (pid 86) runs under rsyncd (pid 82), a daemon of the system: stop its service instead",
     ] {
         assert!(reasons.contains(&want), "{want}: {reasons:?}");
     }
-    // A socket its maker's program holds too (a server whose workers dropped privileges).
+    // A socket its maker holds too, as the holder's parent (a server whose workers
+    // dropped privileges); the same socket held by the maker elsewhere proves nothing.
     let mut maker = proxy_process(85, 9104);
     maker.name = "nginx".into();
     maker.uid = Some(0);
     maker.session = Some(9);
+    maker.ppid = 500;
     snap.host.processes.insert(85, maker);
+    snap.host.processes.get_mut(&83).unwrap().ppid = 85;
     let socket = snap
         .host
         .sockets

@@ -86,7 +86,7 @@ fn a_daemon_of_a_system_user_is_not_signalled() {
     assert!(
         reasons
             .iter()
-            .any(|r| r.contains("runs as system user 150 and leads its own session")),
+            .any(|r| r.contains("runs as system user 150 on its own")),
         "{reasons:?}"
     );
     assert!(!port_free(port));
