@@ -313,6 +313,14 @@ fn alone() -> super::baseline::Jobs {
     }
 }
 
+/// Labels `c` as compose project `p`'s, started in `dir`.
+fn compose(c: &mut crate::model::Container, dir: &str) {
+    c.labels
+        .insert("com.docker.compose.project".into(), "p".into());
+    c.labels
+        .insert("com.docker.compose.project.working_dir".into(), dir.into());
+}
+
 fn empty_baseline() -> super::baseline::Baseline {
     super::baseline::record(
         &crate::model::Snapshot::default(),
@@ -389,12 +397,6 @@ fn since_baseline_leaves_another_jobs_work_alone() {
     use crate::model::Timestamp;
     let mut snap = scene();
     snap.taken_at = Some(2_000);
-    let compose = |c: &mut crate::model::Container, dir: &str| {
-        c.labels
-            .insert("com.docker.compose.project".into(), "p".into());
-        c.labels
-            .insert("com.docker.compose.project.working_dir".into(), dir.into());
-    };
     // admin: started in the other job's workspace; old: made while it ran.
     compose(&mut snap.containers[0], "/ci/b/app");
     snap.containers[1].created = Timestamp::from_unix(1_500);
@@ -594,12 +596,6 @@ fn since_baseline_needs_proof_when_jobs_cannot_be_told_apart() {
     use super::baseline::plan_since;
     let mut snap = scene();
     snap.taken_at = Some(2_000);
-    let compose = |c: &mut crate::model::Container, dir: &str| {
-        c.labels
-            .insert("com.docker.compose.project".into(), "p".into());
-        c.labels
-            .insert("com.docker.compose.project.working_dir".into(), dir.into());
-    };
     // admin: started where an ended job's workspace and this one's overlap; old: labelled
     // for a job nobody knows.
     compose(&mut snap.containers[0], "/ci/a/b/app");
