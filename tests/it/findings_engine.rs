@@ -546,3 +546,52 @@ fn orphaned_compose_when_a_new_project_name_supersedes_the_old() {
     );
     assert_eq!(kinds.len(), 2, "{doc:#}");
 }
+
+/// A user squats the port of a stopped `--restart always` container; its next start fails.
+/// It is the squatter's victim: `blocked-start` only (never `dormant-binding`), and a
+/// cron-style `prune --include-suspects` leaves it alone.
+#[test]
+fn a_squatted_restart_always_container_is_a_victim_not_a_suspect() {
+    if !require_engine() {
+        return;
+    }
+    let mut cleanup = Cleanup::default();
+    let name = unique("squatted");
+    let port = free_port();
+    run_container(
+        &mut cleanup,
+        &name,
+        &["-p", &format!("{port}:80"), "--restart", "always"],
+        &["httpd", "-f", "-p", "80"],
+    );
+    docker(&["stop", "-t", "1", &name]);
+    let script = format!(
+        "import socket,time; s=socket.socket(); s.bind(('0.0.0.0',{port})); s.listen(); print('up', flush=True); time.sleep(600)"
+    );
+    let (_squatter, _) = first_line(as_nobody(None, "/usr/bin/python3").args(["-c", &script]));
+    let start = Command::new("docker")
+        .args(["start", &name])
+        .output()
+        .unwrap();
+    assert!(
+        !start.status.success(),
+        "the start should fail on the squatted port"
+    );
+    let doc = scan_port(port);
+    let kinds: Vec<&str> = findings_on(&doc, port)
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"blocked-start"), "{doc:#}");
+    assert!(!kinds.contains(&"dormant-binding"), "{doc:#}");
+    let (code, doc) = prune(&["--yes", "--include-suspects", "--port", &port.to_string()]);
+    assert_eq!(
+        doc["actions"],
+        serde_json::json!([]),
+        "exit {code}: {doc:#}"
+    );
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Status}}", &name]),
+        "exited"
+    );
+}

@@ -333,7 +333,21 @@ pub fn find(snapshot: &Snapshot, ports: &[PortEntry]) -> Vec<Finding> {
     if engine_complete {
         out.extend(forwarders::engine_reservations(snapshot, ports));
     }
+    out.retain(|f| !acts_on_a_victim(snapshot, f));
     out
+}
+
+/// Whether `f` would act on a container whose last start failed because its port was
+/// taken: the victim of whatever holds the port (a user can squat a restarting
+/// container's port to make it look dormant or crash-looping). Only `blocked-start`,
+/// which explains and never acts, is said of it.
+fn acts_on_a_victim(snapshot: &Snapshot, f: &Finding) -> bool {
+    f.action != Action::None
+        && f.container
+            .and_then(|i| snapshot.containers.get(i))
+            .and_then(|c| c.error.as_deref())
+            .and_then(port_conflict)
+            .is_some()
 }
 
 /// The ports a container holds now, or else the ones it asks for.

@@ -246,6 +246,47 @@ fn blocked_start_names_the_current_holder() {
     }
 }
 
+/// A squatter on a `--restart always` container's port makes its restart fail: the
+/// container is the squatter's victim, never dormant nor crash-looping (both would have a
+/// cron `prune --include-suspects` remove it), whatever its policy.
+#[test]
+fn a_container_whose_port_was_taken_is_a_victim_not_a_suspect() {
+    let squatter = || {
+        Host::new()
+            .process(90, "python3", "python3 squat.py", None)
+            .socket(Proto::Tcp, "0.0.0.0", 3000, &[90])
+    };
+    for state in [ContainerState::Exited, ContainerState::Restarting] {
+        let mut victim = bare_container(ID_HOSTNET, "victim", state.clone(), None);
+        victim.requested.push(asks_for(3000));
+        victim.restart_policy = crate::model::RestartPolicy::parse("always");
+        victim.restart_count = 5;
+        victim.error = Some(
+            "driver failed programming external connectivity on endpoint victim (abc): Error starting userland proxy: listen tcp4 0.0.0.0:3000: bind: address already in use"
+                .into(),
+        );
+        let a = analyze(&snapshot(squatter(), vec![victim.clone()]));
+        assert!(
+            a.findings.iter().all(|f| f.action == Action::None),
+            "{state}: {:?}",
+            kinds(&a)
+        );
+        if state == ContainerState::Exited {
+            assert_eq!(kinds(&a), vec![Kind::BlockedStart]);
+        }
+        // Without the error, the same container is a suspect.
+        victim.error = None;
+        let a = analyze(&snapshot(squatter(), vec![victim]));
+        assert!(
+            kinds(&a)
+                .iter()
+                .any(|k| matches!(k, Kind::DormantBinding | Kind::RestartingContainer)),
+            "{state}: {:?}",
+            kinds(&a)
+        );
+    }
+}
+
 #[test]
 fn start_errors_are_parsed() {
     use findings::port_conflict;
