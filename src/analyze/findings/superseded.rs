@@ -30,12 +30,17 @@ fn project_names_for(dir: &str) -> [String; 2] {
 /// old `-p`) and is flagged only when its containers are all older than the current
 /// project's and publish a port the current project asks for, the port conflict that makes
 /// it a leak rather than a deliberate second instance.
+///
+/// Projects are compared within one engine only: labels are anyone's to write, and a
+/// user's own engine (rootless, a fake socket under `/run/user`) could list a container
+/// labelled after a victim's directory to make the victim's project look superseded.
 pub(super) fn compose_projects(snapshot: &Snapshot) -> Vec<Finding> {
-    let mut by_dir: BTreeMap<&str, BTreeMap<&str, Vec<usize>>> = BTreeMap::new();
+    type Projects<'a> = BTreeMap<&'a str, Vec<usize>>;
+    let mut by_dir: BTreeMap<(usize, &str), Projects<'_>> = BTreeMap::new();
     for (i, c) in snapshot.containers.iter().enumerate() {
         if let (Some(project), Some(dir)) = (c.compose_project(), c.compose_working_dir()) {
             by_dir
-                .entry(dir)
+                .entry((c.engine, dir))
                 .or_default()
                 .entry(project)
                 .or_default()
@@ -43,7 +48,7 @@ pub(super) fn compose_projects(snapshot: &Snapshot) -> Vec<Finding> {
         }
     }
     let mut out = Vec::new();
-    for (dir, projects) in by_dir {
+    for ((_, dir), projects) in by_dir {
         if projects.len() >= 2 {
             superseded_in(snapshot, dir, &projects, &mut out);
         }

@@ -91,6 +91,15 @@ fn a_superseded_project_in_the_same_directory_is_orphaned_only_on_a_port_clash()
         Evidence::Superseded { by: "app".into() }
     );
 
+    // The newer project listed by another engine (a user's own, labelled after this
+    // directory) makes nothing of this engine's superseded.
+    let mut elsewhere = new.clone();
+    elsewhere.engine = 1;
+    snap.engines = vec![snap.engine.clone()];
+    snap.containers = vec![old.clone(), elsewhere];
+    assert_eq!(kinds(&analyze(&snap)), vec![], "across engines");
+    snap.engines.clear();
+
     // A deliberate second instance on other ports is left alone.
     new.requested[0].host_ports = Some(crate::portspec::PortRange {
         start: 3001,
