@@ -87,7 +87,7 @@ fn gather_with(
     // known first: a quick look at the process table's names, only when all are asked.
     // The clock before anything is read: every age measured against it is at most what
     // was seen (a slow engine's answers must not make young containers look old).
-    let taken_at = now();
+    let taken_at = crate::time::now();
     let found = if global.all_engines {
         crate::host::engines::discover_all(&global.proc_root)
     } else {
@@ -314,14 +314,6 @@ fn bearing_on<'a>(containers: &'a [Container], ports: Option<&PortSpec>) -> Vec<
                     .is_some_and(|dir| dirs.contains(dir))
         })
         .collect()
-}
-
-/// Seconds since the epoch, as snapshots record when they were taken.
-fn now() -> Option<i64> {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
 }
 
 fn ms(start: std::time::Instant) -> f64 {

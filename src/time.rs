@@ -74,6 +74,14 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// This host's clock, in seconds since the Unix epoch; `None` when it cannot be read.
+pub fn now() -> Option<i64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+}
+
 /// Seconds since the Unix epoch as RFC 3339 in UTC (`2026-11-25T13:51:37Z`), the form the
 /// engines write; `None` outside years 0-9999.
 pub fn format_rfc3339(unix: i64) -> Option<String> {

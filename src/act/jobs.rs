@@ -201,15 +201,6 @@ fn over(job: &Job, ours: &Job, proc_root: &Path, now: i64) -> Option<i64> {
     dead.then_some(now)
 }
 
-/// The clock, in seconds since the epoch.
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .unwrap_or(0)
-}
-
 /// The registry's directory, made and proven, with a way to write an entry.
 pub struct Registry(PathBuf);
 
@@ -235,7 +226,10 @@ impl Registry {
     /// theirs), and forgets those no job still running needs (one that started before
     /// such a job ended may yet meet its leftovers).
     pub fn prepare(&self, job: &mut Job, proc_root: &Path) {
-        let now = job.registered.unwrap_or_else(now);
+        // Without a clock nothing is judged over or stale: every registration stays.
+        let Some(now) = job.registered.or_else(crate::time::now) else {
+            return;
+        };
         let others = registered(&self.0, &job.id);
         let mut ended = Vec::new();
         let mut running = Vec::new();
@@ -271,8 +265,12 @@ impl Registry {
     /// Marks `job` ended at `now`: its cleanup is done. The entry stays while a job that
     /// started before it ended still runs.
     pub fn end(&self, job: &Job, now: Option<i64>) {
+        // Without a clock its end is not known: it keeps claiming, which is the safe side.
+        let Some(end) = now.or_else(crate::time::now) else {
+            return;
+        };
         let mut ended = job.clone();
-        ended.ended = Some(now.unwrap_or_else(self::now));
+        ended.ended = Some(end);
         ended.over_before.clear();
         let _ = self.write(&ended);
     }
